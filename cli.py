@@ -1,0 +1,181 @@
+"""graphnas command line: parse, validate, call the packages, print.
+
+    graphnas search [--space tiny] [--dataset synthetic] [--trials 20] ...
+    graphnas ops [--json]
+    graphnas spaces [--json] | graphnas spaces validate FILE
+"""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Architecture search for graph neural networks and graph transformers.")
+spaces_app = typer.Typer(help="List the preset search spaces, or validate a space file.")
+app.add_typer(spaces_app, name="spaces")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def search(
+    space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: tiny]."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name [default: synthetic]."),
+    strategy: Optional[str] = typer.Option(None, help="tpe | random | nsga2 [default: tpe]."),
+    objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency "
+                                             "[default: metric,flops]."),
+    trials: Optional[int] = typer.Option(None, help="Trial budget, counting finished trials of a resumed run [default: 20]."),
+    timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per trial [default: 200]."),
+    patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs [default: 50]."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the sampler and of every training run [default: 0]."),
+    metric: Optional[str] = typer.Option(None, help="Override the dataset's metric (accuracy, macro_f1)."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N [default: auto]."),
+    run_dir: Optional[Path] = typer.Option(None, help="Run directory [default: runs/<space>-<dataset>-<time>]."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL [default: sqlite:///<run-dir>/study.db]."),
+    resume: bool = typer.Option(False, help="Continue the run in --run-dir from its storage."),
+    data_root: Optional[Path] = typer.Option(None, help="Dataset root (PyG layout) [default: $GRAPHNAS_DATA or the cache]."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings [default: $GRAPHNAS_CACHE or ~/.cache/graphnas]."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
+) -> None:
+    """Search a space on a dataset; write trials, the Pareto front and the best architecture."""
+    from pydantic import ValidationError
+
+    from evaluators import DatasetError, TrainConfig
+    from nas import Search, SearchConfig
+    from results.report import results_table
+    from results.store import RunStore
+    from search_spaces import SpaceError
+    from search_spaces.registry import UnknownNameError
+
+    given = {k: v for k, v in dict(space=space, dataset=dataset, strategy=strategy, objectives=objectives,
+                                     trials=trials, timeout=timeout, seed=seed, storage=storage,
+                                     data_root=str(data_root) if data_root else None,
+                                     cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
+    train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,
+                                     device=device).items() if v is not None}
+    try:
+        if resume:
+            if run_dir is None:
+                _fail("--resume needs --run-dir DIR")
+            stored = RunStore(run_dir, storage).read_config()
+            stored.pop("space_source", None)
+            stored["train"] = {**stored.get("train", {}), **train}
+            config = SearchConfig.model_validate({**stored, **given, "run_dir": str(run_dir)})
+        else:
+            config = SearchConfig(**given, run_dir=str(run_dir) if run_dir else None,
+                                  train=TrainConfig(**train))
+        runner = Search(config, resume=resume)
+    except (SpaceError, DatasetError, UnknownNameError, FileNotFoundError, ValidationError, ValueError) as err:
+        _fail(str(err))
+        return
+
+    if not quiet:
+        console.print(f"[bold]graphnas search[/]: space [cyan]{runner.space.name}[/] "
+                      f"({runner.space.size():,} architectures), dataset [cyan]{config.dataset}[/], "
+                      f"strategy {config.strategy}, objectives {config.objectives}, run dir {runner.run_dir}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study = _run_with_progress(runner, config.trials, quiet)
+    except (SpaceError, DatasetError, UnknownNameError, ValueError) as err:
+        _fail(str(err))
+        return
+    outputs = runner.store.write_outputs(study, plots=False)
+    if not quiet:
+        metric_name = study.user_attrs.get("metric", "metric")
+        console.print(results_table(outputs.frame, outputs.front, metric_name))
+        console.print(f"Pareto front: {len(outputs.front)} trials. Files in [bold]{runner.run_dir}[/]: "
+                      "trials.csv, pareto.json, pareto.png, best_arch.json, summary.md")
+
+
+def _run_with_progress(runner, total: int, quiet: bool):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if quiet:
+        return runner.run()
+    columns = [TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("best {task.fields[best]}  Pareto {task.fields[pareto]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("search", total=total, best="-", pareto=0)
+
+        def observe(p) -> None:
+            best = f"{p.best_value:.4f}" if p.best_value is not None else "-"
+            bar.update(task, completed=p.done, best=best, pareto=p.pareto_size)
+
+        return runner.run(observe)
+
+
+@app.command()
+def ops(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List every registered operator by kind, with a one-line description."""
+    from search_spaces import REGISTRIES
+
+    listing = {kind: {e.name: e.description for e in reg} for kind, reg in REGISTRIES.items()}
+    if as_json:
+        typer.echo(json.dumps(listing, indent=2))
+        return
+    for kind, entries in listing.items():
+        table = Table(title=f"{kind} ({len(entries)})", title_justify="left")
+        table.add_column("name", style="cyan")
+        table.add_column("description")
+        for name, desc in entries.items():
+            table.add_row(name, desc)
+        console.print(table)
+
+
+@spaces_app.callback(invoke_without_command=True)
+def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the preset spaces with their sizes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from search_spaces import SearchSpace, preset_names
+
+    listing = []
+    for name in preset_names():
+        sp = SearchSpace.preset(name)
+        listing.append({"name": name, "size": sp.size(), "description": sp.spec.description})
+    if as_json:
+        typer.echo(json.dumps(listing, indent=2))
+        return
+    table = Table(title="Preset search spaces (size: distinct discrete architectures)")
+    for col in ("name", "size", "description"):
+        table.add_column(col, justify="right" if col == "size" else "left")
+    for row in listing:
+        table.add_row(row["name"], f"{row['size']:,}", row["description"])
+    console.print(table)
+
+
+@spaces_app.command("validate")
+def spaces_validate(file: Path = typer.Argument(..., help="Space YAML file.")) -> None:
+    """Check a space file; print its size or every problem with its field path."""
+    from search_spaces import SearchSpace, SpaceError
+
+    try:
+        sp = SearchSpace.from_yaml(file)
+    except SpaceError as err:
+        _fail(str(err))
+        return
+    console.print(f"{file}: valid space [cyan]{sp.name}[/] with {sp.size():,} architectures")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Datasets by name: where the files are, how they are split, what is precomputed.
+
+A data root is laid out as PyG's loaders expect (``Planetoid/Cora/raw/ind.cora.x``), as
+``../shared/datasets`` is. It comes from the ``data_root`` argument, else the
+``GRAPHNAS_DATA`` variable, else ``<cache>/data``. PyG writes ``processed/`` next to
+``raw/``; so that a read-only root (or a shared one) is never written to, raw files from
+any root other than the cache's own are copied into ``<cache>/prepared/<root-hash>/``
+first and processed there. Root runs as root in CI, so write permission cannot be trusted
+to tell a read-only folder.
+
+Encodings depend only on the graph: they are computed once per (dataset, encoding, k,
+graph hash) and cached in ``<cache>/encodings``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.utils import degree, stochastic_blockmodel_graph
+
+from search_spaces import DataInfo
+from search_spaces.operators import ENCODING
+from search_spaces.registry import Registry
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be found or loaded; the message says what was searched."""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Index tensors into nodes (node tasks) or graphs (graph tasks)."""
+
+    train: Tensor
+    val: Tensor
+    test: Tensor
+
+
+@dataclass(frozen=True)
+class DatasetBundle:
+    """A loaded dataset: the graph, what the model needs to know, splits and metric."""
+
+    name: str
+    data: Data
+    info: DataInfo
+    splits: Splits
+    metric: str = "accuracy"
+    encodings: dict[str, int] = field(default_factory=dict)  # name -> precomputed k
+
+
+Loader = Callable[[Path, Path], tuple[Data, Splits]]
+DATASETS: Registry[Loader] = Registry("dataset")
+
+
+# --- roots and caches -------------------------------------------------------------------
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GRAPHNAS_CACHE") or Path.home() / ".cache" / "graphnas")
+
+
+def resolve_data_root(data_root: Optional[str | Path], cache_dir: Path) -> Path:
+    if data_root:
+        return Path(data_root).expanduser().resolve()
+    if os.environ.get("GRAPHNAS_DATA"):
+        return Path(os.environ["GRAPHNAS_DATA"]).expanduser().resolve()
+    return (cache_dir / "data").resolve()
+
+
+def working_root(root: Path, cache_dir: Path, subdir: str) -> Path:
+    """Where PyG may write for ``root/subdir``: the root itself if it is the cache's own,
+    else a copy of its raw files under the cache."""
+    own = (cache_dir / "data").resolve()
+    if root == own:
+        return root
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:10]
+    work = cache_dir / "prepared" / key
+    src, dst = root / subdir / "raw", work / subdir / "raw"
+    if src.is_dir() and not dst.is_dir():
+        shutil.copytree(src, dst)
+    return work
+
+
+# --- loaders ----------------------------------------------------------------------------
+
+def _planetoid(name: str) -> Loader:
+    def load(root: Path, cache_dir: Path) -> tuple[Data, Splits]:
+        from torch_geometric.datasets import Planetoid
+
+        raw = root / "Planetoid" / name / "raw"
+        own_root = root == (cache_dir / "data").resolve()
+        if not raw.is_dir() and not own_root:
+            raise DatasetError(f"dataset {name.lower()!r}: raw files not found in {raw} (data root {root}); "
+                               f"expected Planetoid/{name}/raw/ind.{name.lower()}.* as PyG lays them out. "
+                               f"Known datasets: {', '.join(DATASETS.names())}")
+        work = working_root(root, cache_dir, f"Planetoid/{name}")
+        try:
+            data = Planetoid(str(work / "Planetoid"), name=name)[0]
+        except Exception as err:  # PyG downloads missing files; offline that fails
+            raise DatasetError(f"dataset {name.lower()!r}: could not load from {raw}: {err}") from err
+        idx = torch.arange(data.num_nodes)
+        splits = Splits(idx[data.train_mask], idx[data.val_mask], idx[data.test_mask])
+        return Data(x=data.x, edge_index=data.edge_index, y=data.y), splits
+
+    return load
+
+
+for _name in ("Cora", "CiteSeer", "PubMed"):
+    DATASETS.register(_name.lower(), f"Planetoid {_name}, public split (PyG)")(_planetoid(_name))
+
+
+@DATASETS.register("synthetic", "Embedded contextual SBM: 600 nodes, 5 classes, noisy features "
+                   "(no download; an MLP reaches ~0.46 test accuracy, a 2-layer GCN ~0.88)")
+def synthetic(root: Path, cache_dir: Path) -> tuple[Data, Splits]:
+    return contextual_sbm()
+
+
+def contextual_sbm(num_nodes: int = 600, num_classes: int = 5, avg_degree: float = 8.0,
+                   homophily: float = 0.75, num_features: int = 32, signal: float = 0.25,
+                   seed: int = 0) -> tuple[Data, Splits]:
+    """A contextual stochastic block model (Deshpande et al. 2018), generated in-process.
+
+    Features are a class centroid scaled by ``signal`` plus unit noise: too noisy for a
+    per-node MLP, while averaging over homophilous neighbours recovers the class. Split
+    20/20/60 (train/val/test), seeded.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    y = (torch.arange(num_nodes) % num_classes)[torch.randperm(num_nodes, generator=gen)]
+    sizes = [int((y == k).sum()) for k in range(num_classes)]
+    block = num_nodes / num_classes
+    probs = torch.full((num_classes, num_classes), avg_degree * (1 - homophily) / (num_nodes - block))
+    probs.fill_diagonal_(avg_degree * homophily / block)
+    with torch.random.fork_rng():  # PyG's generator draws from the global RNG
+        torch.manual_seed(seed)
+        edge_index = stochastic_blockmodel_graph(sizes, probs, directed=False)
+    edge_index = torch.argsort(y, stable=True)[edge_index]  # block order -> node ids
+    centroids = torch.randn(num_classes, num_features, generator=gen)
+    x = signal * centroids[y] + torch.randn(num_nodes, num_features, generator=gen)
+    perm = torch.randperm(num_nodes, generator=gen)
+    n_train, n_val = int(0.2 * num_nodes), int(0.2 * num_nodes)
+    splits = Splits(perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:])
+    return Data(x=x, edge_index=edge_index, y=y), splits
+
+
+# --- the entry point --------------------------------------------------------------------
+
+def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: Optional[Path] = None,
+                 encodings: Optional[dict[str, int]] = None) -> DatasetBundle:
+    """Load ``name`` and precompute ``encodings`` (``{encoding: k}``), cached on disk."""
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    root = resolve_data_root(data_root, cache_dir)
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())} "
+                           f"(data root searched: {root})")
+    data, splits = DATASETS.get(name)(root, cache_dir)
+    info = DataInfo(task="node_classification", num_features=data.num_features,
+                    num_outputs=int(data.y.max()) + 1, edge_dim=None, deg=degree_histogram(data))
+    bundle = DatasetBundle(name, data, info, splits)
+    return add_encodings(bundle, encodings or {}, cache_dir)
+
+
+def degree_histogram(data: Data) -> tuple[int, ...]:
+    deg = degree(data.edge_index[1], data.num_nodes, dtype=torch.long)
+    return tuple(int(v) for v in torch.bincount(deg))
+
+
+def add_encodings(bundle: DatasetBundle, encodings: dict[str, int], cache_dir: Path) -> DatasetBundle:
+    """Attach each encoding as ``data.<attr>`` of width ``k``, computed once and cached."""
+    data = bundle.data.clone()
+    done = dict(bundle.encodings)
+    for name, k in sorted(encodings.items()):
+        if name == "none":
+            continue
+        enc = ENCODING.get(name)
+        setattr(data, enc.attr, cached_encoding(bundle.name, data, name, k, cache_dir))
+        done[name] = k
+    return replace(bundle, data=data, encodings=done)
+
+
+def graph_hash(data: Data) -> str:
+    h = hashlib.sha256(str(data.num_nodes).encode())
+    h.update(data.edge_index.cpu().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def cached_encoding(dataset: str, data: Data, name: str, k: int, cache_dir: Path) -> Tensor:
+    path = Path(cache_dir) / "encodings" / f"{dataset}-{name}-k{k}-{graph_hash(data)}.pt"
+    if path.is_file():
+        return torch.load(path)
+    pe = ENCODING.get(name).compute(data, k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(pe, tmp)
+    tmp.replace(path)  # atomic: parallel workers never read a half-written file
+    return pe

@@ -1,0 +1,27 @@
+"""Black-box strategies: each name builds an Optuna sampler."""
+from __future__ import annotations
+
+from typing import Callable
+
+import optuna
+
+from search_spaces.registry import Registry
+
+SamplerFactory = Callable[[int, int], optuna.samplers.BaseSampler]  # (seed, n_objectives) -> sampler
+STRATEGIES: Registry[SamplerFactory] = Registry("strategy")
+
+
+@STRATEGIES.register("tpe", "Tree-structured Parzen estimator (multi-objective MOTPE when several objectives)")
+def tpe(seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+    # constant_liar keeps parallel workers from proposing the same candidate
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, constant_liar=True)
+
+
+@STRATEGIES.register("random", "Uniform random sampling of the space")
+def random(seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@STRATEGIES.register("nsga2", "NSGA-II evolutionary multi-objective search")
+def nsga2(seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)

@@ -1,0 +1,95 @@
+"""What a person reads: the Pareto plot, summary.md and the terminal table."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+from rich.table import Table
+
+from results.pareto import ParetoFront
+
+
+def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str) -> None:
+    """Validation metric versus FLOPs (log scale); the front highlighted, the rest grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    done = frame[frame["state"] == "COMPLETE"]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.scatter(done["flops"], done["val_metric"], c="#bbbbbb", s=18, label="dominated trials")
+    if len(front):
+        pts = front.trials.sort_values("flops")
+        ax.step(pts["flops"], pts["val_metric"], where="post", c="#d62728", lw=1)
+        ax.scatter(pts["flops"], pts["val_metric"], c="#d62728", s=28, label="Pareto front", zorder=3)
+    if len(done) and (done["flops"] > 0).all():
+        ax.set_xscale("log")
+    ax.set_xlabel("forward FLOPs")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(f"{len(done)} completed trials, {len(front)} on the front")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt_flops(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    value = float(value)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:.0f}"
+
+
+def _arch_summary(row: pd.Series) -> str:
+    depth = int(row.get("num_layers", 0) or 0)
+    ops = []
+    for i in range(depth):
+        att = row.get(f"layer{i}.attention", "none")
+        ops.append(str(row.get(f"layer{i}.mpnn")) + ("" if att == "none" else f"+{att}"))
+    return f"{row.get('hidden_dim')}d " + " > ".join(ops)
+
+
+def results_table(frame: pd.DataFrame, front: ParetoFront, metric: str, top: int = 10) -> Table:
+    """The best ``top`` completed trials by validation metric, front members starred."""
+    table = Table(title=f"Top trials by validation {metric} (* = on the Pareto front)")
+    for col in ("trial", "val", "test", "FLOPs", "params", "architecture"):
+        table.add_column(col, justify="left" if col == "architecture" else "right")
+    done = frame[frame["state"] == "COMPLETE"].sort_values(["val_metric", "flops"], ascending=[False, True])
+    on_front = set(front.trials["trial"]) if len(front) else set()
+    for _, row in done.head(top).iterrows():
+        star = "*" if row["trial"] in on_front else ""
+        table.add_row(f"{row['trial']}{star}", f"{row['val_metric']:.4f}", f"{row['test_metric']:.4f}",
+                      _fmt_flops(row["flops"]), f"{int(row['params']):,}", _arch_summary(row))
+    return table
+
+
+def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Optional[pd.Series],
+                  metric: str, config: dict) -> None:
+    states = frame["state"].value_counts().to_dict() if len(frame) else {}
+    lines = [f"# graphnas run: space `{config.get('space', '?')}` on `{config.get('dataset', '?')}`", "",
+             f"- strategy: {config.get('strategy', '?')}, objectives: {config.get('objectives', '?')}, "
+             f"seed: {config.get('seed', '?')}",
+             "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())), ""]
+    if best is not None:
+        lines += ["## Best architecture (selected on validation; test only reported)", "",
+                  f"trial {int(best['trial'])}: validation {metric} {best['val_metric']:.4f}, "
+                  f"test {metric} {best['test_metric']:.4f}, {_fmt_flops(best['flops'])} FLOPs, "
+                  f"{int(best['params']):,} parameters: {_arch_summary(best)}", ""]
+    lines += ["## Pareto front (validation metric versus FLOPs)", "",
+              f"| trial | val {metric} | test {metric} | FLOPs | params | architecture |",
+              "|---:|---:|---:|---:|---:|---|"]
+    for _, row in front.trials.iterrows():
+        lines.append(f"| {int(row['trial'])} | {row['val_metric']:.4f} | {row['test_metric']:.4f} | "
+                     f"{_fmt_flops(row['flops'])} | {int(row['params']):,} | {_arch_summary(row)} |")
+    failed = frame[frame["state"] == "FAIL"] if len(frame) else frame
+    if len(failed):
+        lines += ["", "## Failed trials", ""]
+        lines += [f"- trial {int(r['trial'])}: {r.get('error') or 'no error recorded'}" for _, r in failed.iterrows()]
+    path.write_text("\n".join(lines) + "\n")

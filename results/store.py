@@ -1,0 +1,149 @@
+"""The run store: an Optuna study (the record of every trial) plus the run directory.
+
+Run directory::
+
+    config.yaml      the fully resolved settings of the run
+    study.db         Optuna storage (SQLite unless --storage gives another URL)
+    trials.csv       one row per trial, choices flattened
+    pareto.json      non-dominated trials (accuracy versus FLOPs at least)
+    pareto.png       the front, dominated trials greyed
+    best_arch.json   the architecture of the best trial
+    summary.md       what a person reads first
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from evaluators.result import TrialResult
+from results.objectives import Objective
+from results.pareto import ParetoFront, front_objectives
+from search_spaces import Architecture
+
+BASE_COLUMNS = ["trial", "state", "val_metric", "test_metric", "flops", "params", "latency_ms",
+                "train_time_s", "arch_id", "arch_json"]
+
+
+class RunStore:
+    """Owns one run directory and its study."""
+
+    def __init__(self, run_dir: str | Path, storage: Optional[str] = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.storage = storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+
+    # --- config -------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.run_dir / "config.yaml"
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.config_path.is_file():
+            raise FileNotFoundError(f"{self.config_path}: no config.yaml; is {self.run_dir} a graphnas run directory?")
+        return yaml.safe_load(self.config_path.read_text())
+
+    # --- study --------------------------------------------------------------------------
+    def create_study(self, name: str, objectives: list[Objective], sampler: optuna.samplers.BaseSampler,
+                     metric: str) -> optuna.Study:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        study = optuna.create_study(storage=self.storage, study_name=name, sampler=sampler,
+                                    directions=[o.direction for o in objectives])
+        study.set_metric_names([f"val_{metric}" if o.name == "metric" else o.name for o in objectives])
+        study.set_user_attr("objectives", [o.__dict__ for o in objectives])
+        study.set_user_attr("metric", metric)
+        return study
+
+    def load_study(self, name: str, sampler: Optional[optuna.samplers.BaseSampler] = None) -> optuna.Study:
+        study = optuna.load_study(study_name=name, storage=self.storage, sampler=sampler)
+        self.fail_stale_trials(study)
+        return study
+
+    @staticmethod
+    def fail_stale_trials(study: optuna.Study) -> int:
+        """Trials left RUNNING by a killed process become FAIL (they will never finish)."""
+        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for t in stale:
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        return len(stale)
+
+    @staticmethod
+    def objectives_of(study: optuna.Study) -> list[Objective]:
+        return [Objective(**o) for o in study.user_attrs["objectives"]]
+
+    # --- records ------------------------------------------------------------------------
+    @staticmethod
+    def record(trial: optuna.Trial, result: TrialResult) -> None:
+        for key, value in result.to_attrs().items():
+            trial.set_user_attr(key, value)
+
+    @staticmethod
+    def trials_frame(study: optuna.Study) -> pd.DataFrame:
+        """One row per trial: base columns, then every flattened choice (``layer{i}.mpnn``)."""
+        rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return pd.DataFrame(columns=BASE_COLUMNS)
+        extra = [c for c in frame.columns if c not in BASE_COLUMNS]
+        return frame[BASE_COLUMNS + extra]
+
+    # --- outputs ------------------------------------------------------------------------
+    def write_outputs(self, study: optuna.Study, plots: bool = True) -> "RunOutputs":
+        from results.report import plot_pareto, write_summary  # matplotlib only when needed
+
+        objectives = self.objectives_of(study)
+        frame = self.trials_frame(study)
+        frame.to_csv(self.run_dir / "trials.csv", index=False)
+        front = ParetoFront.of(frame, front_objectives(objectives))
+        (self.run_dir / "pareto.json").write_text(json.dumps({
+            "objectives": [o.__dict__ for o in front.objectives],
+            "trials": front.to_records()}, indent=2))
+        best = best_row(frame, objectives)
+        if best is not None:
+            (self.run_dir / "best_arch.json").write_text(json.dumps({
+                "trial": int(best["trial"]), "val_metric": float(best["val_metric"]),
+                "test_metric": float(best["test_metric"]), "flops": int(best["flops"]),
+                "architecture": json.loads(best["arch_json"])}, indent=2))
+        if plots:
+            plot_pareto(frame, front, self.run_dir / "pareto.png", study.user_attrs.get("metric", "metric"))
+            write_summary(self.run_dir / "summary.md", frame, front, best, study.user_attrs.get("metric", "metric"),
+                          self.read_config() if self.config_path.is_file() else {})
+        return RunOutputs(frame, front, best)
+
+
+class RunOutputs:
+    def __init__(self, frame: pd.DataFrame, front: ParetoFront, best: Optional[pd.Series]) -> None:
+        self.frame, self.front, self.best = frame, front, best
+
+
+def trial_row(trial: FrozenTrial) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
+    for key in BASE_COLUMNS[2:]:
+        row[key] = attrs.get(key, math.nan)
+    row["error"] = attrs.get("error", "")
+    if attrs.get("arch_json"):
+        row.update(Architecture.from_json(attrs["arch_json"]).flat())
+    return row
+
+
+def best_row(frame: pd.DataFrame, objectives: list[Objective]) -> Optional[pd.Series]:
+    """Best completed trial by validation metric; ties go to fewer FLOPs, then the earlier trial."""
+    done = frame[frame["state"] == "COMPLETE"]
+    if done.empty:
+        return None
+    metric = next((o for o in objectives if o.name == "metric"), None)
+    ascending = metric is not None and metric.direction == "minimize"
+    if metric is None:  # cost-only search: the cheapest
+        first = objectives[0]
+        return done.sort_values([first.column, "trial"]).iloc[0]
+    return done.sort_values(["val_metric", "flops", "trial"], ascending=[ascending, True, True]).iloc[0]

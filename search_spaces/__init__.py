@@ -1,0 +1,13 @@
+"""The vocabulary and the grammar of graph architectures.
+
+Operator registries, the space schema, :class:`SearchSpace`, :class:`Architecture`
+(the export format) and :func:`build_model`. Knows nothing of search, training or storage.
+"""
+from search_spaces.architecture import Architecture, LayerArch
+from search_spaces.builder import DataInfo, GraphModel, build_model, model_inputs
+from search_spaces.operators import REGISTRIES, OpContext
+from search_spaces.schema import SpaceError, SpaceSpec
+from search_spaces.space import SearchSpace, preset_names
+
+__all__ = ["Architecture", "DataInfo", "GraphModel", "LayerArch", "OpContext", "REGISTRIES",
+           "SearchSpace", "SpaceError", "SpaceSpec", "build_model", "model_inputs", "preset_names"]

@@ -1,0 +1,86 @@
+"""``Architecture``: one fully resolved point of a search space, and the export format."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class LayerArch(BaseModel):
+    """The choices of one layer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mpnn: str
+    attention: str = "none"
+    heads: int = 1
+    norm: str = "batch"
+    ffn: bool = False
+
+
+class Architecture(BaseModel):
+    """Every value chosen, per layer; immutable, JSON round-trips, hashes stably.
+
+    ``links`` is ``None`` for a GraphGPS-style stack; for a NAS-Bench-Graph cell it says
+    which earlier node (0 = the input) feeds each layer, and the outputs of the layers
+    that feed no other are summed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    space: str
+    space_version: int = 1
+    hidden_dim: int
+    num_layers: int
+    dropout: float
+    lr: float
+    weight_decay: float
+    encoding: str = "none"
+    encoding_dim: int = 8
+    pooling: str = "mean"
+    links: Optional[tuple[int, ...]] = None
+    layers: tuple[LayerArch, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Architecture":
+        if len(self.layers) != self.num_layers:
+            raise ValueError(f"num_layers={self.num_layers} but {len(self.layers)} layers are given")
+        if self.links is not None:
+            if len(self.links) != self.num_layers:
+                raise ValueError(f"links has {len(self.links)} entries, num_layers is {self.num_layers}")
+            for i, j in enumerate(self.links):
+                if not 0 <= j <= i:
+                    raise ValueError(f"links[{i}]={j}: a layer can only read the input (0) or an earlier layer")
+        return self
+
+    def to_json(self, **kwargs: Any) -> str:
+        return self.model_dump_json(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Architecture":
+        return cls.model_validate_json(text)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Architecture":
+        """Read an architecture file; an export file with an ``architecture`` key also works."""
+        data = json.loads(Path(path).read_text())
+        return cls.model_validate(data.get("architecture", data))
+
+    @property
+    def arch_id(self) -> str:
+        """Stable 12-hex-digit id: a hash of the canonical JSON of every choice."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def flat(self) -> dict[str, Any]:
+        """Choices as one flat dict: globals by name, per-layer ones as ``layer{i}.{field}``."""
+        out = self.model_dump(mode="json", exclude={"layers", "space", "space_version"})
+        if out["links"] is not None:
+            out["links"] = "-".join(map(str, out["links"]))
+        for i, layer in enumerate(self.layers):
+            for field, value in layer.model_dump().items():
+                out[f"layer{i}.{field}"] = value
+        return out

@@ -1,0 +1,178 @@
+"""``build_model(arch, data_info)``: turn an :class:`Architecture` into an ``nn.Module``.
+
+Two bodies share one encoder and one head:
+
+* a GraphGPS-style stack (Rampasek et al. 2022): per layer, a local MPNN branch and an
+  optional global attention branch, each with residual and norm, summed, then an optional
+  FFN. Written here rather than with PyG's ``GPSConv`` because GPSConv's attention is
+  fixed to its own two forms and cannot take our registered attention operators.
+* a NAS-Bench-Graph cell when ``arch.links`` is set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from search_spaces.architecture import Architecture, LayerArch
+from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+
+TASKS = ("node_classification", "graph_classification", "graph_regression")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the model must know about the data.
+
+    Attributes:
+        task: one of ``TASKS``.
+        num_features: node feature width.
+        num_outputs: classes (classification) or targets (regression).
+        edge_dim: edge feature width, ``None`` without edge features.
+        deg: in-degree histogram of the training graphs (``deg[i]`` nodes of degree ``i``).
+    """
+
+    task: str
+    num_features: int
+    num_outputs: int
+    edge_dim: Optional[int] = None
+    deg: tuple[int, ...] = (0, 1)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+
+    @property
+    def graph_level(self) -> bool:
+        return self.task != "node_classification"
+
+
+class GPSLayer(nn.Module):
+    """One stack layer. Shapes: ``h [N, C]`` -> ``[N, C]``."""
+
+    def __init__(self, layer: LayerArch, channels: int, dropout: float, edge_dim: Optional[int],
+                 deg: Tensor) -> None:
+        super().__init__()
+        ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=dropout)
+        self.local = MPNN.get(layer.mpnn)(ctx)
+        self.local_norm = NORM.get(layer.norm)(channels)
+        self.attn = None if layer.attention == "none" else ATTENTION.get(layer.attention)(ctx)
+        self.attn_norm = NORM.get(layer.norm)(channels) if self.attn is not None else None
+        self.ffn = (nn.Sequential(nn.Linear(channels, 2 * channels), nn.ReLU(), nn.Dropout(dropout),
+                                  nn.Linear(2 * channels, channels)) if layer.ffn else None)
+        self.ffn_norm = NORM.get(layer.norm)(channels) if layer.ffn else None
+        self.dropout = dropout
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
+                batch: Optional[Tensor]) -> Tensor:
+        local = F.relu(self.local(h, edge_index, edge_attr, batch))
+        out = self.local_norm(h + F.dropout(local, self.dropout, self.training), batch)
+        if self.attn is not None:
+            glob = self.attn(h, edge_index, edge_attr, batch)
+            out = out + self.attn_norm(h + F.dropout(glob, self.dropout, self.training), batch)
+        if self.ffn is not None:
+            out = self.ffn_norm(out + F.dropout(self.ffn(out), self.dropout, self.training), batch)
+        return out
+
+
+class LayerStack(nn.Module):
+    def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(GPSLayer(layer, arch.hidden_dim, arch.dropout, edge_dim, deg)
+                                    for layer in arch.layers)
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
+                batch: Optional[Tensor]) -> Tensor:
+        for layer in self.layers:
+            h = layer(h, edge_index, edge_attr, batch)
+        return h
+
+
+class Cell(nn.Module):
+    """NAS-Bench-Graph cell: node ``i`` applies its operator to node ``links[i]``'s output
+    (0 = the cell input); outputs of nodes that feed no other node are summed."""
+
+    def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor) -> None:
+        super().__init__()
+        assert arch.links is not None
+        self.links = arch.links
+        self.leaves = [i + 1 for i in range(arch.num_layers) if (i + 1) not in arch.links]
+        self.ops = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for layer in arch.layers:
+            ctx = OpContext(arch.hidden_dim, layer.heads, edge_dim, deg, arch.dropout)
+            self.ops.append(MPNN.get(layer.mpnn)(ctx))
+            self.norms.append(NORM.get(layer.norm)(arch.hidden_dim))
+        self.dropout = arch.dropout
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
+                batch: Optional[Tensor]) -> Tensor:
+        states = [h]
+        for op, norm, src in zip(self.ops, self.norms, self.links):
+            out = F.relu(norm(op(states[src], edge_index, edge_attr, batch), batch))
+            states.append(F.dropout(out, self.dropout, self.training))
+        return torch.stack([states[i] for i in self.leaves]).sum(0)
+
+
+class GraphModel(nn.Module):
+    """Encoder -> body (stack or cell) -> node or graph head.
+
+    ``forward(x [N, F], edge_index [2, E], edge_attr [E, D] | None, batch [N] | None,
+    pe [N, k] | None)`` returns ``[N, out]`` for node tasks and ``[B, out]`` for graph tasks.
+    """
+
+    def __init__(self, arch: Architecture, info: DataInfo) -> None:
+        super().__init__()
+        c = arch.hidden_dim
+        self.arch = arch
+        self.graph_level = info.graph_level
+        self.dropout = arch.dropout
+        self.input = nn.Linear(info.num_features, c)
+        self.encoding = None if arch.encoding == "none" else ENCODING.get(arch.encoding)(arch.encoding_dim, c)
+        self.edge_input = nn.Linear(info.edge_dim, c) if info.edge_dim else None
+        edge_dim = c if info.edge_dim else None
+        deg = torch.tensor(info.deg, dtype=torch.long)
+        self.body = (Cell if arch.links is not None else LayerStack)(arch, edge_dim, deg)
+        self.pool = POOLING.get(arch.pooling) if info.graph_level else None
+        self.head = (nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, info.num_outputs))
+                     if info.graph_level else nn.Linear(c, info.num_outputs))
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None, pe: Optional[Tensor] = None) -> Tensor:
+        h = self.input(F.dropout(x, self.dropout, self.training))
+        if self.encoding is not None:
+            if pe is None:
+                raise ValueError(f"architecture uses encoding {self.arch.encoding!r} but no pe was given")
+            h = h + self.encoding(pe)
+        e = self.edge_input(edge_attr) if self.edge_input is not None and edge_attr is not None else None
+        h = self.body(h, edge_index, e, batch)
+        if self.pool is not None:
+            if batch is None:
+                batch = h.new_zeros(h.size(0), dtype=torch.long)
+            h = self.pool(h, batch)
+        return self.head(h)
+
+
+def build_model(arch: Architecture, info: DataInfo) -> GraphModel:
+    """A freshly initialised model for ``arch`` on data described by ``info``."""
+    return GraphModel(arch, info)
+
+
+def model_inputs(data: Data, arch: Architecture) -> dict[str, Any]:
+    """Keyword arguments of ``GraphModel.forward`` taken from a PyG ``Data``/``Batch``."""
+    pe = None
+    if arch.encoding != "none":
+        attr = ENCODING.get(arch.encoding).attr
+        pe = getattr(data, attr, None)
+        if pe is None:
+            raise ValueError(f"data has no precomputed {attr!r} for encoding {arch.encoding!r}; "
+                             "load it through evaluators.datasets with the space's encodings")
+        if pe.size(1) < arch.encoding_dim:
+            raise ValueError(f"precomputed {attr!r} has {pe.size(1)} columns, architecture needs "
+                             f"encoding_dim={arch.encoding_dim}")
+    return {"x": data.x, "edge_index": data.edge_index, "edge_attr": getattr(data, "edge_attr", None),
+            "batch": getattr(data, "batch", None), "pe": pe}

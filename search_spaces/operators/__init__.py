@@ -1,0 +1,16 @@
+"""The operator vocabulary: one registry per kind, filled by the imports below.
+
+Every MPNN and attention primitive is an ``nn.Module`` built from an
+:class:`OpContext` with the forward signature
+``forward(x, edge_index, edge_attr=None, batch=None) -> Tensor`` mapping
+``[N, channels] -> [N, channels]``.
+"""
+from search_spaces.operators.base import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+from search_spaces.operators import mpnn as _mpnn  # noqa: F401  (fills MPNN)
+from search_spaces.operators import attention as _attention  # noqa: F401  (fills ATTENTION)
+from search_spaces.operators import encoding as _encoding  # noqa: F401  (fills ENCODING)
+from search_spaces.operators import norm as _norm  # noqa: F401  (fills NORM, POOLING)
+
+REGISTRIES = {"mpnn": MPNN, "attention": ATTENTION, "encoding": ENCODING, "norm": NORM, "pooling": POOLING}
+
+__all__ = ["ATTENTION", "ENCODING", "MPNN", "NORM", "POOLING", "REGISTRIES", "OpContext"]

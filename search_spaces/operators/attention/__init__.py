@@ -1,0 +1,3 @@
+"""Attention forms, one per file. Each maps node features ``[N, C] -> [N, C]`` and
+never lets nodes of different graphs (different ``batch`` ids) attend to each other."""
+from search_spaces.operators.attention import full, masked, none, performer  # noqa: F401

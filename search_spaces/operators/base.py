@@ -1,0 +1,39 @@
+"""Registries and the construction context shared by all primitives."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from search_spaces.registry import Registry
+
+
+@dataclass(frozen=True)
+class OpContext:
+    """What a primitive needs to know to build itself.
+
+    Attributes:
+        channels: node feature width in and out.
+        heads: attention heads (for multi-head operators).
+        edge_dim: width of ``edge_attr`` (already embedded to ``channels`` by the
+            model when the data has edge features), or ``None`` when there are none.
+        deg: in-degree histogram of the training graphs (PNA's scalers need it).
+        dropout: dropout inside attention weights.
+    """
+
+    channels: int
+    heads: int = 1
+    edge_dim: Optional[int] = None
+    deg: Optional[torch.Tensor] = None
+    dropout: float = 0.0
+
+
+OpFactory = Callable[[OpContext], nn.Module]
+
+MPNN: Registry[OpFactory] = Registry("mpnn")
+ATTENTION: Registry[OpFactory] = Registry("attention")
+ENCODING: Registry[type] = Registry("encoding")
+NORM: Registry[Callable[[int], nn.Module]] = Registry("norm")
+POOLING: Registry[Callable] = Registry("pooling")

@@ -1,0 +1,89 @@
+"""Positional and structural encodings.
+
+Each encoding has two halves: ``compute(data, k) -> Tensor [N, k]``, run once per
+dataset by the evaluators (and cached on disk, never per trial), and the module
+``Encoding(k, channels)`` that maps the first ``k`` columns to ``[N, channels]`` inside
+the model. Computing with the largest ``k`` of a space and slicing lets every trial
+share one precomputation.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.transforms import AddLaplacianEigenvectorPE, AddRandomWalkPE
+from torch_geometric.utils import degree
+
+from search_spaces.operators.base import ENCODING
+
+
+class Encoding(nn.Module):
+    """Linear map of a precomputed ``[N, k]`` encoding to ``[N, channels]``."""
+
+    attr: str = ""
+
+    def __init__(self, k: int, channels: int) -> None:
+        super().__init__()
+        self.k = k
+        self.lin = nn.Linear(k, channels)
+
+    def forward(self, pe: Tensor) -> Tensor:
+        return self.lin(pe[:, : self.k])
+
+    @staticmethod
+    def compute(data: Data, k: int) -> Tensor:
+        raise NotImplementedError
+
+
+@ENCODING.register("none", "No positional or structural encoding")
+class NoEncoding(Encoding):
+    attr = ""
+
+    @staticmethod
+    def compute(data: Data, k: int) -> Tensor:
+        return torch.zeros(data.num_nodes, 0)
+
+
+@ENCODING.register("lap_pe", "Laplacian eigenvectors (k smallest non-trivial), random sign flip in training")
+class LapPE(Encoding):
+    attr = "lap_pe"
+
+    def forward(self, pe: Tensor) -> Tensor:
+        pe = pe[:, : self.k]
+        if self.training:  # eigenvectors are defined up to sign: learn invariance to it
+            sign = torch.randint(0, 2, (1, self.k), device=pe.device).to(pe.dtype) * 2 - 1
+            pe = pe * sign
+        return self.lin(pe)
+
+    @staticmethod
+    def compute(data: Data, k: int) -> Tensor:
+        n = data.num_nodes
+        # PyG's transform needs k < N - 1; small graphs get fewer vectors, zero-padded to k.
+        k_eff = min(k, n - 2)
+        pe = torch.zeros(n, k)
+        if k_eff >= 1:
+            out = AddLaplacianEigenvectorPE(k_eff, attr_name="pe", is_undirected=True)(
+                Data(edge_index=data.edge_index, num_nodes=n))
+            pe[:, :k_eff] = out.pe.float()
+        return pe
+
+
+@ENCODING.register("rwse", "Random-walk structural encoding: return probabilities for 1..k steps")
+class RWSE(Encoding):
+    attr = "rwse"
+
+    @staticmethod
+    def compute(data: Data, k: int) -> Tensor:
+        out = AddRandomWalkPE(walk_length=k, attr_name="pe")(
+            Data(edge_index=data.edge_index, num_nodes=data.num_nodes))
+        return out.pe.float()
+
+
+@ENCODING.register("degree", "In-degree, one-hot with the last of k buckets for degree >= k-1")
+class DegreeEncoding(Encoding):
+    attr = "degree_enc"
+
+    @staticmethod
+    def compute(data: Data, k: int) -> Tensor:
+        deg = degree(data.edge_index[1], data.num_nodes).long().clamp(max=k - 1)
+        return torch.nn.functional.one_hot(deg, k).float()

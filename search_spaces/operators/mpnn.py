@@ -1,0 +1,147 @@
+"""Local message-passing operators: thin adapters over PyG's convolutions.
+
+Each adapter gives its PyG layer the common signature
+``forward(x, edge_index, edge_attr=None, batch=None)`` and decides once, in its
+constructor, whether the layer consumes edge features. Operators that take no
+edge features ignore ``edge_attr``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+from torch_geometric import nn as gnn
+
+from search_spaces.operators.base import MPNN, OpContext
+
+
+class _Conv(nn.Module):
+    """Wraps a PyG conv; ``uses_edge_attr`` says whether edge features are passed on."""
+
+    def __init__(self, conv: nn.Module, uses_edge_attr: bool = False) -> None:
+        super().__init__()
+        self.conv = conv
+        self.uses_edge_attr = uses_edge_attr
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None) -> Tensor:
+        if self.uses_edge_attr and edge_attr is not None:
+            return self.conv(x, edge_index, edge_attr)
+        return self.conv(x, edge_index)
+
+
+def _head_split(ctx: OpContext) -> tuple[int, bool]:
+    """Per-head width and concat flag so that heads * width == channels when possible."""
+    if ctx.channels % ctx.heads == 0:
+        return ctx.channels // ctx.heads, True
+    return ctx.channels, False  # heads averaged instead of concatenated
+
+
+def _mlp(c: int) -> nn.Module:
+    return gnn.MLP([c, c, c], norm=None)
+
+
+@MPNN.register("gcn", "GCNConv: symmetric-normalised graph convolution (Kipf & Welling 2017)")
+def gcn(ctx: OpContext) -> nn.Module:
+    return _Conv(gnn.GCNConv(ctx.channels, ctx.channels))
+
+
+@MPNN.register("gat", "GATConv: attention over neighbours, multi-head (Velickovic et al. 2018)")
+def gat(ctx: OpContext) -> nn.Module:
+    width, concat = _head_split(ctx)
+    conv = gnn.GATConv(ctx.channels, width, heads=ctx.heads, concat=concat, edge_dim=ctx.edge_dim)
+    return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
+
+
+@MPNN.register("gatv2", "GATv2Conv: dynamic neighbour attention (Brody et al. 2022)")
+def gatv2(ctx: OpContext) -> nn.Module:
+    width, concat = _head_split(ctx)
+    conv = gnn.GATv2Conv(ctx.channels, width, heads=ctx.heads, concat=concat, edge_dim=ctx.edge_dim)
+    return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
+
+
+@MPNN.register("gin", "GINConv: sum aggregation + MLP, WL-expressive (Xu et al. 2019)")
+def gin(ctx: OpContext) -> nn.Module:
+    return _Conv(gnn.GINConv(_mlp(ctx.channels), train_eps=True))
+
+
+class _GINE(nn.Module):
+    """GINEConv; without edge features it uses one learned edge embedding for every edge,
+    because GINEConv itself requires ``edge_attr``."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__()
+        self.conv = gnn.GINEConv(_mlp(ctx.channels), train_eps=True, edge_dim=ctx.edge_dim)
+        self.default_edge = None if ctx.edge_dim else nn.Parameter(torch.zeros(ctx.channels))
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None) -> Tensor:
+        if self.default_edge is not None:
+            edge_attr = self.default_edge.expand(edge_index.size(1), -1)
+        return self.conv(x, edge_index, edge_attr)
+
+
+@MPNN.register("gine", "GINEConv: GIN with edge features added to messages (Hu et al. 2020)")
+def gine(ctx: OpContext) -> nn.Module:
+    return _GINE(ctx)
+
+
+@MPNN.register("sage", "SAGEConv: mean aggregation with a root weight (Hamilton et al. 2017)")
+def sage(ctx: OpContext) -> nn.Module:
+    return _Conv(gnn.SAGEConv(ctx.channels, ctx.channels))
+
+
+@MPNN.register("graphconv", "GraphConv: k-GNN sum aggregation with root weight (Morris et al. 2019)")
+def graphconv(ctx: OpContext) -> nn.Module:
+    return _Conv(gnn.GraphConv(ctx.channels, ctx.channels))
+
+
+@MPNN.register("cheb", "ChebConv: Chebyshev spectral filter, K=2 (Defferrard et al. 2016)")
+def cheb(ctx: OpContext) -> nn.Module:
+    return _Conv(gnn.ChebConv(ctx.channels, ctx.channels, K=2))
+
+
+@MPNN.register("arma", "ARMAConv: auto-regressive moving-average filter, 1 stack of depth 2 (Bianchi et al. 2021)")
+def arma(ctx: OpContext) -> nn.Module:
+    # depth 2: with depth 1 PyG keeps an unused weight tensor (no gradient, counted as a parameter)
+    return _Conv(gnn.ARMAConv(ctx.channels, ctx.channels, num_stacks=1, num_layers=2))
+
+
+@MPNN.register("pna", "PNAConv: mean/min/max/std aggregators with degree scalers (Corso et al. 2020)")
+def pna(ctx: OpContext) -> nn.Module:
+    deg = ctx.deg if ctx.deg is not None else torch.tensor([0, 1])
+    conv = gnn.PNAConv(ctx.channels, ctx.channels, aggregators=["mean", "min", "max", "std"],
+                       scalers=["identity", "amplification", "attenuation"], deg=deg,
+                       edge_dim=ctx.edge_dim, towers=1)
+    return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
+
+
+@MPNN.register("gatedgcn", "ResGatedGraphConv: edge-gated graph convolution (Bresson & Laurent 2017)")
+def gatedgcn(ctx: OpContext) -> nn.Module:
+    conv = gnn.ResGatedGraphConv(ctx.channels, ctx.channels, edge_dim=ctx.edge_dim)
+    return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
+
+
+@MPNN.register("mlp", "Linear layer on each node, no message passing (NAS-Bench-Graph's fc)")
+def mlp(ctx: OpContext) -> nn.Module:
+    return _Conv(_NodeLinear(ctx.channels))
+
+
+class _NodeLinear(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear(channels, channels)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.lin(x)
+
+
+class _Identity(nn.Module):
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return x
+
+
+@MPNN.register("skip", "Identity: passes node features through unchanged")
+def skip(ctx: OpContext) -> nn.Module:
+    return _Conv(_Identity())

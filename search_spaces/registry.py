@@ -1,0 +1,70 @@
+"""Named registries of operators, one per kind (mpnn, attention, encoding, norm, pooling).
+
+A registry maps a name to a factory plus a one-line description. Registries are
+filled by explicit imports in :mod:`search_spaces.operators`; registering a name
+twice or asking for an unknown name is an error that lists the valid names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """An unknown name was looked up; the message lists the registered names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    factory: T
+    description: str
+
+
+class Registry(Generic[T]):
+    """An explicit name -> factory map for one kind of primitive."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, description: str) -> Callable[[T], T]:
+        """Decorator: ``@MPNN.register("gcn", "Kipf & Welling graph convolution")``."""
+
+        def add(factory: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} operator {name!r} is already registered")
+            if not description:
+                raise ValueError(f"{self.kind} operator {name!r} needs a description")
+            self._entries[name] = Entry(name, factory, description)
+            return factory
+
+        return add
+
+    def get(self, name: str) -> T:
+        return self.entry(name).factory
+
+    def entry(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} operator {name!r}; registered: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(self._entries[n] for n in self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,348 @@
+"""The search-space file format, validated by pydantic.
+
+A space file has a name, global choices and per-layer choices. Every choice is one of
+
+* a list            ``mpnn: [gcn, gat]``                  -> :class:`Categorical`
+* an int range      ``num_layers: {low: 1, high: 4}``      -> :class:`IntRange`
+* a float range     ``lr: {low: 1e-4, high: 1e-1, log: true}`` -> :class:`FloatRange`
+* a fixed value     ``hidden_dim: 64``                     -> :class:`Fixed`
+
+Per-layer choices are drawn independently for every layer (depth-wise heterogeneity, as
+in DARTS-GT) unless tied: ``layers.tied: true`` ties them all, and a choice written as
+``{choices: [...], tied: true}`` ties one. Names of operators are checked against the
+registries after pydantic has checked the shape; every error names the file and the
+field path (``layers.mpnn[3]``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Callable, Optional, Union
+
+import numpy as np
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      ValidationError, model_validator)
+
+from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING
+
+
+class SpaceError(ValueError):
+    """A space file is invalid. ``problems`` is a list of ``(field_path, message)``."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Categorical(_Strict):
+    choices: list[Any] = Field(min_length=1)
+    tied: Optional[bool] = None
+
+    def values(self) -> list[Any]:
+        return list(self.choices)
+
+    def count(self) -> int:
+        return len(self.choices)
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.choices[int(rng.integers(len(self.choices)))]
+
+    def suggest(self, trial, name: str) -> Any:
+        keys = [_optuna_key(c) for c in self.choices]
+        key = trial.suggest_categorical(name, keys)
+        return self.choices[keys.index(key)]
+
+    def contains(self, value: Any) -> bool:
+        return any(_same(value, c) for c in self.choices)
+
+
+class IntRange(_Strict):
+    low: int
+    high: int
+    step: int = Field(default=1, ge=1)
+    log: bool = False
+    tied: Optional[bool] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "IntRange":
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step != 1:
+            raise ValueError("a log-scaled int range must have step 1")
+        return self
+
+    def values(self) -> list[int]:
+        return list(range(self.low, self.high + 1, self.step))
+
+    def count(self) -> int:
+        return (self.high - self.low) // self.step + 1
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.log:
+            value = math.floor(math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1))))
+            return int(min(max(value, self.low), self.high))
+        return int(self.low + self.step * rng.integers(self.count()))
+
+    def suggest(self, trial, name: str) -> int:
+        return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
+
+    def contains(self, value: Any) -> bool:
+        return (isinstance(value, int) and not isinstance(value, bool)
+                and self.low <= value <= self.high and (value - self.low) % self.step == 0)
+
+
+class FloatRange(_Strict):
+    low: float
+    high: float
+    log: bool = False
+    tied: Optional[bool] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "FloatRange":
+        _check_range(self.low, self.high, self.log)
+        return self
+
+    def values(self) -> list[float]:
+        return [self.low, self.high]
+
+    def count(self) -> None:
+        return None  # continuous: not counted in a space's size
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.log:
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+    def suggest(self, trial, name: str) -> float:
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+    def contains(self, value: Any) -> bool:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and self.low * (1 - 1e-9) <= value <= self.high * (1 + 1e-9))
+
+
+class Fixed(_Strict):
+    value: Any
+    tied: Optional[bool] = None
+
+    def values(self) -> list[Any]:
+        return [self.value]
+
+    def count(self) -> int:
+        return 1
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.value
+
+    def suggest(self, trial, name: str) -> Any:
+        return self.value
+
+    def contains(self, value: Any) -> bool:
+        return _same(value, self.value)
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if low > high:
+        raise ValueError(f"inverted range: low={low} is greater than high={high}")
+    if log and low <= 0:
+        raise ValueError(f"a log-scaled range needs low > 0, got low={low}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def _optuna_key(value: Any) -> Any:
+    """Optuna's categorical values must be scalars: lists (link patterns) become strings."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(str(v) for v in value)
+    return value
+
+
+def _normalise(raw: Any) -> Any:
+    if isinstance(raw, list):
+        return {"choices": raw}
+    if isinstance(raw, dict):
+        if not ({"choices", "low", "high", "value"} & raw.keys()):
+            raise ValueError("expected a list of choices, a range {low, high[, step, log]} or a "
+                             f"fixed value, got a mapping with keys {sorted(raw)}")
+        return raw
+    return {"value": raw}
+
+
+def _kind(raw: Any) -> str:
+    if "choices" in raw:
+        return "categorical"
+    if "low" in raw or "high" in raw:
+        ints = all(isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool) for k in ("low", "high"))
+        return "int_range" if ints else "float_range"
+    return "fixed"
+
+
+Choice = Annotated[
+    Union[Annotated[Categorical, Tag("categorical")], Annotated[IntRange, Tag("int_range")],
+          Annotated[FloatRange, Tag("float_range")], Annotated[Fixed, Tag("fixed")]],
+    Discriminator(_kind),
+    BeforeValidator(_normalise),
+]
+_TAGS = {"categorical", "int_range", "float_range", "fixed"}
+
+
+class GlobalChoices(_Strict):
+    """Choices that hold for the whole model (and its training)."""
+
+    hidden_dim: Choice = Fixed(value=64)
+    num_layers: Choice = Fixed(value=2)
+    dropout: Choice = Fixed(value=0.0)
+    lr: Choice = Fixed(value=0.01)
+    weight_decay: Choice = Fixed(value=0.0)
+    encoding: Choice = Fixed(value="none")
+    encoding_dim: Choice = Fixed(value=8)
+    pooling: Choice = Fixed(value="mean")
+    links: Choice = Fixed(value=None)  # a link pattern turns the stack into a NAS-Bench-Graph cell
+
+
+class LayerChoices(_Strict):
+    """Choices made per layer; ``tied`` is the default for every one of them."""
+
+    tied: bool = False
+    mpnn: Choice = Fixed(value="gcn")
+    attention: Choice = Fixed(value="none")
+    heads: Choice = Fixed(value=1)
+    norm: Choice = Fixed(value="batch")
+    ffn: Choice = Fixed(value=False)
+
+
+class SpaceSpec(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1)
+    version: int = 1
+    description: str = ""
+    global_: GlobalChoices = Field(default_factory=GlobalChoices, alias="global")
+    layers: LayerChoices = Field(default_factory=LayerChoices)
+
+
+GLOBAL_FIELDS = tuple(GlobalChoices.model_fields)
+LAYER_FIELDS = tuple(f for f in LayerChoices.model_fields if f != "tied")
+
+
+# --- value rules, checked after the shape: (what is expected, predicate) -------------------
+
+def _int_at_least(n: int) -> tuple[str, Callable[[Any], bool]]:
+    return f"an integer >= {n}", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= n
+
+
+def _number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+    def ok(v: Any) -> bool:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return False
+        return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    return f"a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}", ok
+
+
+def _name_in(registry):
+    return f"one of: {', '.join(registry.names())}", lambda v: isinstance(v, str) and v in registry
+
+
+def _links_ok(v: Any) -> bool:
+    if v is None:
+        return True
+    return (isinstance(v, (list, tuple)) and len(v) > 0
+            and all(isinstance(j, int) and 0 <= j <= i for i, j in enumerate(v)))
+
+
+RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
+    # field: (expected, predicate, may be a range)
+    "hidden_dim": (*_int_at_least(1), True),
+    "num_layers": (*_int_at_least(1), True),
+    "dropout": (*_number(0.0, 1.0, hi_open=True), True),
+    "lr": (*_number(0.0, math.inf, lo_open=True), True),
+    "weight_decay": (*_number(0.0, math.inf), True),
+    "encoding": (*_name_in(ENCODING), False),
+    "encoding_dim": (*_int_at_least(1), True),
+    "pooling": (*_name_in(POOLING), False),
+    "links": ("null or a list whose i-th entry is an earlier node in 0..i (0 = the input)",
+              _links_ok, False),
+    "mpnn": (*_name_in(MPNN), False),
+    "attention": (*_name_in(ATTENTION), False),
+    "heads": (*_int_at_least(1), True),
+    "norm": (*_name_in(NORM), False),
+    "ffn": ("true or false", lambda v: isinstance(v, bool), False),
+}
+
+
+def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
+    """Every problem with the values of a shape-valid spec, as ``(path, message)``."""
+    problems: list[tuple[str, str]] = []
+    sections = [("global", spec.global_, GLOBAL_FIELDS), ("layers", spec.layers, LAYER_FIELDS)]
+    for section, model, fields in sections:
+        for field in fields:
+            choice = getattr(model, field)
+            expected, ok, rangeable = RULES[field]
+            path = f"{section}.{field}"
+            if isinstance(choice, (IntRange, FloatRange)):
+                if not rangeable:
+                    problems.append((path, f"a range is not allowed here; expected a list of {expected}"))
+                    continue
+                for end in ("low", "high"):
+                    if not ok(getattr(choice, end)):
+                        problems.append((f"{path}.{end}", f"expected {expected}, got {getattr(choice, end)!r}"))
+            elif isinstance(choice, Categorical):
+                for i, value in enumerate(choice.choices):
+                    if not ok(value):
+                        problems.append((f"{path}[{i}]", f"expected {expected}, got {value!r}"))
+            elif not ok(choice.value):
+                problems.append((path, f"expected {expected}, got {choice.value!r}"))
+            if section == "global" and choice.tied is not None:
+                problems.append((f"{path}.tied", "only per-layer choices can be tied"))
+    patterns = [p for p in spec.global_.links.values() if p is not None]
+    if not problems and patterns:
+        depths = spec.global_.num_layers.values()
+        if any(len(p) != d for p in patterns for d in depths):
+            problems.append(("global.links", f"every link pattern must have num_layers entries; "
+                             f"pattern lengths {sorted({len(p) for p in patterns})}, "
+                             f"num_layers {sorted(set(depths))}"))
+    return problems
+
+
+def format_loc(loc: tuple) -> str:
+    """Pydantic location -> ``layers.mpnn[3]`` (union tags and the ``choices`` key dropped)."""
+    parts: list[str] = []
+    items = [p for p in loc if p not in _TAGS]
+    for i, part in enumerate(items):
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part == "choices" and i + 1 < len(items) and isinstance(items[i + 1], int):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts)
+
+
+def parse_spec(raw: Any, source: str) -> SpaceSpec:
+    """Validate a parsed YAML document; raise :class:`SpaceError` listing every problem."""
+    if not isinstance(raw, dict):
+        raise SpaceError(source, [("", f"expected a mapping at the top level, got {type(raw).__name__}")])
+    try:
+        spec = SpaceSpec.model_validate(raw)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                msg = "unknown field"
+            problems.append((format_loc(e["loc"]), msg))
+        raise SpaceError(source, problems) from None
+    problems = check_values(spec)
+    if problems:
+        raise SpaceError(source, problems)
+    return spec

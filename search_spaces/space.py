@@ -1,0 +1,132 @@
+"""``SearchSpace``: sample, suggest, test membership and count a validated space."""
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import yaml
+
+from search_spaces.architecture import Architecture, LayerArch
+from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, FloatRange, SpaceError, SpaceSpec,
+                                  parse_spec)
+
+PRESET_DIR = "presets"
+
+
+class _Picker(Protocol):
+    def __call__(self, name: str, choice: Any) -> Any: ...
+
+
+class SearchSpace:
+    """A validated space. ``source`` names the file (or preset) it came from."""
+
+    def __init__(self, spec: SpaceSpec, source: str = "<memory>") -> None:
+        self.spec = spec
+        self.source = source
+
+    # --- construction -----------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SearchSpace":
+        path = Path(path)
+        if not path.is_file():
+            raise SpaceError(str(path), [("", "space file not found")])
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise SpaceError(str(path), [("", f"not valid YAML: {err}")]) from None
+        return cls(parse_spec(raw, str(path)), str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "<memory>") -> "SearchSpace":
+        return cls(parse_spec(raw, source), source)
+
+    @classmethod
+    def preset(cls, name: str) -> "SearchSpace":
+        names = preset_names()
+        if name not in names:
+            raise SpaceError(name, [("", f"unknown preset; presets: {', '.join(names)}")])
+        text = resources.files("search_spaces").joinpath(PRESET_DIR, f"{name}.yaml").read_text()
+        return cls(parse_spec(yaml.safe_load(text), f"preset:{name}"), f"preset:{name}")
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "SearchSpace":
+        """A preset name, or a path to a YAML file."""
+        if str(name_or_path) in preset_names():
+            return cls.preset(str(name_or_path))
+        return cls.from_yaml(name_or_path)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # --- the four questions -------------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        return self._resolve(lambda name, choice: choice.sample(rng))
+
+    def suggest(self, trial) -> Architecture:
+        """Ask an Optuna trial for every choice (parameters named like ``Architecture.flat``)."""
+        return self._resolve(lambda name, choice: choice.suggest(trial, name))
+
+    def contains(self, arch: Architecture) -> bool:
+        g = self.spec.global_
+        if not all(getattr(g, f).contains(_plain(getattr(arch, f))) for f in GLOBAL_FIELDS):
+            return False
+        for field in LAYER_FIELDS:
+            choice = getattr(self.spec.layers, field)
+            values = [getattr(layer, field) for layer in arch.layers]
+            if not all(choice.contains(v) for v in values):
+                return False
+            if self._tied(field) and len(set(values)) > 1:
+                return False
+        return True
+
+    def size(self) -> int:
+        """Number of distinct discrete architectures; continuous (float range) choices
+        are not counted."""
+        g = self.spec.global_
+        fixed = math.prod(_count(getattr(g, f)) for f in GLOBAL_FIELDS if f != "num_layers")
+        tied = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if self._tied(f))
+        free = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if not self._tied(f))
+        return sum(fixed * tied * free ** depth for depth in g.num_layers.values())
+
+    def encodings(self) -> dict[str, int]:
+        """Encodings the space can choose, each with the largest ``encoding_dim`` it can
+        ask for: what a dataset must precompute once for every trial of a search."""
+        k = max(self.spec.global_.encoding_dim.values())
+        return {name: k for name in self.spec.global_.encoding.values() if name != "none"}
+
+    # --- internals ----------------------------------------------------------------------
+    def _tied(self, field: str) -> bool:
+        choice = getattr(self.spec.layers, field)
+        return self.spec.layers.tied if choice.tied is None else choice.tied
+
+    def _resolve(self, pick: _Picker) -> Architecture:
+        values = {f: pick(f, getattr(self.spec.global_, f)) for f in GLOBAL_FIELDS}
+        depth = values["num_layers"]
+        per_layer: dict[str, list[Any]] = {}
+        for field in LAYER_FIELDS:
+            choice = getattr(self.spec.layers, field)
+            if self._tied(field):
+                per_layer[field] = [pick(field, choice)] * depth
+            else:
+                per_layer[field] = [pick(f"layer{i}.{field}", choice) for i in range(depth)]
+        layers = tuple(LayerArch(**{f: per_layer[f][i] for f in LAYER_FIELDS}) for i in range(depth))
+        links = values.pop("links")
+        return Architecture(space=self.spec.name, space_version=self.spec.version, layers=layers,
+                            links=tuple(links) if links is not None else None, **values)
+
+
+def _count(choice: Any) -> int:
+    return 1 if isinstance(choice, FloatRange) else choice.count()
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("search_spaces").joinpath(PRESET_DIR)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))

@@ -1,0 +1,42 @@
+"""Shared fixtures: the real datasets beside the checkout, a per-session cache, small graphs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = Path(os.environ.get("GRAPHNAS_TEST_DATA", REPO.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    if not (SHARED_DATASETS / "Planetoid" / "Cora" / "raw").is_dir():
+        pytest.fail(f"real datasets expected at {SHARED_DATASETS} (set GRAPHNAS_TEST_DATA)")
+    return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("graphnas-cache")
+
+
+def random_graph(num_nodes: int, num_edges: int, channels: int, edge_dim: int, seed: int) -> Data:
+    gen = torch.Generator().manual_seed(seed)
+    edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=gen)
+    edge_index = edge_index[:, edge_index[0] != edge_index[1]]
+    return Data(x=torch.randn(num_nodes, channels, generator=gen), edge_index=edge_index,
+                edge_attr=torch.randn(edge_index.size(1), edge_dim, generator=gen))
+
+
+@pytest.fixture
+def small_graph() -> Data:
+    return random_graph(12, 40, 16, 4, seed=0)
+
+
+@pytest.fixture
+def graph_batch() -> Batch:
+    return Batch.from_data_list([random_graph(n, 3 * n, 16, 4, seed=i) for i, n in enumerate((7, 12, 9))])

@@ -1,0 +1,116 @@
+"""Every registered MPNN and attention primitive: shapes, gradients, equivariance, no mixing."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+from search_spaces.registry import Registry, UnknownNameError
+
+C, EDGE_DIM = 16, 4
+OPERATORS = [("mpnn", n) for n in MPNN.names()] + [("attention", n) for n in ATTENTION.names()]
+REG = {"mpnn": MPNN, "attention": ATTENTION}
+
+
+def make(kind: str, name: str, edge_dim=EDGE_DIM):
+    torch.manual_seed(0)
+    ctx = OpContext(channels=C, heads=2, edge_dim=edge_dim, deg=torch.tensor([0, 3, 5, 4, 2]))
+    return REG[kind].get(name)(ctx)
+
+
+def test_vocabulary_is_complete():
+    assert set(MPNN.names()) == {"gcn", "gat", "gatv2", "gin", "gine", "sage", "graphconv", "cheb", "arma",
+                                 "pna", "gatedgcn", "mlp", "skip"}
+    assert set(ATTENTION.names()) == {"none", "full", "masked", "performer"}
+    assert set(ENCODING.names()) == {"none", "lap_pe", "rwse", "degree"}
+
+
+@pytest.mark.parametrize("kind,name", OPERATORS)
+@pytest.mark.parametrize("edge_dim", [EDGE_DIM, None], ids=["edges", "no-edges"])
+@pytest.mark.parametrize("graphs", ["single", "batch"])
+def test_forward_backward(kind, name, edge_dim, graphs, small_graph, graph_batch):
+    data = small_graph if graphs == "single" else graph_batch
+    op = make(kind, name, edge_dim)
+    edge_attr = data.edge_attr if edge_dim else None
+    x = data.x.clone().requires_grad_(True)
+    out = op(x, data.edge_index, edge_attr, getattr(data, "batch", None))
+    assert out.shape == (data.num_nodes, C)
+    assert torch.isfinite(out).all()
+    if name == "none":
+        assert not any(True for _ in op.parameters()) and (out == 0).all()
+        return
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    for pname, p in op.named_parameters():
+        assert p.grad is not None, f"{name}: parameter {pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name}: parameter {pname} has a non-finite gradient"
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("kind,name", OPERATORS)
+def test_permutation_equivariance(kind, name, small_graph):
+    op = make(kind, name).eval()
+    g = small_graph
+    perm = torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(1))
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(len(perm))
+    with torch.no_grad():
+        out = op(g.x, g.edge_index, g.edge_attr, None)
+        out_perm = op(g.x[perm], inv[g.edge_index], g.edge_attr, None)
+    torch.testing.assert_close(out_perm, out[perm], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind,name", OPERATORS)
+def test_graphs_of_a_batch_do_not_mix(kind, name, graph_batch):
+    op = make(kind, name).eval()
+    with torch.no_grad():
+        batched = op(graph_batch.x, graph_batch.edge_index, graph_batch.edge_attr, graph_batch.batch)
+        for i, g in enumerate(graph_batch.to_data_list()):
+            alone = op(g.x, g.edge_index, g.edge_attr, None)
+            torch.testing.assert_close(batched[graph_batch.batch == i], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_attention_needs_divisible_heads():
+    with pytest.raises(ValueError, match="channels divisible by heads"):
+        ATTENTION.get("full")(OpContext(channels=10, heads=3))
+
+
+@pytest.mark.parametrize("name", ["lap_pe", "rwse", "degree"])
+def test_encodings_compute_and_embed(name, small_graph):
+    from torch_geometric.utils import to_undirected
+
+    g = small_graph.clone()
+    g.edge_index = to_undirected(g.edge_index)
+    pe = ENCODING.get(name).compute(g, 6)
+    assert pe.shape == (g.num_nodes, 6) and torch.isfinite(pe).all()
+    if name == "lap_pe":  # orthonormal eigenvectors of the normalised Laplacian
+        torch.testing.assert_close(pe.T @ pe, torch.eye(6), atol=1e-4, rtol=0)
+    if name == "rwse":  # return probabilities; one step never returns without self-loops
+        assert (pe >= 0).all() and (pe <= 1 + 1e-6).all() and (pe[:, 0] == 0).all()
+    if name == "degree":
+        assert (pe.sum(1) == 1).all()
+    enc = ENCODING.get(name)(4, C)  # a trial may use fewer columns than were computed
+    assert enc(pe).shape == (g.num_nodes, C)
+
+
+def test_lap_pe_pads_graphs_smaller_than_k():
+    from torch_geometric.data import Data
+
+    g = Data(edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]), num_nodes=3)
+    pe = ENCODING.get("lap_pe").compute(g, 5)
+    assert pe.shape == (3, 5) and (pe[:, 1:] == 0).all() and pe[:, 0].abs().sum() > 0
+
+
+def test_norms_and_pooling(graph_batch):
+    for name in NORM.names():
+        assert NORM.get(name)(C)(graph_batch.x, graph_batch.batch).shape == graph_batch.x.shape
+    for name in POOLING.names():
+        assert POOLING.get(name)(graph_batch.x, graph_batch.batch).shape == (3, C)
+
+
+def test_registry_rejects_duplicates_and_lists_names():
+    reg: Registry = Registry("demo")
+    reg.register("a", "first")(object)
+    with pytest.raises(ValueError, match="'a' is already registered"):
+        reg.register("a", "again")(object)
+    with pytest.raises(UnknownNameError, match="unknown mpnn operator 'gcnn'; registered: arma, cheb"):
+        MPNN.get("gcnn")
