@@ -14,6 +14,9 @@ either):
 * gathers (``index_select``, ``gather``): 0; they move data and do no arithmetic.
 * ``_scaled_dot_product_flash_attention_for_cpu``: the formula PyTorch uses for the
   GPU kernels, ``2 B H Lq Lk d`` for the scores plus ``2 B H Lq Lk d_v`` for the values.
+
+Element-wise work (activations, the exponentials of a softmax, GAT's attention-vector
+products written as multiply-then-sum) is not counted, as FlopCounterMode counts none of it.
 """
 from __future__ import annotations
 
@@ -59,8 +62,8 @@ def _numel(shape) -> int:
 MESSAGE_PASSING_FORMULAS: dict[Any, Callable[..., int]] = {
     aten.scatter_add: _scatter_flops,
     aten.scatter_add_: _scatter_flops,
-    aten.scatter_reduce.two: _scatter_flops,
-    aten.scatter_reduce_.two: _scatter_flops,
+    aten.scatter_reduce: _scatter_flops,  # keys are overload packets: FlopCounterMode looks up
+    aten.scatter_reduce_: _scatter_flops,  # func._overloadpacket, never a single overload
     aten.index_add: _index_add_flops,
     aten.index_add_: _index_add_flops,
     aten.index_select: _zero_flops,

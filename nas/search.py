@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import optuna
+import torch
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +25,15 @@ from results.objectives import Objective, parse_objectives
 from results.store import RunStore
 from search_spaces import Architecture, SearchSpace
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def count_finished(study: optuna.Study) -> int:
+    """Trials that count against the budget: completed, pruned, or failed by the candidate
+    itself. A trial interrupted by a killed process (FAIL without an error of its own) is
+    not counted, so a resumed search runs it again."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               or (t.state == TrialState.FAIL and "error" in t.user_attrs))
 
 
 class SearchConfig(BaseModel):
@@ -41,7 +50,7 @@ class SearchConfig(BaseModel):
     seed: int = 0
     run_dir: Optional[str] = None
     storage: Optional[str] = None
-    study_name: str = "graphnas"
+    study_name: Optional[str] = None  # None: the run directory's name
     data_root: Optional[str] = None
     cache_dir: Optional[str] = None
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -67,7 +76,14 @@ class Progress:
 Observer = Callable[[Progress], None]
 
 # Settings that make two runs different searches: resuming with another value is refused.
-IDENTITY_KEYS = ("space", "dataset", "objectives", "study_name")
+IDENTITY_KEYS = ("space", "dataset", "objectives", "study_name", "train")
+# Training settings that do not change what a trial measures.
+NEUTRAL_TRAIN_KEYS = ("device", "latency_repeats")
+
+
+def _identity(config: dict) -> dict:
+    train = {k: v for k, v in (config.get("train") or {}).items() if k not in NEUTRAL_TRAIN_KEYS}
+    return {**config, "train": train}
 
 
 class Search:
@@ -76,17 +92,23 @@ class Search:
     def __init__(self, config: SearchConfig, resume: bool = False) -> None:
         self.config = config
         self.run_dir = config.resolved_run_dir()
+        if config.study_name is None:
+            config = config.model_copy(update={"study_name": self.run_dir.resolve().name})
+            self.config = config
         self.store = RunStore(self.run_dir, config.storage)
         if resume:
             self._check_resume()
+        elif self.store.config_path.is_file() or self.store.has_study(config.study_name):
+            raise ValueError(f"{self.run_dir} already holds a run (study {config.study_name!r}); "
+                             "continue it with --resume or choose another --run-dir")
         self.space = SearchSpace.load(config.space)
         if config.strategy not in STRATEGIES:
             STRATEGIES.get(config.strategy)  # raises, listing the strategies
         self.resume = resume
 
     def _check_resume(self) -> None:
-        old = self.store.read_config()
-        new = self.config.model_dump(mode="json")
+        old = _identity(self.store.read_config())
+        new = _identity(self.config.model_dump(mode="json"))
         diffs = [f"{k}: run has {old.get(k)!r}, now {new.get(k)!r}" for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
         if diffs:
             raise ValueError(f"cannot resume {self.run_dir} with different settings: " + "; ".join(diffs))
@@ -101,15 +123,19 @@ class Search:
         bundle = self.prepare()
         metric = get_metric(cfg.train.metric or bundle.metric)
         objectives = parse_objectives(cfg.objectives, metric.direction)
-        sampler = STRATEGIES.get(cfg.strategy)(cfg.seed, len(objectives))
+        make_sampler = STRATEGIES.get(cfg.strategy)
         if self.resume:
-            study = self.store.load_study(cfg.study_name, sampler)
+            study = self.store.load_study(cfg.study_name)
+            # A sampler re-created with the run's seed would draw its first proposals again;
+            # offsetting the seed by the trials so far keeps a resumed run exploring.
+            study.sampler = make_sampler(cfg.seed + len(study.trials), len(objectives))
         else:
+            sampler = make_sampler(cfg.seed, len(objectives))
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage, "space_source": self.space.source})
             study = self.store.create_study(cfg.study_name, objectives, sampler, metric.name)
         deadline = time.monotonic() + cfg.timeout if cfg.timeout else math.inf
-        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        done = count_finished(study)
         try:
             while done < cfg.trials and time.monotonic() < deadline:
                 state = self._one_trial(study, bundle, objectives)
@@ -136,9 +162,13 @@ class Search:
         except Exception as err:  # any failure of a candidate fails only its trial
             trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:2000])
             study.tell(trial, state=TrialState.FAIL)
-            return "FAIL"
-        study.tell(trial, values)
-        return "COMPLETE"
+            state = "FAIL"
+        else:
+            study.tell(trial, values)
+            state = "COMPLETE"
+        if state == "FAIL" and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # outside the except: its traceback no longer pins the tensors
+        return state
 
     def _evaluate(self, study: optuna.Study, arch: Architecture, bundle: DatasetBundle) -> TrialResult:
         for old in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

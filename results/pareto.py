@@ -47,8 +47,8 @@ def _plain(value):
 
 
 def front_objectives(objectives: list[Objective]) -> list[Objective]:
-    """The objectives of a run's Pareto front: its own, plus FLOPs when it has no FLOPs,
-    so that every search logs accuracy versus FLOPs."""
-    if any(o.column == "flops" for o in objectives):
+    """The objectives of a run's Pareto front: its own when there are several; a
+    single-objective run gets FLOPs added, so that every search logs a trade-off front."""
+    if len(objectives) > 1 or objectives[0].column == "flops":
         return list(objectives)
     return list(objectives) + [Objective("flops", "flops", "minimize")]

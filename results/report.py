@@ -91,5 +91,5 @@ def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Opt
     failed = frame[frame["state"] == "FAIL"] if len(frame) else frame
     if len(failed):
         lines += ["", "## Failed trials", ""]
-        lines += [f"- trial {int(r['trial'])}: {r.get('error') or 'no error recorded'}" for _, r in failed.iterrows()]
+        lines += [f"- trial {int(r['trial'])}: {r.get('error') or 'interrupted: its process ended mid-trial'}" for _, r in failed.iterrows()]
     path.write_text("\n".join(lines) + "\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -58,10 +59,17 @@ class RunStore:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(storage=self.storage, study_name=name, sampler=sampler,
                                     directions=[o.direction for o in objectives])
-        study.set_metric_names([f"val_{metric}" if o.name == "metric" else o.name for o in objectives])
+        with warnings.catch_warnings():  # set_metric_names is marked experimental since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([f"val_{metric}" if o.name == "metric" else o.name for o in objectives])
         study.set_user_attr("objectives", [o.__dict__ for o in objectives])
         study.set_user_attr("metric", metric)
         return study
+
+    def has_study(self, name: str) -> bool:
+        if self.storage.startswith("sqlite:///") and not Path(self.storage[len("sqlite:///"):]).is_file():
+            return False  # do not create an empty database just to look
+        return name in optuna.study.get_all_study_names(storage=self.storage)
 
     def load_study(self, name: str, sampler: Optional[optuna.samplers.BaseSampler] = None) -> optuna.Study:
         study = optuna.load_study(study_name=name, storage=self.storage, sampler=sampler)
@@ -70,7 +78,9 @@ class RunStore:
 
     @staticmethod
     def fail_stale_trials(study: optuna.Study) -> int:
-        """Trials left RUNNING by a killed process become FAIL (they will never finish)."""
+        """Trials left RUNNING by a killed process become FAIL (they will never finish).
+        They get no ``error`` attribute, which is how the budget tells them from candidates
+        that failed."""
         stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for t in stale:
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)

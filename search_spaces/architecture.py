@@ -41,6 +41,7 @@ class Architecture(BaseModel):
     encoding: str = "none"
     encoding_dim: int = 8
     pooling: str = "mean"
+    residual: bool = True
     links: Optional[tuple[int, ...]] = None
     layers: tuple[LayerArch, ...]
 

@@ -168,6 +168,8 @@ def _optuna_key(value: Any) -> Any:
 
 
 def _normalise(raw: Any) -> Any:
+    if isinstance(raw, BaseModel):  # a choice built in code
+        return raw
     if isinstance(raw, list):
         return {"choices": raw}
     if isinstance(raw, dict):
@@ -179,6 +181,8 @@ def _normalise(raw: Any) -> Any:
 
 
 def _kind(raw: Any) -> str:
+    if isinstance(raw, BaseModel):
+        return {Categorical: "categorical", IntRange: "int_range", FloatRange: "float_range"}.get(type(raw), "fixed")
     if "choices" in raw:
         return "categorical"
     if "low" in raw or "high" in raw:
@@ -207,6 +211,7 @@ class GlobalChoices(_Strict):
     encoding: Choice = Fixed(value="none")
     encoding_dim: Choice = Fixed(value=8)
     pooling: Choice = Fixed(value="mean")
+    residual: Choice = Fixed(value=True)  # residual connections around each branch (GraphGPS)
     links: Choice = Fixed(value=None)  # a link pattern turns the stack into a NAS-Bench-Graph cell
 
 
@@ -270,6 +275,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
     "encoding": (*_name_in(ENCODING), False),
     "encoding_dim": (*_int_at_least(1), True),
     "pooling": (*_name_in(POOLING), False),
+    "residual": ("true or false", lambda v: isinstance(v, bool), False),
     "links": ("null or a list whose i-th entry is an earlier node in 0..i (0 = the input)",
               _links_ok, False),
     "mpnn": (*_name_in(MPNN), False),
@@ -305,6 +311,13 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
             if section == "global" and choice.tied is not None:
                 problems.append((f"{path}.tied", "only per-layer choices can be tied"))
     patterns = [p for p in spec.global_.links.values() if p is not None]
+    if patterns:  # a NAS-Bench-Graph cell has no attention, FFN or residual branches
+        for section, model, field, default in (("layers", spec.layers, "attention", "none"),
+                                               ("layers", spec.layers, "ffn", False),
+                                               ("global", spec.global_, "residual", True)):
+            if getattr(model, field).values() != [default]:
+                problems.append((f"{section}.{field}", f"must be {default!r} (fixed) in a space with links: "
+                                 "the cell has no such branch"))
     if not problems and patterns:
         depths = spec.global_.num_layers.values()
         if any(len(p) != d for p in patterns for d in depths):

@@ -43,6 +43,7 @@ def test_forward_backward(kind, name, edge_dim, graphs, small_graph, graph_batch
     for pname, p in op.named_parameters():
         assert p.grad is not None, f"{name}: parameter {pname} got no gradient"
         assert torch.isfinite(p.grad).all(), f"{name}: parameter {pname} has a non-finite gradient"
+        assert p.grad.abs().sum() > 0, f"{name}: parameter {pname} has an all-zero gradient"
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 

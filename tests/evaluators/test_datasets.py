@@ -1,0 +1,58 @@
+"""Datasets: real Cora from the shared folder, the embedded synthetic set, caches, errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evaluators.datasets import DatasetError, contextual_sbm, load_dataset
+
+
+def test_cora_from_shared_without_writing_there(shared_datasets, cache_dir):
+    before = sorted(p.name for p in (shared_datasets / "Planetoid" / "Cora").iterdir())
+    bundle = load_dataset("cora", shared_datasets, cache_dir)
+    assert bundle.data.num_nodes == 2708 and bundle.data.edge_index.size(1) == 10556
+    assert bundle.info.num_features == 1433 and bundle.info.num_outputs == 7
+    assert [len(s) for s in (bundle.splits.train, bundle.splits.val, bundle.splits.test)] == [140, 500, 1000]
+    assert sorted(p.name for p in (shared_datasets / "Planetoid" / "Cora").iterdir()) == before  # no processed/
+    assert sum(bundle.info.deg) == 2708
+
+
+def test_synthetic_is_deterministic_and_split(cache_dir):
+    a, b = load_dataset("synthetic", cache_dir=cache_dir), load_dataset("synthetic", cache_dir=cache_dir)
+    assert torch.equal(a.data.x, b.data.x) and torch.equal(a.data.edge_index, b.data.edge_index)
+    s = a.splits
+    everything = torch.cat([s.train, s.val, s.test])
+    assert len(everything) == a.data.num_nodes == len(set(everything.tolist()))
+    assert (len(s.train), len(s.val)) == (120, 120)
+    homophily = (a.data.y[a.data.edge_index[0]] == a.data.y[a.data.edge_index[1]]).float().mean()
+    assert 0.65 < homophily < 0.85
+    other, _ = contextual_sbm(seed=1)
+    assert not torch.equal(other.x, a.data.x)
+
+
+def test_unknown_dataset_lists_known_and_root(shared_datasets, cache_dir):
+    with pytest.raises(DatasetError, match=r"unknown dataset 'coraa'; known datasets: citeseer, cora, pubmed, "
+                                           r"synthetic \(data root searched: .*shared/datasets\)"):
+        load_dataset("coraa", shared_datasets, cache_dir)
+
+
+def test_missing_raw_files_name_the_path(shared_datasets, cache_dir):
+    with pytest.raises(DatasetError, match=r"raw files not found in .*Planetoid/PubMed/raw"):
+        load_dataset("pubmed", shared_datasets, cache_dir)
+
+
+def test_encodings_are_cached_on_disk(cache_dir, monkeypatch):
+    from search_spaces.operators import ENCODING
+
+    bundle = load_dataset("synthetic", cache_dir=cache_dir, encodings={"rwse": 6, "degree": 4})
+    assert bundle.data.rwse.shape == (600, 6) and bundle.data.degree_enc.shape == (600, 4)
+    calls = []
+    monkeypatch.setattr(ENCODING.get("rwse"), "compute", staticmethod(lambda d, k: calls.append(k)))
+    again = load_dataset("synthetic", cache_dir=cache_dir, encodings={"rwse": 6})
+    assert calls == [] and torch.equal(again.data.rwse, bundle.data.rwse)
+    assert len(list((cache_dir / "encodings").glob("synthetic-rwse-k6-*.pt"))) == 1
+
+
+def test_data_root_from_environment(monkeypatch, shared_datasets, cache_dir):
+    monkeypatch.setenv("GRAPHNAS_DATA", str(shared_datasets))
+    assert load_dataset("citeseer", cache_dir=cache_dir).data.num_nodes == 3327

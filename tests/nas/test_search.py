@@ -1,0 +1,107 @@
+"""The search loop end to end on the embedded dataset: files, failures, Pareto, resume."""
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+
+from evaluators import TrainConfig
+from nas import Search, SearchConfig
+from search_spaces import Architecture, SearchSpace
+
+FAST = TrainConfig(epochs=15, patience=10, latency_repeats=1)
+
+
+def run(tmp_path, cache_dir, name="run", resume=False, **kw) -> tuple[Search, optuna.Study]:
+    config = SearchConfig(run_dir=str(tmp_path / name), cache_dir=str(cache_dir), train=FAST,
+                          **{"trials": 4, **kw})
+    search = Search(config, resume=resume)
+    return search, search.run()
+
+
+def test_search_writes_the_run_directory(tmp_path, cache_dir):
+    search, study = run(tmp_path, cache_dir, trials=5, strategy="random")
+    d = search.run_dir
+    for name in ("config.yaml", "study.db", "trials.csv", "pareto.json", "pareto.png", "best_arch.json", "summary.md"):
+        assert (d / name).is_file(), name
+    frame = pd.read_csv(d / "trials.csv")
+    assert list(frame.columns[:10]) == ["trial", "state", "val_metric", "test_metric", "flops", "params",
+                                        "latency_ms", "train_time_s", "arch_id", "arch_json"]
+    assert "layer0.mpnn" in frame.columns and len(frame) == 5
+    assert (frame["state"] == "COMPLETE").all() and (frame["flops"] > 0).all()
+    best = json.loads((d / "best_arch.json").read_text())
+    arch = Architecture.load(d / "best_arch.json")
+    assert SearchSpace.preset("tiny").contains(arch)
+    assert best["val_metric"] == frame["val_metric"].max()
+    assert study.metric_names == ["val_accuracy", "flops"]
+
+
+def test_pareto_json_is_the_studys_pareto_front(tmp_path, cache_dir):
+    search, study = run(tmp_path, cache_dir, trials=8, strategy="nsga2", seed=3)
+    front = json.loads((search.run_dir / "pareto.json").read_text())
+    assert {t["trial"] for t in front["trials"]} == {t.number for t in study.best_trials}
+    points = [(t["val_metric"], t["flops"]) for t in front["trials"]]
+    for a in points:  # no member dominates another
+        assert not any(b != a and b[0] >= a[0] and b[1] <= a[1] for b in points)
+
+
+def test_failing_candidates_fail_only_their_trial(tmp_path, cache_dir):
+    space = tmp_path / "space.yaml"
+    # heads 3 does not divide 32 channels: every trial that picks full attention fails
+    space.write_text("name: flaky\nglobal:\n  hidden_dim: 32\n  num_layers: 1\n"
+                     "layers:\n  mpnn: [gcn, sage]\n  attention: [none, full]\n  heads: 3\n")
+    search, study = run(tmp_path, cache_dir, space=str(space), trials=6, strategy="random", seed=2)
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 6 and "FAIL" in states and "COMPLETE" in states
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert all("channels divisible by heads" in t.user_attrs["error"] for t in failed)
+    assert "channels divisible by heads" in (search.run_dir / "summary.md").read_text()
+
+
+def test_repeated_architecture_is_not_retrained(tmp_path, cache_dir):
+    space = tmp_path / "one.yaml"
+    space.write_text("name: one\nglobal:\n  num_layers: 1\nlayers:\n  mpnn: gcn\n")
+    _, study = run(tmp_path, cache_dir, space=str(space), trials=3)
+    times = {t.user_attrs["train_time_s"] for t in study.trials}
+    assert len(times) == 1 and all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+def test_resume_keeps_finished_trials_and_counts_the_budget(tmp_path, cache_dir):
+    search, study = run(tmp_path, cache_dir, trials=3, strategy="random")
+    before = {t.number: t.values for t in study.trials}
+    study.ask()  # a trial left RUNNING, as by a killed process
+    _, resumed = run(tmp_path, cache_dir, trials=5, strategy="random", resume=True)
+    states = [t.state.name for t in resumed.trials]
+    # the interrupted trial is marked FAIL and does not count against the budget of 5
+    assert states[3] == "FAIL" and states.count("COMPLETE") == 5 and len(states) == 6
+    assert {t.number: t.values for t in resumed.trials[:3]} == before
+    first = {t.user_attrs["arch_id"] for t in resumed.trials[:3]}
+    assert {t.user_attrs["arch_id"] for t in resumed.trials[4:]} - first  # new proposals, not replays
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path, cache_dir):
+    search, _ = run(tmp_path, cache_dir, trials=1)
+    config = (search.run_dir / "config.yaml").read_text()
+    with pytest.raises(ValueError, match="already holds a run .* --resume"):
+        Search(SearchConfig(run_dir=str(search.run_dir)))
+    assert (search.run_dir / "config.yaml").read_text() == config
+
+
+def test_two_runs_share_one_storage(tmp_path, cache_dir):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    _, a = run(tmp_path, cache_dir, name="a", trials=1, storage=url)
+    _, b = run(tmp_path, cache_dir, name="b", trials=1, storage=url)
+    assert (a.study_name, b.study_name) == ("a", "b") and len(b.trials) == 1
+
+
+def test_resume_with_another_dataset_is_refused(tmp_path, cache_dir):
+    run(tmp_path, cache_dir, trials=1)
+    with pytest.raises(ValueError, match="dataset: run has 'synthetic', now 'cora'"):
+        Search(SearchConfig(run_dir=str(tmp_path / "run"), dataset="cora"), resume=True)
+
+
+def test_unknown_strategy_lists_the_valid_ones(tmp_path):
+    with pytest.raises(KeyError, match="nsga2, random, tpe"):
+        Search(SearchConfig(run_dir=str(tmp_path / "x"), strategy="bayes"))

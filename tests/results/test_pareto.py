@@ -1,0 +1,44 @@
+"""ParetoFront and objectives on hand-made trial tables."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from results import ParetoFront, front_objectives, parse_objectives
+
+
+def frame() -> pd.DataFrame:
+    rows = [  # trial, state, val, flops
+        (0, "COMPLETE", 0.80, 100), (1, "COMPLETE", 0.85, 300), (2, "COMPLETE", 0.70, 50),
+        (3, "COMPLETE", 0.75, 200), (4, "FAIL", float("nan"), float("nan")), (5, "COMPLETE", 0.90, 1000),
+        (6, "COMPLETE", 0.85, 300)]
+    return pd.DataFrame(rows, columns=["trial", "state", "val_metric", "flops"])
+
+
+def test_front_keeps_exactly_the_non_dominated():
+    objs = parse_objectives("metric,flops", "maximize")
+    front = ParetoFront.of(frame(), objs)
+    # 3 is dominated by 0; ties 1 and 6 are both kept; the failed trial never enters
+    assert list(front.trials["trial"]) == [2, 0, 1, 6, 5]
+
+
+def test_single_objective_front_adds_flops():
+    objs = front_objectives(parse_objectives("metric", "maximize"))
+    assert [o.name for o in objs] == ["metric", "flops"]
+    assert [o.direction for o in objs] == ["maximize", "minimize"]
+
+
+def test_minimised_metric():
+    objs = parse_objectives("metric,flops", "minimize")
+    assert list(ParetoFront.of(frame(), objs).trials["trial"]) == [2]
+
+
+def test_bad_objectives():
+    with pytest.raises(ValueError, match="unknown objective 'acc'; valid: metric, flops, params, latency"):
+        parse_objectives("acc,flops", "maximize")
+    with pytest.raises(ValueError, match="names an objective twice"):
+        parse_objectives("flops,flops", "maximize")
+
+
+def test_empty_frame():
+    assert len(ParetoFront.of(frame().iloc[:0], parse_objectives("metric,flops", "maximize"))) == 0

@@ -1,0 +1,68 @@
+"""The command line: the three commands, their files and their error messages."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+
+
+def test_ops_json_lists_every_kind():
+    result = runner.invoke(app, ["ops", "--json"])
+    assert result.exit_code == 0
+    listing = json.loads(result.output)
+    assert set(listing) == {"mpnn", "attention", "encoding", "norm", "pooling"}
+    assert "gatedgcn" in listing["mpnn"] and "performer" in listing["attention"]
+    assert all(desc for kind in listing.values() for desc in kind.values())
+
+
+def test_spaces_json_lists_presets_with_sizes():
+    result = runner.invoke(app, ["spaces", "--json"])
+    sizes = {s["name"]: s["size"] for s in json.loads(result.output)}
+    assert sizes["nas_bench_graph"] == 59049 and sizes["tiny"] == 4440
+
+
+def test_spaces_validate(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("name: g\nlayers:\n  mpnn: [gcn, gin]\n")
+    result = runner.invoke(app, ["spaces", "validate", str(good)])
+    assert result.exit_code == 0 and "valid space g" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\nlayers:\n  mpnn: [gcn, gin, gcnn]\n")
+    result = runner.invoke(app, ["spaces", "validate", str(bad)])
+    assert result.exit_code == 2
+    assert "layers.mpnn[2]" in result.output and "gatedgcn" in result.output
+
+
+def test_search_command_writes_files_and_prints_a_table(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    args = ["search", "--trials", "2", "--epochs", "5", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir),
+            "--strategy", "random"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Top trials by validation accuracy" in result.output
+    assert (run_dir / "pareto.json").is_file() and (run_dir / "best_arch.json").is_file()
+    result = runner.invoke(app, ["search", "--resume", "--run-dir", str(run_dir), "--trials", "3", "--quiet",
+                                 "--cache-dir", str(cache_dir)])
+    assert result.exit_code == 0, result.output
+    assert len((run_dir / "trials.csv").read_text().strip().splitlines()) == 1 + 3
+
+
+def test_search_errors_are_clear(tmp_path):
+    result = runner.invoke(app, ["search", "--dataset", "nope", "--run-dir", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 2 and "unknown dataset 'nope'; known datasets:" in result.output
+    result = runner.invoke(app, ["search", "--space", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "space file not found" in result.output
+    result = runner.invoke(app, ["search", "--objectives", "metric,size", "--quiet", "--run-dir", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "unknown objective 'size'" in result.output
+
+
+def test_python_cli_py_works():
+    out = subprocess.run([sys.executable, "cli.py", "spaces", "--json"], capture_output=True, text=True,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert out.returncode == 0 and "nas_bench_graph" in out.stdout
