@@ -78,7 +78,10 @@ class _GINE(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
         if self.default_edge is not None:
-            edge_attr = self.default_edge.expand(edge_index.size(1), -1)
+            # broadcast-add, not expand: an expanded view of a Parameter made under no_grad
+            # claims requires_grad without a grad_fn, which breaks torch's module tracker
+            # (and with it FlopCounterMode)
+            edge_attr = x.new_zeros(edge_index.size(1), x.size(1)) + self.default_edge
         return self.conv(x, edge_index, edge_attr)
 
 

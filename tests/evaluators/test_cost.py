@@ -1,6 +1,7 @@
 """FLOPs = 2 x multiply-adds, forward; checked against hand counts for GCN, GIN, attention."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from torch_geometric.data import Batch
@@ -86,6 +87,12 @@ def test_attention_forms_are_ordered_by_cost():
     performer = op_flops("attention", "performer", g, heads=2)
     masked = op_flops("attention", "masked", g, heads=2)
     assert full > performer > 0 and full > masked > 0
+
+
+@pytest.mark.parametrize("kind,name", [("mpnn", n) for n in MPNN.names()] + [("attention", n) for n in ATTENTION.names()])
+def test_every_operator_can_be_counted(kind, name, graph_batch):
+    flops = op_flops(kind, name, graph_batch, heads=2)
+    assert flops == 0 if name in ("skip", "none") else flops >= 2 * graph_batch.num_nodes * C * C
 
 
 def test_params_latency_and_cost(small_graph):
