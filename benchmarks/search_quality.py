@@ -26,10 +26,11 @@ def main() -> None:
     run_dir = tempfile.mkdtemp(prefix="graphnas-bench-")
     config = SearchConfig(space=args.space, dataset=args.dataset, data_root=args.data_root, trials=args.trials,
                           strategy=args.strategy, seed=args.seed, run_dir=run_dir, train=TrainConfig(seed=args.seed))
+    search = Search(config)
     start = time.perf_counter()
-    study = Search(config).run()
+    study = search.run()
     elapsed = time.perf_counter() - start
-    outputs = Search(config).store.write_outputs(study, plots=False)
+    outputs = search.store.write_outputs(study, plots=False)
     best = outputs.best
     states = outputs.frame["state"].value_counts().to_dict()
     print(f"space {args.space}, dataset {args.dataset}, strategy {args.strategy}, seed {args.seed}")
