@@ -1,6 +1,8 @@
 """graphnas command line: parse, validate, call the packages, print.
 
     graphnas search [--space tiny] [--dataset synthetic] [--trials 20] ...
+    graphnas export RUN_DIR [--trial N | --best | --pareto K] -o arch.json
+    graphnas train arch.json [--dataset NAME] [--seeds 5] [-o DIR] [--format pt2|onnx]
     graphnas ops [--json]
     graphnas spaces [--json] | graphnas spaces validate FILE
 """
@@ -118,6 +120,78 @@ def _run_with_progress(runner, total: int, quiet: bool):
             bar.update(task, completed=p.done, best=best, pareto=p.pareto_size)
 
         return runner.run(observe)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory written by graphnas search."),
+    trial: Optional[int] = typer.Option(None, help="Export this trial number."),
+    best: bool = typer.Option(False, "--best", help="Export the best trial by validation metric (the default)."),
+    pareto: Optional[int] = typer.Option(None, help="Export the K-th trial of the Pareto front (0 = fewest FLOPs)."),
+    output: Path = typer.Option(Path("arch.json"), "-o", "--output", help="Where to write the export file."),
+) -> None:
+    """Write one trial's architecture with what rebuilding the exact model needs."""
+    from results.export import ExportError, export_record, write_export
+
+    if sum(x is not None and x is not False for x in (trial, pareto, best or None)) > 1:
+        _fail("give at most one of --trial, --best, --pareto")
+    try:
+        record = export_record(run_dir, trial=trial, pareto=pareto)
+    except (ExportError, FileNotFoundError, KeyError) as err:
+        _fail(str(err))
+        return
+    write_export(record, output)
+    figures = record["figures"]
+    console.print(f"trial {record['run']['trial']} -> {output}: validation {figures.get('metric')} "
+                  f"{figures.get('val_metric', float('nan')):.4f}, {figures.get('flops', 0):,} FLOPs")
+
+
+@app.command()
+def train(
+    arch_file: Path = typer.Argument(..., help="An export file (graphnas export) or architecture JSON."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name [default: the one the architecture was found on]."),
+    seeds: int = typer.Option(5, min=1, help="Retrain with this many seeds."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum epochs [default: 200]."),
+    seed: int = typer.Option(0, help="First seed."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for weights and figures."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Also export the first seed's model: pt2 | onnx."),
+    data_root: Optional[Path] = typer.Option(None, help="Dataset root [default: $GRAPHNAS_DATA or the cache]."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings."),
+) -> None:
+    """Retrain an architecture from scratch over several seeds; report mean and std."""
+    from evaluators import DatasetError, TrainConfig, load_dataset
+    from results.export import ExportError, read_export
+    from results.retrain import check_compatible, retrain
+
+    if fmt not in (None, "pt2", "onnx"):
+        _fail(f"--format must be pt2 or onnx, got {fmt!r}")
+    if fmt and output is None:
+        _fail("--format needs -o DIR to write the exported model into")
+    try:
+        arch, info, record = read_export(arch_file)
+        name = dataset or record.get("dataset")
+        if not name:
+            _fail(f"{arch_file} does not say which dataset it was found on: pass --dataset")
+        bundle = load_dataset(name, data_root, cache_dir, encodings={arch.encoding: arch.encoding_dim})
+        check_compatible(arch, info, bundle)
+        config = TrainConfig(seed=seed, device=device, **({"epochs": epochs} if epochs else {}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report, note = retrain(arch, bundle, config, seeds, output, fmt)
+    except (ExportError, DatasetError, ValueError) as err:
+        _fail(str(err))
+        return
+    table = Table(title=f"{arch.arch_id} on {name}, {seeds} seeds (mean ± std)")
+    for col in ("figure", "mean", "std"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    for field in ("val_metric", "test_metric", "flops", "params", "latency_ms", "train_time_s"):
+        mean, std = report.stat(field)
+        table.add_row(field, f"{mean:,.4f}", f"{std:,.4f}")
+    console.print(table)
+    if output is not None:
+        console.print(f"weights seed*.pt, figures.json and arch.json in {output}"
+                      + (f"; model.{fmt}: {note}" if fmt else ""))
 
 
 @app.command()

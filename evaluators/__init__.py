@@ -7,8 +7,9 @@ from evaluators.cost import Cost, flops_of, measure_cost, params_of
 from evaluators.datasets import DATASETS, DatasetBundle, DatasetError, Splits, load_dataset
 from evaluators.metrics import METRICS, Metric, get_metric
 from evaluators.result import TrialResult
-from evaluators.training import TrainConfig, TrainingDiverged, TrialPruned, evaluate, resolve_device
+from evaluators.training import (TrainConfig, TrainedModel, TrainingDiverged, TrialPruned, evaluate,
+                                 resolve_device, train_model)
 
 __all__ = ["Cost", "DATASETS", "DatasetBundle", "DatasetError", "METRICS", "Metric", "Splits",
-           "TrainConfig", "TrainingDiverged", "TrialPruned", "TrialResult", "evaluate", "flops_of",
-           "get_metric", "load_dataset", "measure_cost", "params_of", "resolve_device"]
+           "TrainConfig", "TrainedModel", "TrainingDiverged", "TrialPruned", "TrialResult", "evaluate", "flops_of",
+           "get_metric", "load_dataset", "measure_cost", "params_of", "resolve_device", "train_model"]

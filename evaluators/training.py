@@ -5,13 +5,16 @@ The test metric is read at the epoch of best validation and only reported.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 from torch_geometric import seed_everything
 
 from evaluators.cost import measure_cost
@@ -51,10 +54,25 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+@dataclass
+class TrainedModel:
+    """A model holding the weights of its best validation epoch, and its measured figures."""
+
+    model: nn.Module
+    result: TrialResult
+
+
 def evaluate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
              report: Optional[Report] = None) -> TrialResult:
     """Train ``arch`` from scratch on ``bundle`` and measure it. Raises on failure
     (:class:`TrainingDiverged`, out of memory, ...): the caller records a failed trial."""
+    return train_model(arch, bundle, config, report).result
+
+
+def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
+                report: Optional[Report] = None) -> TrainedModel:
+    """As :func:`evaluate`, and keep the model, restored to its best validation epoch (the
+    epoch whose figures are reported)."""
     seed_everything(config.seed)
     device = resolve_device(config.device)
     metric = get_metric(config.metric or bundle.metric)
@@ -68,6 +86,7 @@ def evaluate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     opt = torch.optim.AdamW(model.parameters(), lr=arch.lr, weight_decay=arch.weight_decay)
 
     best_val, test_at_best, best_epoch, stale = metric.worst, math.nan, -1, 0
+    best_state = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
     epoch = 0
     for epoch in range(config.epochs):
@@ -86,6 +105,7 @@ def evaluate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
         val_value = metric(out[val], y[val])
         if metric.better(val_value, best_val):
             best_val, test_at_best, best_epoch, stale = val_value, metric(out[test], y[test]), epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
         if report is not None and report(epoch, val_value):
@@ -93,9 +113,11 @@ def evaluate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
         if stale >= config.patience:
             break
     train_time = time.perf_counter() - start
+    model.load_state_dict(best_state)
 
     cost = measure_cost(model, config.latency_repeats, **inputs)
-    return TrialResult(arch_id=arch.arch_id, arch_json=arch.to_json(), metric=metric.name,
-                       val_metric=best_val, test_metric=test_at_best, flops=cost.flops,
-                       params=cost.params, latency_ms=cost.latency_ms, train_time_s=train_time,
-                       epochs=epoch + 1, best_epoch=best_epoch, device=str(device))
+    result = TrialResult(arch_id=arch.arch_id, arch_json=arch.to_json(), metric=metric.name,
+                         val_metric=best_val, test_metric=test_at_best, flops=cost.flops,
+                         params=cost.params, latency_ms=cost.latency_ms, train_time_s=train_time,
+                         epochs=epoch + 1, best_epoch=best_epoch, device=str(device))
+    return TrainedModel(model.eval(), result)

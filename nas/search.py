@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
@@ -134,6 +134,8 @@ class Search:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage, "space_source": self.space.source})
             study = self.store.create_study(cfg.study_name, objectives, sampler, metric.name)
+        study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
+        study.set_user_attr("data_info", asdict(bundle.info))
         deadline = time.monotonic() + cfg.timeout if cfg.timeout else math.inf
         done = count_finished(study)
         try:

@@ -39,6 +39,13 @@ class RunStore:
         self.run_dir = Path(run_dir)
         self.storage = storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
 
+    @classmethod
+    def open(cls, run_dir: str | Path) -> tuple["RunStore", optuna.Study]:
+        """An existing run: its store and study, as its config.yaml names them."""
+        config = cls(run_dir).read_config()
+        store = cls(run_dir, config.get("storage"))
+        return store, optuna.load_study(study_name=config["study_name"], storage=store.storage)
+
     # --- config -------------------------------------------------------------------------
     @property
     def config_path(self) -> Path:

@@ -66,3 +66,22 @@ def test_python_cli_py_works():
     out = subprocess.run([sys.executable, "cli.py", "spaces", "--json"], capture_output=True, text=True,
                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
     assert out.returncode == 0 and "nas_bench_graph" in out.stdout
+
+
+def test_export_and_train_commands(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["search", "--trials", "2", "--epochs", "5", "--run-dir", str(run_dir), "--quiet",
+                               "--cache-dir", str(cache_dir)]).exit_code == 0
+    arch = tmp_path / "arch.json"
+    result = runner.invoke(app, ["export", str(run_dir), "--best", "-o", str(arch)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(arch.read_text())["format"] == "graphnas-architecture"
+    result = runner.invoke(app, ["train", str(arch), "--seeds", "2", "--epochs", "5", "--device", "cpu",
+                                 "--cache-dir", str(cache_dir), "-o", str(tmp_path / "model")])
+    assert result.exit_code == 0, result.output
+    assert "2 seeds" in result.output and "test_metric" in result.output
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {"arch.json", "figures.json", "seed0.pt", "seed1.pt"}
+    result = runner.invoke(app, ["export", str(run_dir), "--trial", "0", "--pareto", "0"])
+    assert result.exit_code == 2 and "at most one of" in result.output
+    result = runner.invoke(app, ["train", str(tmp_path / "nope.json")])
+    assert result.exit_code == 2 and "nope.json: file not found" in result.output

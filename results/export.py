@@ -1,0 +1,148 @@
+"""Export: architectures out of a run, models back from an export file, deployable programs.
+
+An export file is the Architecture JSON plus what rebuilding the exact model needs::
+
+    {"format": "graphnas-architecture", "format_version": 1,
+     "architecture": {...}, "data_info": {...}, "dataset": "cora",
+     "run": {"run_dir": ..., "trial": 12, "seed": 0}, "figures": {val_metric, flops, ...},
+     "versions": {"torch": ..., "torch_geometric": ..., "optuna": ..., "graphnas": ...}}
+"""
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from evaluators.result import TrialResult
+from results.pareto import ParetoFront, front_objectives
+from results.store import RunStore, best_row
+from search_spaces import Architecture, DataInfo, build_model
+
+EXPORT_FORMAT = "graphnas-architecture"
+
+
+class ExportError(ValueError):
+    """The requested trial cannot be exported; the message says why."""
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for package in ("graphnas", "torch", "torch_geometric", "optuna"):
+        try:
+            versions[package] = metadata.version(package.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def export_record(run_dir: str | Path, trial: Optional[int] = None, pareto: Optional[int] = None) -> dict[str, Any]:
+    """The export record of one trial: ``trial`` by number, the ``pareto``-th member of the
+    front (0 = fewest FLOPs), or by default the best by validation metric."""
+    store, study = RunStore.open(run_dir)
+    frame = store.trials_frame(study)
+    objectives = store.objectives_of(study)
+    if trial is not None:
+        rows = frame[(frame["trial"] == trial)]
+        if rows.empty:
+            raise ExportError(f"{run_dir}: no trial {trial}; trials are 0..{len(frame) - 1}")
+        row = rows.iloc[0]
+        if row["state"] != "COMPLETE":
+            raise ExportError(f"{run_dir}: trial {trial} is {row['state']}, only COMPLETE trials can be exported")
+    elif pareto is not None:
+        front = ParetoFront.of(frame, front_objectives(objectives)).trials
+        if not 0 <= pareto < len(front):
+            raise ExportError(f"{run_dir}: --pareto {pareto} is out of range; the front has {len(front)} trials")
+        row = front.iloc[pareto]
+    else:
+        row = best_row(frame, objectives)
+        if row is None:
+            raise ExportError(f"{run_dir}: no completed trial to export")
+    config = store.read_config()
+    attrs = study.trials[int(row["trial"])].user_attrs
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": 1,
+        "architecture": json.loads(row["arch_json"]),
+        "data_info": study.user_attrs.get("data_info"),
+        "dataset": study.user_attrs.get("dataset", config.get("dataset")),
+        "run": {"run_dir": str(run_dir), "trial": int(row["trial"]), "seed": config.get("train", {}).get("seed"),
+                "space_source": config.get("space_source")},
+        "figures": {k: attrs[k] for k in TrialResult.field_names() if k in attrs and k != "arch_json"},
+        "versions": library_versions(),
+    }
+
+
+def write_export(record: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def read_export(path: str | Path) -> tuple[Architecture, Optional[DataInfo], dict[str, Any]]:
+    """Architecture, data info (``None`` for a bare architecture file) and the whole record."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: file not found")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ExportError(f"{path}: not JSON: {err}") from None
+    arch = Architecture.model_validate(record.get("architecture", record))
+    info = record.get("data_info")
+    return arch, (DataInfo(**{**info, "deg": tuple(info["deg"])}) if info else None), record
+
+
+def load_model(path: str | Path, weights: Optional[str | Path] = None, data_info: Optional[DataInfo] = None) -> nn.Module:
+    """Rebuild the exact model of an export file; load ``weights`` (a state_dict file) if given.
+
+    A bare architecture file carries no data info: pass ``data_info`` then."""
+    arch, info, _ = read_export(path)
+    info = data_info or info
+    if info is None:
+        raise ExportError(f"{path}: no data_info in the file; pass data_info= to load_model")
+    model = build_model(arch, info)
+    if weights is not None:
+        model.load_state_dict(torch.load(weights, map_location="cpu"))
+    return model.eval()
+
+
+def export_program(model: nn.Module, inputs: dict[str, Any], path: str | Path, fmt: str = "pt2") -> str:
+    """Export ``model`` for inference with ``torch.export`` (``pt2``) or
+    ``torch.onnx.export(dynamo=True)`` (``onnx``). The node and edge counts are dynamic where
+    the model allows it; otherwise the program is fixed to the sizes of ``inputs``, and the
+    returned note says so."""
+    from torch.export import Dim
+
+    kwargs = {k: v for k, v in inputs.items() if v is not None}
+    dims = {"x": {0: Dim("num_nodes")}, "edge_index": {1: Dim("num_edges")}}
+    dims.update({k: {0: dims["x"][0]} for k in ("pe", "batch") if k in kwargs})
+    if "edge_attr" in kwargs:
+        dims["edge_attr"] = {0: dims["edge_index"][1]}
+    model = model.eval()
+    try:
+        program = torch.export.export(model, args=(), kwargs=kwargs, dynamic_shapes=dims)
+        note = "dynamic node and edge counts"
+    except Exception as err:  # data-dependent shapes (e.g. dense attention padding)
+        program = torch.export.export(model, args=(), kwargs=kwargs)
+        note = (f"fixed to {kwargs['x'].size(0)} nodes and {kwargs['edge_index'].size(1)} edges: "
+                f"this model cannot be exported with dynamic sizes ({type(err).__name__})")
+    path = Path(path)
+    if fmt == "pt2":
+        torch.export.save(program, path)
+    elif fmt == "onnx":
+        try:
+            torch.onnx.export(program, args=(), kwargs=kwargs, f=str(path), dynamo=True)
+        except ImportError as err:
+            raise ExportError(f"--format onnx needs onnx and onnxscript: pip install 'graphnas[export]' ({err})") from None
+    else:
+        raise ExportError(f"unknown format {fmt!r}; use pt2 or onnx")
+    return note
+
+
+__all__ = ["EXPORT_FORMAT", "ExportError", "export_program", "export_record", "load_model", "read_export",
+           "write_export"]

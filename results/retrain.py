@@ -1,0 +1,71 @@
+"""Retrain an exported architecture from scratch over several seeds; save weights and figures."""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from evaluators import TrainConfig, TrialResult, train_model
+from evaluators.datasets import DatasetBundle
+from results.export import ExportError, export_program
+from search_spaces import Architecture, DataInfo, model_inputs
+
+
+@dataclass
+class RetrainReport:
+    """Per-seed results and their mean and (sample) standard deviation."""
+
+    results: list[TrialResult]
+
+    def stat(self, field: str) -> tuple[float, float]:
+        values = [getattr(r, field) for r in self.results]
+        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+    def to_dict(self) -> dict:
+        out = {"seeds": len(self.results), "metric": self.results[0].metric,
+               "per_seed": [{k: v for k, v in r.to_attrs().items() if k != "arch_json"} for r in self.results]}
+        for field in ("val_metric", "test_metric", "flops", "params", "latency_ms", "train_time_s"):
+            mean, std = self.stat(field)
+            out[field] = {"mean": mean, "std": std}
+        return out
+
+
+def check_compatible(arch: Architecture, exported: Optional[DataInfo], bundle: DatasetBundle) -> None:
+    """Refuse a dataset whose shape differs from the one the architecture was exported for."""
+    if exported is None:
+        return
+    for field in ("task", "num_features", "num_outputs", "edge_dim"):
+        want, have = getattr(exported, field), getattr(bundle.info, field)
+        if want != have:
+            raise ExportError(f"the architecture was exported for {field}={want!r}, dataset "
+                              f"{bundle.name!r} has {field}={have!r}")
+
+
+def retrain(arch: Architecture, bundle: DatasetBundle, config: TrainConfig, seeds: int,
+            out_dir: Optional[Path] = None, fmt: Optional[str] = None) -> tuple[RetrainReport, Optional[str]]:
+    """Train ``arch`` with seeds ``config.seed .. config.seed + seeds - 1``. With ``out_dir``,
+    write ``seed{N}.pt`` (state_dict), ``figures.json``, ``arch.json`` and, with ``fmt``,
+    ``model.pt2``/``model.onnx`` of the first seed. Returns the report and the export note."""
+    results, note = [], None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "arch.json").write_text(arch.to_json(indent=2))
+    for i in range(seeds):
+        seed = config.seed + i
+        trained = train_model(arch, bundle, config.model_copy(update={"seed": seed}))
+        results.append(trained.result)
+        if out_dir is None:
+            continue
+        model = trained.model.cpu()
+        torch.save(model.state_dict(), out_dir / f"seed{seed}.pt")
+        if fmt and i == 0:
+            inputs = model_inputs(bundle.data.cpu(), arch)
+            note = export_program(model, inputs, out_dir / f"model.{fmt}", fmt)
+    report = RetrainReport(results)
+    if out_dir is not None:
+        (out_dir / "figures.json").write_text(json.dumps({**report.to_dict(), "export": note}, indent=2))
+    return report, note
