@@ -3,6 +3,7 @@
     graphnas search [--space tiny] [--dataset synthetic] [--trials 20] ...
     graphnas export RUN_DIR [--trial N | --best | --pareto K] -o arch.json
     graphnas train arch.json [--dataset NAME] [--seeds 5] [-o DIR] [--format pt2|onnx]
+    graphnas report RUN_DIR [--json] | graphnas compare RUN_A RUN_B ... [-o compare.html]
     graphnas ops [--json]
     graphnas spaces [--json] | graphnas spaces validate FILE
 """
@@ -192,6 +193,63 @@ def train(
     if output is not None:
         console.print(f"weights seed*.pt, figures.json and arch.json in {output}"
                       + (f"; model.{fmt}: {note}" if fmt else ""))
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory (finished or still going)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON instead of a table."),
+) -> None:
+    """Top trials and Pareto front in the terminal; writes RUN_DIR/report.html."""
+    from results.html import LoadedRun, write_report
+    from results.report import pareto_table, results_table
+
+    try:
+        run = LoadedRun.open(run_dir)
+    except (FileNotFoundError, KeyError) as err:
+        _fail(str(err))
+        return
+    figures = write_report(run, run_dir / "report.html")
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2, default=str))
+        return
+    console.print(results_table(run.frame, run.front, run.metric))
+    console.print(pareto_table(run.front, run.metric))
+    console.print(f"hypervolume {figures['hypervolume']:.4f}; report: {run_dir / 'report.html'}")
+
+
+@app.command()
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="Two or more run directories."),
+    output: Path = typer.Option(Path("compare.html"), "-o", "--output", help="Where to write the page."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Compare runs on different datasets or metrics."),
+) -> None:
+    """One row per run (best, FLOPs, hypervolume at a common reference, time to 99%), and
+    overlaid Pareto fronts and best-so-far curves in an HTML page."""
+    from dataclasses import asdict
+
+    from results.html import CompareError, compare_runs, write_compare
+
+    try:
+        runs, ref = compare_runs(run_dirs, allow_mixed)
+    except (CompareError, FileNotFoundError, KeyError) as err:
+        _fail(str(err))
+        return
+    summaries = write_compare(runs, ref, output)
+    if as_json:
+        typer.echo(json.dumps({"reference": asdict(ref), "runs": [asdict(s) for s in summaries]}, indent=2))
+        return
+    table = Table(title=f"Runs on {runs[0].dataset} (hypervolume reference: {runs[0].metric} "
+                        f"{ref.metric:.4g}, {ref.flops:.4g} FLOPs)")
+    for col in ("run", "strategy", "space", "trials", "wall s", "best val", "test", "FLOPs", "hypervolume", "to 99% s"):
+        table.add_column(col, justify="left" if col in ("run", "strategy", "space") else "right")
+    for s in summaries:
+        table.add_row(Path(s.run).name, s.strategy, s.space, str(s.trials), f"{s.wall_time_s:.0f}",
+                      f"{s.best_val:.4f}", f"{s.test_of_best:.4f}", f"{s.flops_of_best:.3g}", f"{s.hypervolume:.4f}",
+                      "-" if s.time_to_99pct_s is None else f"{s.time_to_99pct_s:.0f}")
+    console.print(table)
+    console.print(f"page: {output}")
 
 
 @app.command()

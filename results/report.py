@@ -70,6 +70,17 @@ def results_table(frame: pd.DataFrame, front: ParetoFront, metric: str, top: int
     return table
 
 
+def pareto_table(front: ParetoFront, metric: str) -> Table:
+    """The Pareto front, fewest FLOPs first."""
+    table = Table(title=f"Pareto front: validation {metric} versus FLOPs")
+    for col in ("trial", "val", "test", "FLOPs", "params", "architecture"):
+        table.add_column(col, justify="left" if col == "architecture" else "right")
+    for _, row in front.trials.iterrows():
+        table.add_row(str(row["trial"]), f"{row['val_metric']:.4f}", f"{row['test_metric']:.4f}",
+                      _fmt_flops(row["flops"]), f"{int(row['params']):,}", _arch_summary(row))
+    return table
+
+
 def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Optional[pd.Series],
                   metric: str, config: dict) -> None:
     states = frame["state"].value_counts().to_dict() if len(frame) else {}

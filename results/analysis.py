@@ -1,0 +1,133 @@
+"""Figures of a run that reports and comparisons show: progress, hypervolume, importances,
+operator frequencies and a one-row summary. Pure functions of the trials table."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import moocore
+import numpy as np
+import optuna
+import pandas as pd
+
+from results.objectives import Objective
+
+
+def completed(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["state"] == "COMPLETE"].sort_values("trial")
+
+
+def best_so_far(frame: pd.DataFrame, maximize: bool) -> pd.DataFrame:
+    """Per completed trial, in completion order: ``trial, elapsed_s, value, best``."""
+    done = completed(frame)
+    if "elapsed_s" in done:
+        done = done.sort_values("elapsed_s")
+    values = done["val_metric"].to_numpy(dtype=float)
+    best = np.maximum.accumulate(values) if maximize else np.minimum.accumulate(values)
+    return pd.DataFrame({"trial": done["trial"].to_numpy(), "elapsed_s": done.get("elapsed_s", done["trial"]).to_numpy(),
+                         "value": values, "best": best})
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Hypervolume reference point: the worst validation metric and the most FLOPs that
+    count; points beyond it add nothing."""
+
+    metric: float
+    flops: float
+
+    @classmethod
+    def of(cls, frames: list[pd.DataFrame], maximize: bool) -> "Reference":
+        done = pd.concat([completed(f) for f in frames])
+        worst = done["val_metric"].min() if maximize else done["val_metric"].max()
+        return cls(float(worst), float(done["flops"].max()) * 1.1)
+
+
+def hypervolume(frame: pd.DataFrame, ref: Reference, maximize: bool) -> float:
+    """Area dominated by the completed trials in (validation metric, FLOPs / ref.flops),
+    bounded by ``ref``: a front that is better everywhere has a larger value."""
+    done = completed(frame)
+    if done.empty:
+        return 0.0
+    points = np.column_stack([done["val_metric"].to_numpy(float), done["flops"].to_numpy(float) / ref.flops])
+    return float(moocore.hypervolume(points, ref=[ref.metric, 1.0], maximise=[maximize, False]))
+
+
+def hypervolume_history(frame: pd.DataFrame, ref: Reference, maximize: bool) -> pd.DataFrame:
+    done = completed(frame)
+    rows = [(int(t), hypervolume(done.iloc[: i + 1], ref, maximize)) for i, t in enumerate(done["trial"])]
+    return pd.DataFrame(rows, columns=["trial", "hypervolume"])
+
+
+def time_to_fraction(frame: pd.DataFrame, maximize: bool, fraction: float = 0.99) -> Optional[float]:
+    """Seconds from the run's start until the best-so-far value first came within
+    ``1 - fraction`` of the final best (relative)."""
+    curve = best_so_far(frame, maximize)
+    if curve.empty:
+        return None
+    final = curve["best"].iloc[-1]
+    target = final - (1 - fraction) * abs(final) if maximize else final + (1 - fraction) * abs(final)
+    reached = curve[curve["best"] >= target] if maximize else curve[curve["best"] <= target]
+    return float(reached["elapsed_s"].iloc[0])
+
+
+def operator_frequency(frame: pd.DataFrame, maximize: bool, top_fraction: float = 0.25,
+                       field: str = "mpnn") -> pd.DataFrame:
+    """Counts of each operator per layer among the top ``top_fraction`` completed trials:
+    rows are layers (``layer0``, ...), columns operators."""
+    done = completed(frame).sort_values("val_metric", ascending=not maximize)
+    top = done.head(max(1, math.ceil(len(done) * top_fraction)))
+    columns = sorted(c for c in top.columns if c.startswith("layer") and c.endswith(f".{field}"))
+    counts = {c.split(".")[0]: top[c].value_counts() for c in columns}
+    return pd.DataFrame(counts).T.fillna(0).astype(int) if counts else pd.DataFrame()
+
+
+def importances(study: optuna.Study) -> dict[str, float]:
+    """fANOVA importance of each choice for the first objective (the validation metric);
+    empty when there are too few completed trials to fit it."""
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(done) < 3:
+        return {}
+    try:
+        found = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+            target=lambda t: t.values[0])
+        return {name: float(value) for name, value in found.items()}
+    except (ValueError, RuntimeError):  # e.g. no parameter common to all trials
+        return {}
+
+
+def elapsed_column(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``elapsed_s``: seconds from the run's first trial start to each trial's end."""
+    starts = [t.datetime_start for t in study.trials if t.datetime_start]
+    if not starts or frame.empty:
+        return frame.assign(elapsed_s=np.nan)
+    origin = min(starts)
+    ends = {t.number: (t.datetime_complete - origin).total_seconds() if t.datetime_complete else np.nan
+            for t in study.trials}
+    return frame.assign(elapsed_s=frame["trial"].map(ends))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of a comparison."""
+
+    run: str
+    strategy: str
+    space: str
+    dataset: str
+    metric: str
+    trials: int
+    wall_time_s: float
+    best_val: float
+    test_of_best: float
+    flops_of_best: float
+    hypervolume: float
+    time_to_99pct_s: Optional[float]
+
+
+def objective_direction(objectives: list[Objective]) -> bool:
+    """Is the validation metric maximised?"""
+    metric = next((o for o in objectives if o.name == "metric"), None)
+    return metric is None or metric.direction == "maximize"
