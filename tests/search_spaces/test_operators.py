@@ -21,7 +21,8 @@ def make(kind: str, name: str, edge_dim=EDGE_DIM):
 def test_vocabulary_is_complete():
     assert set(MPNN.names()) == {"gcn", "gat", "gatv2", "gin", "gine", "sage", "graphconv", "cheb", "arma",
                                  "pna", "gatedgcn", "mlp", "skip"}
-    assert set(ATTENTION.names()) == {"none", "full", "masked", "performer"}
+    assert set(ATTENTION.names()) == {"none", "full", "masked", "performer", "linear", "flow", "agent", "gated",
+                                      "softplus", "sgformer", "polynormer"}
     assert set(ENCODING.names()) == {"none", "lap_pe", "rwse", "degree"}
 
 

@@ -8,14 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import to_dense_batch
 
+from search_spaces.operators.attention._dense import head_width
 from search_spaces.operators.base import ATTENTION, OpContext
-
-
-def head_width(ctx: OpContext) -> int:
-    if ctx.channels % ctx.heads:
-        raise ValueError(f"attention needs channels divisible by heads, got channels={ctx.channels}, "
-                         f"heads={ctx.heads}")
-    return ctx.channels // ctx.heads
 
 
 class FullAttention(nn.Module):

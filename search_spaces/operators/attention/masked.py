@@ -7,7 +7,7 @@ from typing import Optional
 from torch import Tensor, nn
 from torch_geometric.nn import TransformerConv
 
-from search_spaces.operators.attention.full import head_width
+from search_spaces.operators.attention._dense import head_width
 from search_spaces.operators.base import ATTENTION, OpContext
 
 

@@ -8,7 +8,7 @@ from torch_geometric.nn import PerformerAttention as PyGPerformer
 from torch_geometric.nn.attention.performer import generalized_kernel, linear_attention
 from torch_geometric.utils import to_dense_batch
 
-from search_spaces.operators.attention.full import head_width
+from search_spaces.operators.attention._dense import head_width
 from search_spaces.operators.base import ATTENTION, OpContext
 
 
