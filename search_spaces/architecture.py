@@ -17,6 +17,8 @@ class LayerArch(BaseModel):
     mpnn: str
     attention: str = "none"
     heads: int = 1
+    top_m: int = 8
+    kv_source: str = "features"
     norm: str = "batch"
     ffn: bool = False
 

@@ -59,11 +59,16 @@ class GPSLayer(nn.Module):
         super().__init__()
         # No dropout on attention weights: on CPU it forces SDPA's math kernel (measured 7x
         # slower on Cora); dropout is applied to each branch's output instead.
-        ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=0.0)
+        ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=0.0,
+                        top_m=layer.top_m)
         self.residual = residual
         self.local = MPNN.get(layer.mpnn)(ctx)
         self.local_norm = NORM.get(layer.norm)(channels)
         self.attn = None if layer.attention == "none" else ATTENTION.get(layer.attention)(ctx)
+        self.kv_from_local = layer.kv_source == "mpnn"
+        if self.kv_from_local and not getattr(self.attn, "takes_kv", False):
+            raise ValueError(f"kv_source='mpnn' needs an attention form that takes keys and values from the "
+                             f"MPNN (kv_from_mpnn), got attention={layer.attention!r}")
         self.attn_norm = NORM.get(layer.norm)(channels) if self.attn is not None else None
         self.ffn = (nn.Sequential(nn.Linear(channels, 2 * channels), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(2 * channels, channels)) if layer.ffn else None)
@@ -76,7 +81,10 @@ class GPSLayer(nn.Module):
         local = F.relu(self.local(h, edge_index, edge_attr, batch))
         out = self.local_norm(skip + F.dropout(local, self.dropout, self.training), batch)
         if self.attn is not None:
-            glob = self.attn(h, edge_index, edge_attr, batch)
+            if self.kv_from_local:
+                glob = self.attn(h, edge_index, edge_attr, batch, kv=local)
+            else:
+                glob = self.attn(h, edge_index, edge_attr, batch)
             out = out + self.attn_norm(skip + F.dropout(glob, self.dropout, self.training), batch)
         if self.ffn is not None:
             out = self.ffn_norm(out + F.dropout(self.ffn(out), self.dropout, self.training), batch)

@@ -222,6 +222,8 @@ class LayerChoices(_Strict):
     mpnn: Choice = Fixed(value="gcn")
     attention: Choice = Fixed(value="none")
     heads: Choice = Fixed(value=1)
+    top_m: Choice = Fixed(value=8)  # nodes each node attends to, for the topm attention form
+    kv_source: Choice = Fixed(value="features")  # keys/values of kv_from_mpnn: features | mpnn
     norm: Choice = Fixed(value="batch")
     ffn: Choice = Fixed(value=False)
 
@@ -281,6 +283,8 @@ RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
     "mpnn": (*_name_in(MPNN), False),
     "attention": (*_name_in(ATTENTION), False),
     "heads": (*_int_at_least(1), True),
+    "top_m": (*_int_at_least(1), True),
+    "kv_source": ("one of: features, mpnn", lambda v: v in ("features", "mpnn"), False),
     "norm": (*_name_in(NORM), False),
     "ffn": ("true or false", lambda v: isinstance(v, bool), False),
 }

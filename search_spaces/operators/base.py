@@ -21,6 +21,7 @@ class OpContext:
             model when the data has edge features), or ``None`` when there are none.
         deg: in-degree histogram of the training graphs (PNA's scalers need it).
         dropout: dropout inside attention weights.
+        top_m: how many nodes each node attends to (``topm`` attention).
     """
 
     channels: int
@@ -28,6 +29,7 @@ class OpContext:
     edge_dim: Optional[int] = None
     deg: Optional[torch.Tensor] = None
     dropout: float = 0.0
+    top_m: int = 8
 
 
 OpFactory = Callable[[OpContext], nn.Module]

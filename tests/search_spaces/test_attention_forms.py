@@ -84,7 +84,7 @@ def test_quadratic_and_linear_forms_scale_differently():
         x = torch.randn(n, C)
         return flops_of(form(name), x=x, edge_index=torch.empty(2, 0, dtype=torch.long))
 
-    for name in ("full", "gated", "softplus"):
+    for name in ("full", "gated", "softplus", "topm"):
         assert cost(name, 800) / cost(name, 200) > 10  # quadratic: ~16x for 4x the nodes
     for name in ("linear", "flow", "agent", "performer", "sgformer", "polynormer"):
         assert cost(name, 800) / cost(name, 200) == pytest.approx(4, rel=0.05)  # linear
@@ -97,3 +97,52 @@ def test_linear_flops_formula():
     # per head: K'^T V and Q'(K'^T V) are 2 n D D each, the normaliser Q' (sum K') is 2 n D
     body = H * (2 * n * D * D * 2 + 2 * n * D)
     assert flops_of(form("linear"), x=x, edge_index=torch.empty(2, 0, dtype=torch.long)) == proj + body
+
+
+@pytest.mark.parametrize("m", [1, 3, 20])
+def test_topm_keeps_exactly_m_keys_of_its_graph(m):
+    op = ATTENTION.get("topm")(OpContext(channels=C, heads=H, top_m=m))
+    q, k, v = (torch.randn(2, H, L, D, generator=torch.Generator().manual_seed(s)) for s in (6, 7, 8))
+    mask = torch.ones(2, L, dtype=torch.bool)
+    mask[1, 5:] = False  # the second graph has 5 nodes
+    index, weight = op.weights(q, k, mask)
+    nonzero = (weight > 0).sum(-1)
+    assert (nonzero[0] == min(m, L)).all() and (nonzero[1] == min(m, 5)).all()
+    assert (index[1][weight[1] > 0] < 5).all()  # never a padded key
+    # dense reference: softmax restricted to the top-m scores of each row
+    scores = q[0] @ k[0].transpose(-1, -2) / math.sqrt(D)
+    keep = scores >= scores.topk(min(m, L), -1).values[..., -1:]
+    expected = torch.softmax(scores.masked_fill(~keep, float("-inf")), -1) @ v[0]
+    torch.testing.assert_close(op.attend(q, k, v, mask)[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_topm_chunks_queries(monkeypatch):
+    import search_spaces.operators.attention.topm as topm
+
+    q, k, v = qkv(9)
+    op = ATTENTION.get("topm")(OpContext(channels=C, heads=H, top_m=3))
+    whole = op.attend(q, k, v, MASK)
+    monkeypatch.setattr(topm, "CHUNK", 2)
+    torch.testing.assert_close(op.attend(q, k, v, MASK), whole)
+
+
+def test_kv_from_mpnn_takes_keys_and_values_from_the_mpnn(small_graph):
+    from search_spaces import Architecture, DataInfo, LayerArch, build_model
+
+    op = ATTENTION.get("kv_from_mpnn")(OpContext(channels=16, heads=2)).eval()
+    x, ei = small_graph.x, small_graph.edge_index
+    kv = torch.randn_like(x)
+    with torch.no_grad():
+        assert not torch.allclose(op(x, ei, kv=kv), op(x, ei))  # keys/values matter
+        changed_kv = kv.clone()
+        isolated = sorted(set(range(x.size(0))) - set(ei[0].tolist()))  # nodes that are no one's source
+        if isolated:
+            changed_kv[isolated[0]] += 10
+            torch.testing.assert_close(op(x, ei, kv=changed_kv), op(x, ei, kv=kv))  # only edges carry kv
+    arch = Architecture(space="s", hidden_dim=16, num_layers=1, dropout=0, lr=0.1, weight_decay=0,
+                        layers=(LayerArch(mpnn="gin", attention="kv_from_mpnn", kv_source="mpnn", heads=2),))
+    model = build_model(arch, DataInfo("node_classification", 16, 3))
+    assert model(x, ei).shape == (x.size(0), 3)
+    bad = arch.model_copy(update={"layers": (LayerArch(mpnn="gin", attention="full", kv_source="mpnn", heads=2),)})
+    with pytest.raises(ValueError, match="kv_source='mpnn' needs an attention form"):
+        build_model(bad, DataInfo("node_classification", 16, 3))

@@ -22,7 +22,7 @@ def test_vocabulary_is_complete():
     assert set(MPNN.names()) == {"gcn", "gat", "gatv2", "gin", "gine", "sage", "graphconv", "cheb", "arma",
                                  "pna", "gatedgcn", "mlp", "skip"}
     assert set(ATTENTION.names()) == {"none", "full", "masked", "performer", "linear", "flow", "agent", "gated",
-                                      "softplus", "sgformer", "polynormer"}
+                                      "softplus", "sgformer", "polynormer", "topm", "kv_from_mpnn"}
     assert set(ENCODING.names()) == {"none", "lap_pe", "rwse", "degree"}
 
 

@@ -32,8 +32,8 @@ def test_unknown_operator_names_path_and_registered_names(tmp_path):
 def test_unknown_attention_and_encoding(tmp_path):
     msg = error_of(tmp_path, "name: s\nglobal:\n  encoding: [none, lappe]\nlayers:\n  attention: flash\n")
     assert "global.encoding[1]" in msg and "degree, lap_pe, none, rwse" in msg
-    assert "layers.attention: expected one of: agent, flow, full, gated, linear, masked, none, performer, " in msg
-    assert "polynormer, sgformer, softplus, got 'flash'" in msg
+    assert "layers.attention: expected one of: agent, flow, full, gated, kv_from_mpnn, linear, masked, none, " in msg
+    assert "performer, polynormer, sgformer, softplus, topm, got 'flash'" in msg
 
 
 def test_empty_list_is_refused(tmp_path):
