@@ -93,7 +93,7 @@ def test_preset_sizes():
     assert SearchSpace.preset("nas_bench_graph").size() == 9 * 9 ** 4
     # tiny: hidden 2 x encoding 2 x sum over depth 1..3 of (5 mpnn x 2 attention)^depth
     assert SearchSpace.preset("tiny").size() == 4 * sum(10 ** d for d in (1, 2, 3))
-    assert set(preset_names()) >= {"tiny", "gps", "nas_bench_graph"}
+    assert set(preset_names()) >= {"tiny", "gps", "nas_bench_graph", "darts_gt"}
 
 
 SMALL = {"name": "small", "global": {"hidden_dim": [16, 32], "num_layers": [1, 2]},
