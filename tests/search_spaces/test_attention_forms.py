@@ -146,3 +146,24 @@ def test_kv_from_mpnn_takes_keys_and_values_from_the_mpnn(small_graph):
     bad = arch.model_copy(update={"layers": (LayerArch(mpnn="gin", attention="full", kv_source="mpnn", heads=2),)})
     with pytest.raises(ValueError, match="kv_source='mpnn' needs an attention form"):
         build_model(bad, DataInfo("node_classification", 16, 3))
+
+
+def count(name: str, n: int, **ctx) -> int:
+    torch.manual_seed(0)
+    op = ATTENTION.get(name)(OpContext(channels=C, heads=H, **ctx)).eval()
+    return flops_of(op, x=torch.randn(n, C), edge_index=torch.empty(2, 0, dtype=torch.long))
+
+
+PROJ = lambda n: 2 * n * C * 3 * C + 2 * n * C * C  # noqa: E731  q, k, v and output projections
+
+
+@pytest.mark.parametrize("name,body", [
+    ("full", lambda n: 4 * H * n * n * D),                      # scores + weighted sum
+    ("gated", lambda n: 2 * n * C * C + 4 * H * n * n * D),     # + the gate projection
+    ("softplus", lambda n: 4 * H * n * n * D),
+    ("agent", lambda n: 3 * 4 * H * 8 * n * D),                 # pooling, aggregation, broadcast with 8 agents
+    ("topm", lambda n: 2 * H * n * n * D + 2 * H * n * 8 * D),  # all scores, then m=8 values per query
+])
+def test_flops_formula_per_form(name, body):
+    n = 40
+    assert count(name, n) == PROJ(n) + body(n)
