@@ -64,7 +64,11 @@ class LapPE(Encoding):
         if k_eff >= 1:
             out = AddLaplacianEigenvectorPE(k_eff, attr_name="pe", is_undirected=True)(
                 Data(edge_index=data.edge_index, num_nodes=n))
-            pe[:, :k_eff] = out.pe.float()
+            vecs = out.pe.float()
+            # the solver returns each eigenvector with an arbitrary sign: fix it (largest
+            # entry positive) so the same graph always gives the same encoding
+            peak = vecs.gather(0, vecs.abs().argmax(0, keepdim=True))
+            pe[:, :k_eff] = vecs * torch.where(peak < 0, -1.0, 1.0)
         return pe
 
 
@@ -87,3 +91,24 @@ class DegreeEncoding(Encoding):
     def compute(data: Data, k: int) -> Tensor:
         deg = degree(data.edge_index[1], data.num_nodes).long().clamp(max=k - 1)
         return torch.nn.functional.one_hot(deg, k).float()
+
+
+@ENCODING.register("lap_pe_signnet", "Laplacian eigenvectors through SignNet: phi(v) + phi(-v), sign-invariant")
+class SignNetLapPE(Encoding):
+    """SignNet (Lim et al. 2022) on the k Laplacian eigenvectors: each eigenvector's entry
+    goes through a shared MLP ``phi`` as ``phi(v) + phi(-v)``, which is invariant to the
+    sign of every eigenvector exactly (no random flips needed); ``rho`` maps the k results
+    to ``channels``. Shares the ``lap_pe`` precomputation."""
+
+    attr = "lap_pe"
+    compute = staticmethod(LapPE.compute)
+
+    def __init__(self, k: int, channels: int, hidden: int = 16) -> None:
+        super().__init__(k, channels)
+        self.phi = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.lin = nn.Linear(k * hidden, channels)  # rho
+
+    def forward(self, pe: Tensor) -> Tensor:
+        v = pe[:, : self.k].unsqueeze(-1)  # [N, k, 1]
+        invariant = self.phi(v) + self.phi(-v)  # [N, k, hidden]
+        return self.lin(invariant.flatten(1))

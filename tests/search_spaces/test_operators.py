@@ -23,7 +23,7 @@ def test_vocabulary_is_complete():
                                  "pna", "gatedgcn", "mlp", "skip"}
     assert set(ATTENTION.names()) == {"none", "full", "masked", "performer", "linear", "flow", "agent", "gated",
                                       "softplus", "sgformer", "polynormer", "topm", "kv_from_mpnn"}
-    assert set(ENCODING.names()) == {"none", "lap_pe", "rwse", "degree"}
+    assert set(ENCODING.names()) == {"none", "lap_pe", "rwse", "degree", "lap_pe_signnet"}
 
 
 @pytest.mark.parametrize("kind,name", OPERATORS)
@@ -76,7 +76,7 @@ def test_attention_needs_divisible_heads():
         ATTENTION.get("full")(OpContext(channels=10, heads=3))
 
 
-@pytest.mark.parametrize("name", ["lap_pe", "rwse", "degree"])
+@pytest.mark.parametrize("name", ["lap_pe", "rwse", "degree", "lap_pe_signnet"])
 def test_encodings_compute_and_embed(name, small_graph):
     from torch_geometric.utils import to_undirected
 
@@ -84,7 +84,7 @@ def test_encodings_compute_and_embed(name, small_graph):
     g.edge_index = to_undirected(g.edge_index)
     pe = ENCODING.get(name).compute(g, 6)
     assert pe.shape == (g.num_nodes, 6) and torch.isfinite(pe).all()
-    if name == "lap_pe":  # orthonormal eigenvectors of the normalised Laplacian
+    if name.startswith("lap_pe"):  # orthonormal eigenvectors of the normalised Laplacian
         torch.testing.assert_close(pe.T @ pe, torch.eye(6), atol=1e-4, rtol=0)
     if name == "rwse":  # return probabilities; one step never returns without self-loops
         assert (pe >= 0).all() and (pe <= 1 + 1e-6).all() and (pe[:, 0] == 0).all()
@@ -116,3 +116,17 @@ def test_registry_rejects_duplicates_and_lists_names():
         reg.register("a", "again")(object)
     with pytest.raises(UnknownNameError, match="unknown mpnn operator 'gcnn'; registered: arma, cheb"):
         MPNN.get("gcnn")
+
+
+def test_signnet_is_invariant_to_eigenvector_signs(small_graph):
+    from torch_geometric.utils import to_undirected
+
+    g = small_graph.clone()
+    g.edge_index = to_undirected(g.edge_index)
+    enc = ENCODING.get("lap_pe_signnet")
+    pe = enc.compute(g, 6)
+    assert enc.attr == "lap_pe" and torch.equal(pe, ENCODING.get("lap_pe").compute(g, 6))
+    module = enc(6, C)
+    flipped = pe * torch.tensor([1, -1, -1, 1, -1, 1.0])
+    torch.testing.assert_close(module(flipped), module(pe))
+    assert not torch.allclose(module(pe), module(torch.roll(pe, 1, dims=1)))  # but not to their order

@@ -31,7 +31,7 @@ def test_unknown_operator_names_path_and_registered_names(tmp_path):
 
 def test_unknown_attention_and_encoding(tmp_path):
     msg = error_of(tmp_path, "name: s\nglobal:\n  encoding: [none, lappe]\nlayers:\n  attention: flash\n")
-    assert "global.encoding[1]" in msg and "degree, lap_pe, none, rwse" in msg
+    assert "global.encoding[1]" in msg and "degree, lap_pe, lap_pe_signnet, none, rwse" in msg
     assert "layers.attention: expected one of: agent, flow, full, gated, kv_from_mpnn, linear, masked, none, " in msg
     assert "performer, polynormer, sgformer, softplus, topm, got 'flash'" in msg
 
