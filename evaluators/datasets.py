@@ -18,11 +18,11 @@ import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.utils import degree, stochastic_blockmodel_graph
 
 from search_spaces import DataInfo
@@ -45,7 +45,9 @@ class Splits:
 
 @dataclass(frozen=True)
 class DatasetBundle:
-    """A loaded dataset: the graph, what the model needs to know, splits and metric."""
+    """A loaded dataset: what the model needs to know, splits and metric, and either one
+    graph (``data``, node tasks; splits index nodes) or many (``graphs``, graph tasks;
+    splits index graphs, and ``data`` is a batch of the first few, for shapes and export)."""
 
     name: str
     data: Data
@@ -53,9 +55,11 @@ class DatasetBundle:
     splits: Splits
     metric: str = "accuracy"
     encodings: dict[str, int] = field(default_factory=dict)  # name -> precomputed k
+    graphs: Optional[list[Data]] = None
 
 
-Loader = Callable[[Path, Path], tuple[Data, Splits]]
+# A loader returns one graph (node task) or a list of graphs (graph task), and the splits.
+Loader = Callable[[Path, Path], tuple[Union[Data, list[Data]], Splits]]
 DATASETS: Registry[Loader] = Registry("dataset")
 
 
@@ -148,6 +152,46 @@ def contextual_sbm(num_nodes: int = 600, num_classes: int = 5, avg_degree: float
     return Data(x=x, edge_index=edge_index, y=y), splits
 
 
+TU_DATASETS = {"mutag": "MUTAG", "proteins": "PROTEINS", "enzymes": "ENZYMES", "nci1": "NCI1",
+               "ptc_mr": "PTC_MR", "imdb-binary": "IMDB-BINARY"}
+
+
+def _tu(name: str) -> Loader:
+    def load(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
+        from torch_geometric.datasets import TUDataset
+
+        raw = root / "TUDataset" / name / "raw"
+        if not raw.is_dir() and root != (cache_dir / "data").resolve():
+            raise DatasetError(f"dataset {name.lower()!r}: raw files not found in {raw} (data root {root}); "
+                               f"expected TUDataset/{name}/raw/{name}_A.txt etc. as PyG lays them out. "
+                               f"Known datasets: {', '.join(DATASETS.names())}")
+        work = working_root(root, cache_dir, f"TUDataset/{name}")
+        dataset = TUDataset(str(work / "TUDataset"), name=name)
+        graphs = []
+        for g in dataset:
+            x = g.x if g.x is not None else torch.ones(g.num_nodes, 1)  # IMDB-BINARY has no features
+            graphs.append(Data(x=x.float(), edge_index=g.edge_index, y=g.y,
+                               edge_attr=g.edge_attr.float() if g.edge_attr is not None else None))
+        return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0)
+
+    return load
+
+
+for _key, _name in TU_DATASETS.items():
+    DATASETS.register(_key, f"TU {_name}, graph classification, seeded stratified 80/10/10 split (PyG)")(_tu(_name))
+
+
+def stratified_splits(y: Tensor, seed: int, val: float = 0.1, test: float = 0.1) -> Splits:
+    """Seeded split that keeps the class proportions in train, validation and test."""
+    from sklearn.model_selection import train_test_split
+
+    idx = torch.arange(len(y)).numpy()
+    rest, test_idx = train_test_split(idx, test_size=test, stratify=y.numpy(), random_state=seed)
+    train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), stratify=y.numpy()[rest],
+                                          random_state=seed)
+    return Splits(*(torch.as_tensor(sorted(i)) for i in (train_idx, val_idx, test_idx)))
+
+
 # --- the entry point --------------------------------------------------------------------
 
 def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: Optional[Path] = None,
@@ -158,11 +202,30 @@ def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: O
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())} "
                            f"(data root searched: {root})")
-    data, splits = DATASETS.get(name)(root, cache_dir)
-    info = DataInfo(task="node_classification", num_features=data.num_features,
-                    num_outputs=int(data.y.max()) + 1, edge_dim=None, deg=degree_histogram(data))
-    bundle = DatasetBundle(name, data, info, splits)
+    loaded, splits = DATASETS.get(name)(root, cache_dir)
+    if isinstance(loaded, list):
+        bundle = _graph_bundle(name, loaded, splits)
+    else:
+        info = DataInfo(task="node_classification", num_features=loaded.num_features,
+                        num_outputs=int(loaded.y.max()) + 1, edge_dim=None, deg=degree_histogram(loaded))
+        bundle = DatasetBundle(name, loaded, info, splits)
     return add_encodings(bundle, encodings or {}, cache_dir)
+
+
+SAMPLE_GRAPHS = 32  # graphs in a bundle's sample batch (model shapes, FLOPs, export)
+
+
+def _graph_bundle(name: str, graphs: list[Data], splits: Splits) -> DatasetBundle:
+    train = Batch.from_data_list([graphs[i] for i in splits.train.tolist()])
+    edge_dim = graphs[0].edge_attr.size(1) if graphs[0].edge_attr is not None else None
+    info = DataInfo(task="graph_classification", num_features=graphs[0].num_features,
+                    num_outputs=int(torch.cat([g.y for g in graphs]).max()) + 1, edge_dim=edge_dim,
+                    deg=degree_histogram(train))
+    return DatasetBundle(name, sample_batch(graphs, splits), info, splits, graphs=graphs)
+
+
+def sample_batch(graphs: list[Data], splits: Splits) -> Batch:
+    return Batch.from_data_list([graphs[i] for i in splits.train[:SAMPLE_GRAPHS].tolist()])
 
 
 def degree_histogram(data: Data) -> tuple[int, ...]:
@@ -172,8 +235,19 @@ def degree_histogram(data: Data) -> tuple[int, ...]:
 
 def add_encodings(bundle: DatasetBundle, encodings: dict[str, int], cache_dir: Path) -> DatasetBundle:
     """Attach each encoding as ``data.<attr>`` of width ``k``, computed once and cached."""
-    data = bundle.data.clone()
     done = dict(bundle.encodings)
+    if bundle.graphs is not None:
+        graphs = [g.clone() for g in bundle.graphs]
+        for name, k in sorted(encodings.items()):
+            if name == "none":
+                continue
+            attr = ENCODING.get(name).attr
+            parts = cached_encoding(bundle.name, graphs, name, k, cache_dir).split([g.num_nodes for g in graphs])
+            for g, pe in zip(graphs, parts):
+                setattr(g, attr, pe)
+            done[name] = k
+        return replace(bundle, graphs=graphs, data=sample_batch(graphs, bundle.splits), encodings=done)
+    data = bundle.data.clone()
     for name, k in sorted(encodings.items()):
         if name == "none":
             continue
@@ -183,17 +257,21 @@ def add_encodings(bundle: DatasetBundle, encodings: dict[str, int], cache_dir: P
     return replace(bundle, data=data, encodings=done)
 
 
-def graph_hash(data: Data) -> str:
-    h = hashlib.sha256(str(data.num_nodes).encode())
-    h.update(data.edge_index.cpu().numpy().tobytes())
+def graph_hash(data: Union[Data, list[Data]]) -> str:
+    h = hashlib.sha256()
+    for g in data if isinstance(data, list) else [data]:
+        h.update(str(g.num_nodes).encode())
+        h.update(g.edge_index.cpu().numpy().tobytes())
     return h.hexdigest()[:12]
 
 
-def cached_encoding(dataset: str, data: Data, name: str, k: int, cache_dir: Path) -> Tensor:
+def cached_encoding(dataset: str, data: Union[Data, list[Data]], name: str, k: int, cache_dir: Path) -> Tensor:
+    """``[total nodes, k]``; for a list of graphs, computed per graph and concatenated."""
     path = Path(cache_dir) / "encodings" / f"{dataset}-{name}-k{k}-{graph_hash(data)}.pt"
     if path.is_file():
         return torch.load(path)
-    pe = ENCODING.get(name).compute(data, k)
+    compute = ENCODING.get(name).compute
+    pe = torch.cat([compute(g, k) for g in data]) if isinstance(data, list) else compute(data, k)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(pe, tmp)

@@ -14,7 +14,7 @@ from typing import Callable, Literal, Optional
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
+from torch import Tensor, nn
 from torch_geometric import seed_everything
 
 from evaluators.cost import measure_cost
@@ -46,6 +46,7 @@ class TrainConfig(BaseModel):
     amp: bool = True  # bf16 autocast, used on CUDA only
     metric: Optional[str] = None  # None: the dataset's own
     latency_repeats: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=32, ge=1)  # graphs per mini-batch (graph tasks)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -69,18 +70,80 @@ def evaluate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     return train_model(arch, bundle, config, report).result
 
 
+class _NodeTask:
+    """Full-batch training on one graph; splits index nodes."""
+
+    def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
+        data = bundle.data.to(device)
+        self.inputs, self.y = model_inputs(data, arch), data.y
+        self.splits = {name: getattr(bundle.splits, name).to(device) for name in ("train", "val", "test")}
+
+    def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> float:
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            loss = F.cross_entropy(model(**self.inputs)[self.splits["train"]].float(), self.y[self.splits["train"]])
+        _step(loss, opt)
+        return loss.item()
+
+    def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
+        with torch.no_grad(), autocast:
+            out = model(**self.inputs)
+        return {name: (out[idx], self.y[idx]) for name, idx in self.splits.items() if name != "train"}
+
+
+class _GraphTask:
+    """Mini-batch training over graphs; splits index graphs."""
+
+    def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
+        from torch_geometric.loader import DataLoader
+
+        self.arch, self.device = arch, device
+        pick = lambda idx: [bundle.graphs[i] for i in idx.tolist()]  # noqa: E731
+        gen = torch.Generator().manual_seed(config.seed)
+        self.train = DataLoader(pick(bundle.splits.train), batch_size=config.batch_size, shuffle=True, generator=gen)
+        self.evals = {name: DataLoader(pick(getattr(bundle.splits, name)), batch_size=config.batch_size)
+                      for name in ("val", "test")}
+
+    def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> float:
+        total = 0.0
+        for batch in self.train:
+            batch = batch.to(self.device)
+            opt.zero_grad(set_to_none=True)
+            with autocast:
+                loss = F.cross_entropy(model(**model_inputs(batch, self.arch)).float(), batch.y)
+            _step(loss, opt)
+            total += loss.item() * batch.num_graphs
+        return total / len(self.train.dataset)
+
+    def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
+        out = {}
+        with torch.no_grad(), autocast:
+            for name, loader in self.evals.items():
+                parts = [(model(**model_inputs(b.to(self.device), self.arch)), b.y) for b in loader]
+                out[name] = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        return out
+
+
+def _step(loss: Tensor, opt: torch.optim.Optimizer) -> None:
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"loss is {loss.item()}")
+    loss.backward()
+    opt.step()
+
+
 def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
                 report: Optional[Report] = None) -> TrainedModel:
     """As :func:`evaluate`, and keep the model, restored to its best validation epoch (the
-    epoch whose figures are reported)."""
+    epoch whose figures are reported).
+
+    Node tasks train full-batch; graph tasks in mini-batches of ``config.batch_size``. For
+    graph tasks FLOPs are per graph (the mean over the bundle's sample batch of training
+    graphs) and latency is that of the sample batch."""
     seed_everything(config.seed)
     device = resolve_device(config.device)
     metric = get_metric(config.metric or bundle.metric)
     model = build_model(arch, bundle.info).to(device)
-    data = bundle.data.to(device)
-    inputs = model_inputs(data, arch)
-    y = data.y
-    train, val, test = (idx.to(device) for idx in (bundle.splits.train, bundle.splits.val, bundle.splits.test))
+    task = (_GraphTask if bundle.info.graph_level else _NodeTask)(bundle, arch, device, config)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                               enabled=config.amp and device.type == "cuda")
     opt = torch.optim.AdamW(model.parameters(), lr=arch.lr, weight_decay=arch.weight_decay)
@@ -91,20 +154,15 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     epoch = 0
     for epoch in range(config.epochs):
         model.train()
-        opt.zero_grad(set_to_none=True)
-        with autocast:
-            loss = F.cross_entropy(model(**inputs)[train].float(), y[train])
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch}")
-        loss.backward()
-        opt.step()
-
+        try:
+            task.train_epoch(model, opt, autocast)
+        except TrainingDiverged as err:
+            raise TrainingDiverged(f"{err} at epoch {epoch}") from None
         model.eval()
-        with torch.no_grad(), autocast:
-            out = model(**inputs)
-        val_value = metric(out[val], y[val])
+        outputs = task.predict(model, autocast)
+        val_value = metric(*outputs["val"])
         if metric.better(val_value, best_val):
-            best_val, test_at_best, best_epoch, stale = val_value, metric(out[test], y[test]), epoch, 0
+            best_val, test_at_best, best_epoch, stale = val_value, metric(*outputs["test"]), epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
@@ -115,9 +173,11 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     train_time = time.perf_counter() - start
     model.load_state_dict(best_state)
 
-    cost = measure_cost(model, config.latency_repeats, **inputs)
+    sample = bundle.data.to(device)
+    cost = measure_cost(model, config.latency_repeats, **model_inputs(sample, arch))
+    flops = cost.flops // sample.num_graphs if bundle.info.graph_level else cost.flops
     result = TrialResult(arch_id=arch.arch_id, arch_json=arch.to_json(), metric=metric.name,
-                         val_metric=best_val, test_metric=test_at_best, flops=cost.flops,
+                         val_metric=best_val, test_metric=test_at_best, flops=flops,
                          params=cost.params, latency_ms=cost.latency_ms, train_time_s=train_time,
                          epochs=epoch + 1, best_epoch=best_epoch, device=str(device))
     return TrainedModel(model.eval(), result)

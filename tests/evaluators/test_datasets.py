@@ -31,8 +31,8 @@ def test_synthetic_is_deterministic_and_split(cache_dir):
 
 
 def test_unknown_dataset_lists_known_and_root(shared_datasets, cache_dir):
-    with pytest.raises(DatasetError, match=r"unknown dataset 'coraa'; known datasets: citeseer, cora, pubmed, "
-                                           r"synthetic \(data root searched: .*shared/datasets\)"):
+    with pytest.raises(DatasetError, match=r"unknown dataset .coraa.; known datasets: citeseer, cora, enzymes, "
+                                           r".*synthetic \(data root searched: .*shared/datasets\)"):
         load_dataset("coraa", shared_datasets, cache_dir)
 
 
@@ -56,3 +56,17 @@ def test_encodings_are_cached_on_disk(cache_dir, monkeypatch):
 def test_data_root_from_environment(monkeypatch, shared_datasets, cache_dir):
     monkeypatch.setenv("GRAPHNAS_DATA", str(shared_datasets))
     assert load_dataset("citeseer", cache_dir=cache_dir).data.num_nodes == 3327
+
+
+def test_tu_dataset_graph_classification(shared_datasets, cache_dir):
+    bundle = load_dataset("mutag", shared_datasets, cache_dir, encodings={"rwse": 4})
+    assert len(bundle.graphs) == 188 and bundle.info.task == "graph_classification"
+    assert (bundle.info.num_features, bundle.info.num_outputs, bundle.info.edge_dim) == (7, 2, 4)
+    sizes = [len(s) for s in (bundle.splits.train, bundle.splits.val, bundle.splits.test)]
+    assert sizes == [150, 19, 19] and len(set(torch.cat(list(bundle.splits.__dict__.values())).tolist())) == 188
+    labels = torch.cat([g.y for g in bundle.graphs])
+    for split in (bundle.splits.train, bundle.splits.test):  # stratified: class shares kept within 6 points
+        assert abs(labels[split].float().mean() - labels.float().mean()) < 0.06
+    assert all(g.rwse.shape == (g.num_nodes, 4) for g in bundle.graphs)
+    assert bundle.data.num_graphs == 32  # the sample batch
+    assert not (shared_datasets / "TUDataset" / "MUTAG" / "processed").exists()

@@ -105,3 +105,14 @@ def test_resume_with_another_dataset_is_refused(tmp_path, cache_dir):
 def test_unknown_strategy_lists_the_valid_ones(tmp_path):
     with pytest.raises(KeyError, match="nsga2, random, tpe"):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), strategy="bayes"))
+
+
+@pytest.mark.parametrize("space", ["gps", "darts_gt"])
+def test_graph_level_search_with_the_transformer_presets(space, tmp_path, cache_dir, shared_datasets):
+    config = SearchConfig(space=space, dataset="mutag", data_root=str(shared_datasets), run_dir=str(tmp_path / space),
+                          cache_dir=str(cache_dir), trials=2, strategy="random",
+                          train=TrainConfig(epochs=2, patience=2, latency_repeats=1))
+    study = Search(config).run()
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"], [t.user_attrs.get("error") for t in study.trials]
+    assert study.user_attrs["data_info"]["task"] == "graph_classification"
+    assert all(0 < t.values[1] for t in study.trials)
