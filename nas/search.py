@@ -7,6 +7,7 @@ trained in this run is not trained again) and progress reporting.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from evaluators import TrainConfig, TrialResult, evaluate, get_metric, load_data
 from evaluators.datasets import DatasetBundle
 from nas.samplers import STRATEGIES
 from results.objectives import Objective, parse_objectives
-from results.store import RunStore
+from results.store import JOURNAL, RunStore
 from search_spaces import Architecture, SearchSpace
 
 
@@ -53,6 +54,7 @@ class SearchConfig(BaseModel):
     study_name: Optional[str] = None  # None: the run directory's name
     data_root: Optional[str] = None
     cache_dir: Optional[str] = None
+    workers: int = Field(default=1, ge=1)  # local processes sharing the study
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     def resolved_run_dir(self) -> Path:
@@ -95,6 +97,12 @@ class Search:
         if config.study_name is None:
             config = config.model_copy(update={"study_name": self.run_dir.resolve().name})
             self.config = config
+        if config.workers > 1 and config.storage is None:  # SQLite is for one writing process
+            config = config.model_copy(update={"storage": f"{JOURNAL}{(self.run_dir / 'journal.log').resolve()}"})
+            self.config = config
+        if config.workers > 1 and (config.storage or "").startswith("sqlite"):
+            raise ValueError("--workers > 1 cannot share an SQLite storage (one writing process only): leave "
+                             "--storage unset for a journal file, or give a PostgreSQL/MySQL URL")
         self.store = RunStore(self.run_dir, config.storage)
         if resume:
             self._check_resume()
@@ -136,22 +144,56 @@ class Search:
             study = self.store.create_study(cfg.study_name, objectives, sampler, metric.name)
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
         study.set_user_attr("data_info", asdict(bundle.info))
-        deadline = time.monotonic() + cfg.timeout if cfg.timeout else math.inf
-        done = count_finished(study)
         try:
-            while done < cfg.trials and time.monotonic() < deadline:
-                state = self._one_trial(study, bundle, objectives)
-                done += 1
-                if observer:
-                    outputs = self.store.write_outputs(study, plots=False)
-                    best = outputs.best["val_metric"] if outputs.best is not None else None
-                    observer(Progress(done, cfg.trials, best, len(outputs.front), state))
+            if cfg.workers == 1:
+                self.loop(study, bundle, objectives, observer)
+            else:
+                self._run_workers(study, observer)
         finally:
             self.store.write_outputs(study)
         return study
 
-    def _one_trial(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective]) -> str:
+    def loop(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
+             observer: Optional[Observer] = None) -> None:
+        """Run trials until the budget is met: finished trials plus those other workers are
+        running now (so that N workers do not overshoot it by N - 1)."""
+        deadline = time.monotonic() + self.config.timeout if self.config.timeout else math.inf
+        while time.monotonic() < deadline:
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            if count_finished(study) + running >= self.config.trials:
+                break
+            state = self._one_trial(study, bundle, objectives, getattr(self, "_worker", 0))
+            if observer:
+                self._observe(study, observer, state)
+
+    def _observe(self, study: optuna.Study, observer: Observer, state: str) -> None:
+        outputs = self.store.write_outputs(study, plots=False)
+        best = outputs.best["val_metric"] if outputs.best is not None else None
+        observer(Progress(count_finished(study), self.config.trials, best, len(outputs.front), state))
+
+    def _run_workers(self, study: optuna.Study, observer: Optional[Observer]) -> None:
+        """Start ``workers`` processes on the study, report progress while they run, then fail
+        the trials of any worker that died (the journal storage has no heartbeat)."""
+        ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+        procs = [ctx.Process(target=run_worker, args=(self.config.model_dump_json(), i), daemon=False)
+                 for i in range(self.config.workers)]
+        for p in procs:
+            p.start()
+        seen = -1
+        while any(p.is_alive() for p in procs):
+            time.sleep(0.5)
+            done = count_finished(study)
+            if observer and done != seen:
+                seen = done
+                self._observe(study, observer, "COMPLETE")
+        for p in procs:
+            p.join()
+        self.store.fail_stale_trials(study)
+
+    def _one_trial(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
+                   worker: int = 0) -> str:
         trial = study.ask()
+        trial.set_user_attr("worker", worker)
         try:
             arch = self.space.suggest(trial)
             trial.set_user_attr("arch_id", arch.arch_id)
@@ -177,3 +219,20 @@ class Search:
             if old.user_attrs.get("arch_id") == arch.arch_id:  # same seed, same result: reuse it
                 return TrialResult.from_attrs(old.user_attrs)
         return evaluate(arch, bundle, self.config.train)
+
+
+def run_worker(config_json: str, index: int) -> None:
+    """Entry point of one local worker process: the same loop on the shared study, with its
+    own sampler seed. It never sweeps RUNNING trials: they may be other workers'."""
+    import optuna as _optuna
+
+    _optuna.logging.set_verbosity(_optuna.logging.WARNING)
+    config = SearchConfig.model_validate_json(config_json)
+    search = Search(config, resume=True)
+    bundle = search.prepare()  # the driver prepared it: this reads the disk cache
+    metric = get_metric(config.train.metric or bundle.metric)
+    objectives = parse_objectives(config.objectives, metric.direction)
+    study = search.store.load_study(config.study_name, sweep=False)
+    study.sampler = STRATEGIES.get(config.strategy)(config.seed + 1000 * (index + 1), len(objectives))
+    search._worker = index
+    search.loop(study, bundle, objectives)

@@ -3,7 +3,8 @@
 Run directory::
 
     config.yaml      the fully resolved settings of the run
-    study.db         Optuna storage (SQLite unless --storage gives another URL)
+    study.db         Optuna storage (SQLite unless --storage gives another URL; journal.log,
+                     a JournalStorage file, when several local workers share the study)
     trials.csv       one row per trial, choices flattened
     pareto.json      non-dominated trials (accuracy versus FLOPs at least)
     pareto.png       the front, dominated trials greyed
@@ -32,19 +33,37 @@ BASE_COLUMNS = ["trial", "state", "val_metric", "test_metric", "flops", "params"
                 "train_time_s", "arch_id", "arch_json"]
 
 
+JOURNAL = "journal:///"
+
+
+def open_storage(url: str):
+    """An Optuna storage for ``url``: ``journal:///PATH`` is a JournalStorage on a file (safe
+    for several processes on one machine, unlike SQLite); any other URL is an RDB URL
+    (``sqlite:///``, ``postgresql://``, ``mysql://``) and is passed to Optuna as is."""
+    if url.startswith(JOURNAL):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url[len(JOURNAL):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    return url
+
+
 class RunStore:
     """Owns one run directory and its study."""
 
     def __init__(self, run_dir: str | Path, storage: Optional[str] = None) -> None:
         self.run_dir = Path(run_dir)
         self.storage = storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+        self.backend = open_storage(self.storage)
 
     @classmethod
     def open(cls, run_dir: str | Path) -> tuple["RunStore", optuna.Study]:
         """An existing run: its store and study, as its config.yaml names them."""
         config = cls(run_dir).read_config()
         store = cls(run_dir, config.get("storage"))
-        return store, optuna.load_study(study_name=config["study_name"], storage=store.storage)
+        return store, optuna.load_study(study_name=config["study_name"], storage=store.backend)
 
     # --- config -------------------------------------------------------------------------
     @property
@@ -64,7 +83,7 @@ class RunStore:
     def create_study(self, name: str, objectives: list[Objective], sampler: optuna.samplers.BaseSampler,
                      metric: str) -> optuna.Study:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        study = optuna.create_study(storage=self.storage, study_name=name, sampler=sampler,
+        study = optuna.create_study(storage=self.backend, study_name=name, sampler=sampler,
                                     directions=[o.direction for o in objectives])
         with warnings.catch_warnings():  # set_metric_names is marked experimental since Optuna 3.2
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -74,13 +93,18 @@ class RunStore:
         return study
 
     def has_study(self, name: str) -> bool:
-        if self.storage.startswith("sqlite:///") and not Path(self.storage[len("sqlite:///"):]).is_file():
-            return False  # do not create an empty database just to look
-        return name in optuna.study.get_all_study_names(storage=self.storage)
+        for scheme in ("sqlite:///", JOURNAL):
+            if self.storage.startswith(scheme) and not Path(self.storage[len(scheme):]).is_file():
+                return False  # do not create an empty database just to look
+        return name in optuna.study.get_all_study_names(storage=self.backend)
 
-    def load_study(self, name: str, sampler: Optional[optuna.samplers.BaseSampler] = None) -> optuna.Study:
-        study = optuna.load_study(study_name=name, storage=self.storage, sampler=sampler)
-        self.fail_stale_trials(study)
+    def load_study(self, name: str, sampler: Optional[optuna.samplers.BaseSampler] = None,
+                   sweep: bool = True) -> optuna.Study:
+        """Open the study; with ``sweep``, trials left RUNNING become FAIL (only the process
+        that knows no other worker is running may sweep)."""
+        study = optuna.load_study(study_name=name, storage=self.backend, sampler=sampler)
+        if sweep:
+            self.fail_stale_trials(study)
         return study
 
     @staticmethod

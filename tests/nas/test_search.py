@@ -116,3 +116,20 @@ def test_graph_level_search_with_the_transformer_presets(space, tmp_path, cache_
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"], [t.user_attrs.get("error") for t in study.trials]
     assert study.user_attrs["data_info"]["task"] == "graph_classification"
     assert all(0 < t.values[1] for t in study.trials)
+
+
+def test_parallel_workers_share_one_journal_study(tmp_path, cache_dir):
+    config = SearchConfig(run_dir=str(tmp_path / "par"), cache_dir=str(cache_dir), trials=6, workers=2,
+                          strategy="random", train=TrainConfig(epochs=15, patience=15, latency_repeats=1))
+    search = Search(config)
+    assert search.config.storage.startswith("journal:///") and search.config.storage.endswith("journal.log")
+    study = search.run()
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 6 and len(states) == 6  # the budget is not overshot
+    assert (tmp_path / "par" / "journal.log").is_file() and (tmp_path / "par" / "trials.csv").is_file()
+    assert {t.user_attrs["worker"] for t in study.trials} <= {0, 1}
+
+
+def test_workers_refuse_sqlite(tmp_path):
+    with pytest.raises(ValueError, match="cannot share an SQLite storage"):
+        Search(SearchConfig(run_dir=str(tmp_path / "x"), workers=2, storage=f"sqlite:///{tmp_path}/s.db"))
