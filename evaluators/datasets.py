@@ -152,6 +152,31 @@ def contextual_sbm(num_nodes: int = 600, num_classes: int = 5, avg_degree: float
     return Data(x=x, edge_index=edge_index, y=y), splits
 
 
+@DATASETS.register("triangles", "Embedded graph regression: count the triangles of 600 random graphs "
+                   "(no node features: structure only; random walks of length 3 see triangles, 1-WL does not)")
+def triangles(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
+    return triangle_graphs()
+
+
+def triangle_graphs(num_graphs: int = 600, seed: int = 0) -> tuple[list[Data], Splits]:
+    """Random graphs (10-30 nodes, edge probability 0.1-0.3) whose target is their number of
+    triangles, ``trace(A^3) / 6``; features are constant, so only structure can answer.
+    Split 80/10/10, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    graphs = []
+    for _ in range(num_graphs):
+        n = int(torch.randint(10, 31, (1,), generator=gen))
+        p = 0.1 + 0.2 * float(torch.rand(1, generator=gen))
+        upper = torch.triu(torch.rand(n, n, generator=gen) < p, diagonal=1)
+        adj = (upper | upper.T).float()
+        edge_index = adj.nonzero().T.contiguous()
+        count = torch.trace(adj @ adj @ adj) / 6
+        graphs.append(Data(x=torch.ones(n, 1), edge_index=edge_index, y=count.view(1)))
+    perm = torch.randperm(num_graphs, generator=gen)
+    a, b = int(0.8 * num_graphs), int(0.9 * num_graphs)
+    return graphs, Splits(perm[:a].sort().values, perm[a:b].sort().values, perm[b:].sort().values)
+
+
 TU_DATASETS = {"mutag": "MUTAG", "proteins": "PROTEINS", "enzymes": "ENZYMES", "nci1": "NCI1",
                "ptc_mr": "PTC_MR", "imdb-binary": "IMDB-BINARY"}
 
@@ -218,10 +243,13 @@ SAMPLE_GRAPHS = 32  # graphs in a bundle's sample batch (model shapes, FLOPs, ex
 def _graph_bundle(name: str, graphs: list[Data], splits: Splits) -> DatasetBundle:
     train = Batch.from_data_list([graphs[i] for i in splits.train.tolist()])
     edge_dim = graphs[0].edge_attr.size(1) if graphs[0].edge_attr is not None else None
-    info = DataInfo(task="graph_classification", num_features=graphs[0].num_features,
-                    num_outputs=int(torch.cat([g.y for g in graphs]).max()) + 1, edge_dim=edge_dim,
+    regression = graphs[0].y.is_floating_point()
+    outputs = graphs[0].y.numel() if regression else int(torch.cat([g.y for g in graphs]).max()) + 1
+    info = DataInfo(task="graph_regression" if regression else "graph_classification",
+                    num_features=graphs[0].num_features, num_outputs=outputs, edge_dim=edge_dim,
                     deg=degree_histogram(train))
-    return DatasetBundle(name, sample_batch(graphs, splits), info, splits, graphs=graphs)
+    return DatasetBundle(name, sample_batch(graphs, splits), info, splits, graphs=graphs,
+                         metric="mae" if regression else "accuracy")
 
 
 def sample_batch(graphs: list[Data], splits: Splits) -> Batch:

@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sklearn.metrics import f1_score
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from torch import Tensor
 
 from search_spaces.registry import Registry
@@ -43,6 +45,29 @@ METRICS.register("accuracy", "Fraction of correctly classified items (maximize)"
     Metric("accuracy", "maximize", _accuracy))
 METRICS.register("macro_f1", "F1 averaged over classes with equal weight (maximize)")(
     Metric("macro_f1", "maximize", _macro_f1))
+
+
+def _mae(pred: Tensor, y: Tensor) -> float:
+    return (pred.view(len(y), -1) - y.view(len(y), -1).float()).abs().mean().item()
+
+
+def _positive_scores(logits: Tensor) -> "np.ndarray":
+    return torch.softmax(logits, -1)[:, 1].numpy() if logits.size(-1) == 2 else torch.sigmoid(logits).numpy()
+
+
+def _roc_auc(logits: Tensor, y: Tensor) -> float:
+    return float(roc_auc_score(y.numpy(), _positive_scores(logits)))
+
+
+def _average_precision(logits: Tensor, y: Tensor) -> float:
+    return float(average_precision_score(y.numpy(), _positive_scores(logits)))
+
+
+METRICS.register("mae", "Mean absolute error of a regression target (minimize)")(Metric("mae", "minimize", _mae))
+METRICS.register("roc_auc", "Area under the ROC curve, binary classification (maximize)")(
+    Metric("roc_auc", "maximize", _roc_auc))
+METRICS.register("average_precision", "Average precision, binary classification (maximize)")(
+    Metric("average_precision", "maximize", _average_precision))
 
 
 def get_metric(name: str) -> Metric:

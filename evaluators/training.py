@@ -110,7 +110,7 @@ class _GraphTask:
             batch = batch.to(self.device)
             opt.zero_grad(set_to_none=True)
             with autocast:
-                loss = F.cross_entropy(model(**model_inputs(batch, self.arch)).float(), batch.y)
+                loss = task_loss(model(**model_inputs(batch, self.arch)).float(), batch.y)
             _step(loss, opt)
             total += loss.item() * batch.num_graphs
         return total / len(self.train.dataset)
@@ -122,6 +122,13 @@ class _GraphTask:
                 parts = [(model(**model_inputs(b.to(self.device), self.arch)), b.y) for b in loader]
                 out[name] = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
         return out
+
+
+def task_loss(out: Tensor, y: Tensor) -> Tensor:
+    """Cross-entropy for class labels (integers), L1 for regression targets (floats)."""
+    if y.is_floating_point():
+        return F.l1_loss(out.view(len(y), -1), y.view(len(y), -1))
+    return F.cross_entropy(out, y)
 
 
 def _step(loss: Tensor, opt: torch.optim.Optimizer) -> None:

@@ -61,7 +61,8 @@ def results_table(frame: pd.DataFrame, front: ParetoFront, metric: str, top: int
     table = Table(title=f"Top trials by validation {metric} (* = on the Pareto front)")
     for col in ("trial", "val", "test", "FLOPs", "params", "architecture"):
         table.add_column(col, justify="left" if col == "architecture" else "right")
-    done = frame[frame["state"] == "COMPLETE"].sort_values(["val_metric", "flops"], ascending=[False, True])
+    maximize = next((o.direction == "maximize" for o in front.objectives if o.name == "metric"), True)
+    done = frame[frame["state"] == "COMPLETE"].sort_values(["val_metric", "flops"], ascending=[not maximize, True])
     on_front = set(front.trials["trial"]) if len(front) else set()
     for _, row in done.head(top).iterrows():
         star = "*" if row["trial"] in on_front else ""

@@ -32,7 +32,7 @@ def test_synthetic_is_deterministic_and_split(cache_dir):
 
 def test_unknown_dataset_lists_known_and_root(shared_datasets, cache_dir):
     with pytest.raises(DatasetError, match=r"unknown dataset .coraa.; known datasets: citeseer, cora, enzymes, "
-                                           r".*synthetic \(data root searched: .*shared/datasets\)"):
+                                           r".*synthetic, triangles \(data root searched: .*shared/datasets\)"):
         load_dataset("coraa", shared_datasets, cache_dir)
 
 
@@ -70,3 +70,16 @@ def test_tu_dataset_graph_classification(shared_datasets, cache_dir):
     assert all(g.rwse.shape == (g.num_nodes, 4) for g in bundle.graphs)
     assert bundle.data.num_graphs == 32  # the sample batch
     assert not (shared_datasets / "TUDataset" / "MUTAG" / "processed").exists()
+
+
+def test_triangles_counts_triangles(cache_dir):
+    from itertools import combinations
+
+    bundle = load_dataset("triangles", cache_dir=cache_dir)
+    assert bundle.info.task == "graph_regression" and bundle.metric == "mae" and bundle.info.num_outputs == 1
+    assert [len(s) for s in (bundle.splits.train, bundle.splits.val, bundle.splits.test)] == [480, 60, 60]
+    for g in bundle.graphs[:5]:  # brute force over node triples
+        edges = set(map(tuple, g.edge_index.T.tolist()))
+        count = sum(1 for a, b, c in combinations(range(g.num_nodes), 3)
+                    if (a, b) in edges and (b, c) in edges and (a, c) in edges)
+        assert g.y.item() == count

@@ -74,3 +74,28 @@ def test_graph_classification_trains_in_mini_batches(shared_datasets, cache_dir)
     assert result.val_metric > majority  # better than always answering the majority class (0.66)
     one_graph = gine.model_copy(update={"num_layers": 1, "layers": gine.layers[:1]})
     assert 0 < evaluate(one_graph, bundle, TrainConfig(epochs=1, device="cpu")).flops < result.flops < 10 ** 7
+
+
+def test_metrics_on_hand_made_predictions():
+    from evaluators import get_metric
+
+    assert get_metric("mae")(torch.tensor([[1.0], [3.0]]), torch.tensor([2.0, 2.0])) == 1.0
+    logits = torch.tensor([[0.0, 2.0], [0.0, -1.0], [0.0, 1.0], [0.0, -2.0]])  # scores 2, -1, 1, -2
+    assert get_metric("roc_auc")(logits, torch.tensor([1, 0, 0, 1])) == 0.5
+    assert get_metric("roc_auc")(logits, torch.tensor([1, 0, 1, 0])) == 1.0
+    assert get_metric("average_precision")(logits, torch.tensor([1, 0, 1, 0])) == 1.0
+    assert get_metric("mae").direction == "minimize" and get_metric("mae").better(0.5, 1.0)
+
+
+def test_graph_regression_structure_and_encodings_matter(cache_dir):
+    bundle = load_dataset("triangles", cache_dir=cache_dir, encodings={"rwse": 8})
+    config = TrainConfig(epochs=40, patience=40, device="cpu")
+
+    def mae(mpnn: str, encoding: str) -> float:
+        arch = Architecture(space="t", hidden_dim=32, num_layers=3, dropout=0.0, lr=3e-3, weight_decay=0.0,
+                            pooling="add", encoding=encoding, encoding_dim=8,
+                            layers=tuple({"mpnn": mpnn, "norm": "batch"} for _ in range(3)))
+        return evaluate(arch, bundle, config).val_metric
+
+    mlp, gin_rwse = mae("mlp", "none"), mae("gin", "rwse")
+    assert gin_rwse < mlp / 3  # triangles are closed 3-walks: RWSE sees them

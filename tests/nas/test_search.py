@@ -133,3 +133,10 @@ def test_parallel_workers_share_one_journal_study(tmp_path, cache_dir):
 def test_workers_refuse_sqlite(tmp_path):
     with pytest.raises(ValueError, match="cannot share an SQLite storage"):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), workers=2, storage=f"sqlite:///{tmp_path}/s.db"))
+
+
+def test_search_minimises_a_regression_metric(tmp_path, cache_dir):
+    search, study = run(tmp_path, cache_dir, dataset="triangles", trials=3, strategy="random")
+    assert study.directions[0].name == "MINIMIZE" and study.metric_names[0] == "val_mae"
+    best = json.loads((search.run_dir / "best_arch.json").read_text())
+    assert best["val_metric"] == min(t.values[0] for t in study.trials)
