@@ -50,6 +50,8 @@ def search(
     run_dir: Optional[Path] = typer.Option(None, help="Run directory [default: runs/<space>-<dataset>-<time>]."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL [default: sqlite:///<run-dir>/study.db]."),
     resume: bool = typer.Option(False, help="Continue the run in --run-dir from its storage."),
+    pruner: Optional[str] = typer.Option(None, help="none | median | asha: stop hopeless trials early "
+                                         "(single-objective searches) [default: none]."),
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes sharing the study "
                                           "(a journal-file storage unless --storage names PostgreSQL/MySQL) [default: 1]."),
     data_root: Optional[Path] = typer.Option(None, help="Dataset root (PyG layout) [default: $GRAPHNAS_DATA or the cache]."),
@@ -68,6 +70,7 @@ def search(
 
     given = {k: v for k, v in dict(space=space, dataset=dataset, strategy=strategy, objectives=objectives,
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
+                                     pruner=pruner,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,

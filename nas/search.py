@@ -19,8 +19,9 @@ import torch
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluators import TrainConfig, TrialResult, evaluate, get_metric, load_dataset
+from evaluators import TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
 from evaluators.datasets import DatasetBundle
+from nas.pruners import PRUNERS
 from nas.samplers import STRATEGIES
 from results.objectives import Objective, parse_objectives
 from results.store import JOURNAL, RunStore
@@ -55,6 +56,7 @@ class SearchConfig(BaseModel):
     data_root: Optional[str] = None
     cache_dir: Optional[str] = None
     workers: int = Field(default=1, ge=1)  # local processes sharing the study
+    pruner: str = "none"  # early stopping of hopeless trials (single-objective searches)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     def resolved_run_dir(self) -> Path:
@@ -112,6 +114,10 @@ class Search:
         self.space = SearchSpace.load(config.space)
         if config.strategy not in STRATEGIES:
             STRATEGIES.get(config.strategy)  # raises, listing the strategies
+        PRUNERS.get(config.pruner)  # raises, listing the pruners
+        if config.pruner != "none" and "," in config.objectives:
+            raise ValueError(f"--pruner {config.pruner}: Optuna prunes single-objective searches only; "
+                             f"use --objectives metric, or --pruner none")
         self.resume = resume
 
     def _check_resume(self) -> None:
@@ -134,6 +140,7 @@ class Search:
         make_sampler = STRATEGIES.get(cfg.strategy)
         if self.resume:
             study = self.store.load_study(cfg.study_name)
+            study.pruner = PRUNERS.get(cfg.pruner)()
             # A sampler re-created with the run's seed would draw its first proposals again;
             # offsetting the seed by the trials so far keeps a resumed run exploring.
             study.sampler = make_sampler(cfg.seed + len(study.trials), len(objectives))
@@ -142,6 +149,7 @@ class Search:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage, "space_source": self.space.source})
             study = self.store.create_study(cfg.study_name, objectives, sampler, metric.name)
+            study.pruner = PRUNERS.get(cfg.pruner)()
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
         study.set_user_attr("data_info", asdict(bundle.info))
         try:
@@ -198,11 +206,15 @@ class Search:
             arch = self.space.suggest(trial)
             trial.set_user_attr("arch_id", arch.arch_id)
             trial.set_user_attr("arch_json", arch.to_json())
-            result = self._evaluate(study, arch, bundle)
+            result = self._evaluate(study, arch, bundle, trial)
             values = [float(getattr(result, o.column)) for o in objectives]
             self.store.record(trial, result)
             if not all(math.isfinite(v) for v in values):  # Optuna would store inf as COMPLETE
                 raise ValueError(f"non-finite objective values {values}")
+        except TrialPruned as stop:  # stopped early by the pruner: recorded, counted, not failed
+            trial.set_user_attr("pruned", str(stop))
+            study.tell(trial, state=TrialState.PRUNED)
+            return "PRUNED"
         except Exception as err:  # any failure of a candidate fails only its trial
             trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:2000])
             study.tell(trial, state=TrialState.FAIL)
@@ -214,11 +226,18 @@ class Search:
             torch.cuda.empty_cache()  # outside the except: its traceback no longer pins the tensors
         return state
 
-    def _evaluate(self, study: optuna.Study, arch: Architecture, bundle: DatasetBundle) -> TrialResult:
+    def _evaluate(self, study: optuna.Study, arch: Architecture, bundle: DatasetBundle,
+                  trial: optuna.Trial) -> TrialResult:
         for old in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if old.user_attrs.get("arch_id") == arch.arch_id:  # same seed, same result: reuse it
                 return TrialResult.from_attrs(old.user_attrs)
-        return evaluate(arch, bundle, self.config.train)
+
+        def report(epoch: int, value: float) -> bool:  # the evaluator's early-stopping hook
+            trial.report(value, epoch)
+            return trial.should_prune()
+
+        pruning = self.config.pruner != "none"
+        return evaluate(arch, bundle, self.config.train, report if pruning else None)
 
 
 def run_worker(config_json: str, index: int) -> None:
@@ -233,6 +252,7 @@ def run_worker(config_json: str, index: int) -> None:
     metric = get_metric(config.train.metric or bundle.metric)
     objectives = parse_objectives(config.objectives, metric.direction)
     study = search.store.load_study(config.study_name, sweep=False)
+    study.pruner = PRUNERS.get(config.pruner)()
     study.sampler = STRATEGIES.get(config.strategy)(config.seed + 1000 * (index + 1), len(objectives))
     search._worker = index
     search.loop(study, bundle, objectives)

@@ -140,3 +140,23 @@ def test_search_minimises_a_regression_metric(tmp_path, cache_dir):
     assert study.directions[0].name == "MINIMIZE" and study.metric_names[0] == "val_mae"
     best = json.loads((search.run_dir / "best_arch.json").read_text())
     assert best["val_metric"] == min(t.values[0] for t in study.trials)
+
+
+def test_median_pruner_stops_hopeless_trials(tmp_path, cache_dir):
+    config = SearchConfig(run_dir=str(tmp_path / "prune"), cache_dir=str(cache_dir), trials=10, objectives="metric",
+                          pruner="median", strategy="random", seed=1,
+                          train=TrainConfig(epochs=40, patience=40, latency_repeats=1))
+    study = Search(config).run()
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 10 and "PRUNED" in states and "COMPLETE" in states
+    for t in study.trials:
+        if t.state.name == "PRUNED":  # stopped after the warm-up, below the median of earlier trials
+            last = max(t.intermediate_values)
+            assert 10 <= last < 39 and "stopped at epoch" in t.user_attrs["pruned"]
+
+
+def test_pruning_needs_a_single_objective(tmp_path):
+    with pytest.raises(ValueError, match="Optuna prunes single-objective searches only"):
+        Search(SearchConfig(run_dir=str(tmp_path / "x"), pruner="asha"))
+    with pytest.raises(KeyError, match="asha, median, none"):
+        Search(SearchConfig(run_dir=str(tmp_path / "y"), objectives="metric", pruner="hyperband"))
