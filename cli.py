@@ -45,7 +45,7 @@ def search(
     epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per trial [default: 200]."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs [default: 50]."),
     seed: Optional[int] = typer.Option(None, help="Seed of the sampler and of every training run [default: 0]."),
-    metric: Optional[str] = typer.Option(None, help="Override the dataset's metric (accuracy, macro_f1)."),
+    metric: Optional[str] = typer.Option(None, help="Override the dataset's metric (accuracy, macro_f1, roc_auc, average_precision, mae)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N [default: auto]."),
     run_dir: Optional[Path] = typer.Option(None, help="Run directory [default: runs/<space>-<dataset>-<time>]."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL [default: sqlite:///<run-dir>/study.db]."),
