@@ -102,7 +102,7 @@ def search(
     except (SpaceError, DatasetError, UnknownNameError, ValueError) as err:
         _fail(str(err))
         return
-    outputs = runner.store.write_outputs(study, plots=False)
+    outputs = runner.store.outputs(study)  # the run has written its files already
     if not quiet:
         metric_name = study.user_attrs.get("metric", "metric")
         console.print(results_table(outputs.frame, outputs.front, metric_name))
@@ -139,7 +139,7 @@ def export(
     """Write one trial's architecture with what rebuilding the exact model needs."""
     from results.export import ExportError, export_record, write_export
 
-    if sum(x is not None and x is not False for x in (trial, pareto, best or None)) > 1:
+    if sum([trial is not None, pareto is not None, best]) > 1:
         _fail("give at most one of --trial, --best, --pareto")
     try:
         record = export_record(run_dir, trial=trial, pareto=pareto)

@@ -30,7 +30,7 @@ def main() -> None:
     start = time.perf_counter()
     study = search.run()
     elapsed = time.perf_counter() - start
-    outputs = search.store.write_outputs(study, plots=False)
+    outputs = search.store.outputs(study)
     best = outputs.best
     states = outputs.frame["state"].value_counts().to_dict()
     print(f"space {args.space}, dataset {args.dataset}, strategy {args.strategy}, seed {args.seed}")

@@ -78,12 +78,11 @@ class _NodeTask:
         self.inputs, self.y = model_inputs(data, arch), data.y
         self.splits = {name: getattr(bundle.splits, name).to(device) for name in ("train", "val", "test")}
 
-    def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> float:
+    def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> None:
         opt.zero_grad(set_to_none=True)
         with autocast:
             loss = F.cross_entropy(model(**self.inputs)[self.splits["train"]].float(), self.y[self.splits["train"]])
         _step(loss, opt)
-        return loss.item()
 
     def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
         with torch.no_grad(), autocast:
@@ -104,16 +103,13 @@ class _GraphTask:
         self.evals = {name: DataLoader(pick(getattr(bundle.splits, name)), batch_size=config.batch_size)
                       for name in ("val", "test")}
 
-    def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> float:
-        total = 0.0
+    def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> None:
         for batch in self.train:
             batch = batch.to(self.device)
             opt.zero_grad(set_to_none=True)
             with autocast:
                 loss = task_loss(model(**model_inputs(batch, self.arch)).float(), batch.y)
             _step(loss, opt)
-            total += loss.item() * batch.num_graphs
-        return total / len(self.train.dataset)
 
     def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
         out = {}

@@ -19,7 +19,7 @@ import torch
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluators import TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
+from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
 from evaluators.datasets import DatasetBundle
 from nas.pruners import PRUNERS
 from nas.samplers import STRATEGIES
@@ -135,20 +135,17 @@ class Search:
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
         bundle = self.prepare()
-        metric = get_metric(cfg.train.metric or bundle.metric)
-        objectives = parse_objectives(cfg.objectives, metric.direction)
-        make_sampler = STRATEGIES.get(cfg.strategy)
+        metric, objectives = self.objectives(bundle)
         if self.resume:
             study = self.store.load_study(cfg.study_name)
-            study.pruner = PRUNERS.get(cfg.pruner)()
             # A sampler re-created with the run's seed would draw its first proposals again;
             # offsetting the seed by the trials so far keeps a resumed run exploring.
-            study.sampler = make_sampler(cfg.seed + len(study.trials), len(objectives))
+            self.attach(study, objectives, cfg.seed + len(study.trials))
         else:
-            sampler = make_sampler(cfg.seed, len(objectives))
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage, "space_source": self.space.source})
-            study = self.store.create_study(cfg.study_name, objectives, sampler, metric.name)
+            study = self.store.create_study(cfg.study_name, objectives, STRATEGIES.get(cfg.strategy)(
+                cfg.seed, len(objectives)), metric.name)
             study.pruner = PRUNERS.get(cfg.pruner)()
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
         study.set_user_attr("data_info", asdict(bundle.info))
@@ -161,8 +158,18 @@ class Search:
             self.store.write_outputs(study)
         return study
 
+    def objectives(self, bundle: DatasetBundle) -> tuple[Metric, list[Objective]]:
+        metric = get_metric(self.config.train.metric or bundle.metric)
+        return metric, parse_objectives(self.config.objectives, metric.direction)
+
+    def attach(self, study: optuna.Study, objectives: list[Objective], seed: int) -> None:
+        """Give an opened study this run's sampler (seeded with ``seed``) and pruner: they
+        live in the process, not in the storage."""
+        study.sampler = STRATEGIES.get(self.config.strategy)(seed, len(objectives))
+        study.pruner = PRUNERS.get(self.config.pruner)()
+
     def loop(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
-             observer: Optional[Observer] = None) -> None:
+             observer: Optional[Observer] = None, worker: int = 0) -> None:
         """Run trials until the budget is met: finished trials plus those other workers are
         running now (so that N workers do not overshoot it by N - 1)."""
         deadline = time.monotonic() + self.config.timeout if self.config.timeout else math.inf
@@ -170,7 +177,7 @@ class Search:
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             if count_finished(study) + running >= self.config.trials:
                 break
-            state = self._one_trial(study, bundle, objectives, getattr(self, "_worker", 0))
+            state = self._one_trial(study, bundle, objectives, worker)
             if observer:
                 self._observe(study, observer, state)
 
@@ -249,10 +256,7 @@ def run_worker(config_json: str, index: int) -> None:
     config = SearchConfig.model_validate_json(config_json)
     search = Search(config, resume=True)
     bundle = search.prepare()  # the driver prepared it: this reads the disk cache
-    metric = get_metric(config.train.metric or bundle.metric)
-    objectives = parse_objectives(config.objectives, metric.direction)
+    _, objectives = search.objectives(bundle)
     study = search.store.load_study(config.study_name, sweep=False)
-    study.pruner = PRUNERS.get(config.pruner)()
-    study.sampler = STRATEGIES.get(config.strategy)(config.seed + 1000 * (index + 1), len(objectives))
-    search._worker = index
-    search.loop(study, bundle, objectives)
+    search.attach(study, objectives, config.seed + 1000 * (index + 1))
+    search.loop(study, bundle, objectives, worker=index)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class LoadedRun:
     def dataset(self) -> str:
         return self.study.user_attrs.get("dataset", self.config.get("dataset", "?"))
 
-    @property
+    @cached_property
     def front(self) -> ParetoFront:
         return ParetoFront.of(self.frame, front_objectives(self.objectives))
 

@@ -56,30 +56,28 @@ def _arch_summary(row: pd.Series) -> str:
     return f"{row.get('hidden_dim')}d " + " > ".join(ops)
 
 
-def results_table(frame: pd.DataFrame, front: ParetoFront, metric: str, top: int = 10) -> Table:
-    """The best ``top`` completed trials by validation metric, front members starred."""
-    table = Table(title=f"Top trials by validation {metric} (* = on the Pareto front)")
+def _trials_table(title: str, rows: pd.DataFrame, starred: set) -> Table:
+    table = Table(title=title)
     for col in ("trial", "val", "test", "FLOPs", "params", "architecture"):
         table.add_column(col, justify="left" if col == "architecture" else "right")
+    for _, row in rows.iterrows():
+        table.add_row(f"{row['trial']}{'*' if row['trial'] in starred else ''}", f"{row['val_metric']:.4f}",
+                      f"{row['test_metric']:.4f}", _fmt_flops(row["flops"]), f"{int(row['params']):,}",
+                      _arch_summary(row))
+    return table
+
+
+def results_table(frame: pd.DataFrame, front: ParetoFront, metric: str, top: int = 10) -> Table:
+    """The best ``top`` completed trials by validation metric, front members starred."""
     maximize = next((o.direction == "maximize" for o in front.objectives if o.name == "metric"), True)
     done = frame[frame["state"] == "COMPLETE"].sort_values(["val_metric", "flops"], ascending=[not maximize, True])
     on_front = set(front.trials["trial"]) if len(front) else set()
-    for _, row in done.head(top).iterrows():
-        star = "*" if row["trial"] in on_front else ""
-        table.add_row(f"{row['trial']}{star}", f"{row['val_metric']:.4f}", f"{row['test_metric']:.4f}",
-                      _fmt_flops(row["flops"]), f"{int(row['params']):,}", _arch_summary(row))
-    return table
+    return _trials_table(f"Top trials by validation {metric} (* = on the Pareto front)", done.head(top), on_front)
 
 
 def pareto_table(front: ParetoFront, metric: str) -> Table:
     """The Pareto front, fewest FLOPs first."""
-    table = Table(title=f"Pareto front: validation {metric} versus FLOPs")
-    for col in ("trial", "val", "test", "FLOPs", "params", "architecture"):
-        table.add_column(col, justify="left" if col == "architecture" else "right")
-    for _, row in front.trials.iterrows():
-        table.add_row(str(row["trial"]), f"{row['val_metric']:.4f}", f"{row['test_metric']:.4f}",
-                      _fmt_flops(row["flops"]), f"{int(row['params']):,}", _arch_summary(row))
-    return table
+    return _trials_table(f"Pareto front: validation {metric} versus FLOPs", front.trials, set())
 
 
 def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Optional[pd.Series],

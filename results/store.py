@@ -138,17 +138,21 @@ class RunStore:
         return frame[BASE_COLUMNS + extra]
 
     # --- outputs ------------------------------------------------------------------------
+    def outputs(self, study: optuna.Study) -> "RunOutputs":
+        """The trials table, Pareto front and best trial, computed from the study (no files)."""
+        objectives = self.objectives_of(study)
+        frame = self.trials_frame(study)
+        return RunOutputs(frame, ParetoFront.of(frame, front_objectives(objectives)), best_row(frame, objectives))
+
     def write_outputs(self, study: optuna.Study, plots: bool = True) -> "RunOutputs":
         from results.report import plot_pareto, write_summary  # matplotlib only when needed
 
-        objectives = self.objectives_of(study)
-        frame = self.trials_frame(study)
+        outputs = self.outputs(study)
+        frame, front, best = outputs.frame, outputs.front, outputs.best
         frame.to_csv(self.run_dir / "trials.csv", index=False)
-        front = ParetoFront.of(frame, front_objectives(objectives))
         (self.run_dir / "pareto.json").write_text(json.dumps({
             "objectives": [o.__dict__ for o in front.objectives],
             "trials": front.to_records()}, indent=2))
-        best = best_row(frame, objectives)
         if best is not None:
             (self.run_dir / "best_arch.json").write_text(json.dumps({
                 "trial": int(best["trial"]), "val_metric": float(best["val_metric"]),
@@ -158,7 +162,7 @@ class RunStore:
             plot_pareto(frame, front, self.run_dir / "pareto.png", study.user_attrs.get("metric", "metric"))
             write_summary(self.run_dir / "summary.md", frame, front, best, study.user_attrs.get("metric", "metric"),
                           self.read_config() if self.config_path.is_file() else {})
-        return RunOutputs(frame, front, best)
+        return outputs
 
 
 class RunOutputs:
