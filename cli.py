@@ -37,7 +37,8 @@ def _fail(message: str) -> None:
 def search(
     space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: tiny]."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name [default: synthetic]."),
-    strategy: Optional[str] = typer.Option(None, help="tpe | random | nsga2 [default: tpe]."),
+    strategy: Optional[str] = typer.Option(None, help="tpe | random | nsga2 (black-box), darts | gdas | darts+tpe "
+                                           "(differentiable) [default: tpe]."),
     objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency "
                                              "[default: metric,flops]."),
     trials: Optional[int] = typer.Option(None, help="Trial budget, counting finished trials of a resumed run [default: 20]."),
@@ -56,6 +57,18 @@ def search(
                                           "(a journal-file storage unless --storage names PostgreSQL/MySQL) [default: 1]."),
     data_root: Optional[Path] = typer.Option(None, help="Dataset root (PyG layout) [default: $GRAPHNAS_DATA or the cache]."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings [default: $GRAPHNAS_CACHE or ~/.cache/graphnas]."),
+    cost_weights: Optional[str] = typer.Option(None, help="darts/gdas: comma list of FLOPs penalty weights "
+                                               "lambda, one search each [default: 0]."),
+    darts_epochs: Optional[int] = typer.Option(None, help="darts/gdas: supernet epochs [default: 100]."),
+    alpha_lr: Optional[float] = typer.Option(None, help="darts/gdas: Adam lr of the architecture parameters [default: 0.03]."),
+    second_order: Optional[bool] = typer.Option(None, "--second-order/--first-order",
+                                                help="darts: unrolled (second-order) architecture gradient [default: first-order]."),
+    top_k: Optional[int] = typer.Option(None, help="darts+tpe: candidates kept per operator choice [default: 2]."),
+    keep_none: Optional[bool] = typer.Option(None, "--keep-none/--skip-none",
+                                             help="darts/gdas: may the argmax pick 'none' without a FLOPs penalty [default: skip, as DARTS; kept when lambda > 0]."),
+    fix: Optional[list[str]] = typer.Option(None, help="darts/gdas: fix a choice DARTS does not search, "
+                                            "FIELD=VALUE or layerI.FIELD=VALUE (repeatable) "
+                                            "[default: first category, middle of a range]."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
 ) -> None:
     """Search a space on a dataset; write trials, the Pareto front and the best architecture."""
@@ -76,16 +89,18 @@ def search(
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,
                                      device=device).items() if v is not None}
     try:
+        darts = _darts_options(cost_weights, darts_epochs, alpha_lr, second_order, top_k, keep_none, fix)
         if resume:
             if run_dir is None:
                 _fail("--resume needs --run-dir DIR")
             stored = RunStore(run_dir, storage).read_config()
             stored.pop("space_source", None)
             stored["train"] = {**stored.get("train", {}), **train}
+            stored["darts"] = {**stored.get("darts", {}), **darts}
             config = SearchConfig.model_validate({**stored, **given, "run_dir": str(run_dir)})
         else:
             config = SearchConfig(**given, run_dir=str(run_dir) if run_dir else None,
-                                  train=TrainConfig(**train))
+                                  train=TrainConfig(**train), darts=darts)
         runner = Search(config, resume=resume)
     except (SpaceError, DatasetError, UnknownNameError, FileNotFoundError, ValidationError, ValueError) as err:
         _fail(str(err))
@@ -98,7 +113,7 @@ def search(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            study = _run_with_progress(runner, config.trials, quiet)
+            study = _run_with_progress(runner, config.budget, quiet)
     except (SpaceError, DatasetError, UnknownNameError, ValueError) as err:
         _fail(str(err))
         return
@@ -110,6 +125,26 @@ def search(
                       "trials.csv, pareto.json, pareto.png, best_arch.json, summary.md")
 
 
+def _darts_options(cost_weights, epochs, alpha_lr, second_order, top_k, keep_none, fix) -> dict:
+    """The differentiable-search options given on the command line, as DartsConfig fields."""
+    import yaml
+
+    out = {k: v for k, v in dict(epochs=epochs, alpha_lr=alpha_lr, second_order=second_order, top_k=top_k,
+                                 keep_none=keep_none).items() if v is not None}
+    if cost_weights is not None:
+        try:
+            out["cost_weights"] = tuple(float(w) for w in cost_weights.split(","))
+        except ValueError:
+            raise ValueError(f"--cost-weights: expected comma-separated numbers, got {cost_weights!r}") from None
+    if fix:
+        pairs = [item.partition("=") for item in fix]
+        bad = [item for item, (k, eq, v) in zip(fix, pairs) if not (k and eq and v)]
+        if bad:
+            raise ValueError(f"--fix: expected FIELD=VALUE, got {bad[0]!r}")
+        out["fix"] = {k.strip(): yaml.safe_load(v) for k, _, v in pairs}
+    return out
+
+
 def _run_with_progress(runner, total: int, quiet: bool):
     import optuna
 
@@ -117,13 +152,14 @@ def _run_with_progress(runner, total: int, quiet: bool):
     if quiet:
         return runner.run()
     columns = [TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("best {task.fields[best]}  Pareto {task.fields[pareto]}"), TimeElapsedColumn()]
+               TextColumn("best {task.fields[best]}  Pareto {task.fields[pareto]}  {task.fields[note]}"),
+               TimeElapsedColumn()]
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("search", total=total, best="-", pareto=0)
+        task = bar.add_task("search", total=total, best="-", pareto=0, note="")
 
         def observe(p) -> None:
             best = f"{p.best_value:.4f}" if p.best_value is not None else "-"
-            bar.update(task, completed=p.done, best=best, pareto=p.pareto_size)
+            bar.update(task, completed=p.done, best=best, pareto=p.pareto_size, note=p.note)
 
         return runner.run(observe)
 

@@ -16,16 +16,22 @@ from typing import Callable, Optional
 
 import optuna
 import torch
+import yaml
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
+from torch_geometric import seed_everything
 
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
 from evaluators.datasets import DatasetBundle
+from evaluators.training import resolve_device
+from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
 from nas.pruners import PRUNERS
 from nas.samplers import STRATEGIES
 from results.objectives import Objective, parse_objectives
 from results.store import JOURNAL, RunStore
 from search_spaces import Architecture, SearchSpace
+from search_spaces.builder import model_inputs
+from search_spaces.registry import UnknownNameError
 
 
 
@@ -58,6 +64,23 @@ class SearchConfig(BaseModel):
     workers: int = Field(default=1, ge=1)  # local processes sharing the study
     pruner: str = "none"  # early stopping of hopeless trials (single-objective searches)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
+
+    @property
+    def sampler(self) -> str:
+        """The Optuna sampler of the study: the strategy itself for black-box strategies;
+        TPE for the second phase of darts+tpe; random (never asked to propose) for darts/gdas."""
+        if self.strategy in DIFFERENTIABLE:
+            return "tpe" if self.strategy == "darts+tpe" else "random"
+        return self.strategy
+
+    @property
+    def budget(self) -> int:
+        """Trials the run records: one derived architecture per cost weight for darts and
+        gdas; ``trials`` otherwise."""
+        if self.strategy in ("darts", "gdas"):
+            return len(self.darts.cost_weights)
+        return self.trials
 
     def resolved_run_dir(self) -> Path:
         if self.run_dir:
@@ -75,6 +98,7 @@ class Progress:
     best_value: Optional[float]
     pareto_size: int
     last_state: str
+    note: str = ""  # what is running now, e.g. the epoch of a supernet
 
 
 Observer = Callable[[Progress], None]
@@ -112,8 +136,14 @@ class Search:
             raise ValueError(f"{self.run_dir} already holds a run (study {config.study_name!r}); "
                              "continue it with --resume or choose another --run-dir")
         self.space = SearchSpace.load(config.space)
-        if config.strategy not in STRATEGIES:
-            STRATEGIES.get(config.strategy)  # raises, listing the strategies
+        if resume and config.strategy == "darts+tpe" and self.narrowed_path.is_file():
+            self.space = SearchSpace.from_yaml(self.narrowed_path)
+        if config.strategy not in STRATEGIES and config.strategy not in DIFFERENTIABLE:
+            raise UnknownNameError(f"unknown strategy {config.strategy!r}; strategies: "
+                             f"{', '.join([*STRATEGIES.names(), *DIFFERENTIABLE])}")
+        if config.strategy in DIFFERENTIABLE and config.workers > 1:
+            raise ValueError(f"--strategy {config.strategy} trains one supernet in one process: use --workers 1")
+        self.narrowed_path = self.run_dir / "narrowed_space.yaml"  # darts+tpe's second phase
         PRUNERS.get(config.pruner)  # raises, listing the pruners
         if config.pruner != "none" and "," in config.objectives:
             raise ValueError(f"--pruner {config.pruner}: Optuna prunes single-objective searches only; "
@@ -144,13 +174,15 @@ class Search:
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage, "space_source": self.space.source})
-            study = self.store.create_study(cfg.study_name, objectives, STRATEGIES.get(cfg.strategy)(
+            study = self.store.create_study(cfg.study_name, objectives, STRATEGIES.get(cfg.sampler)(
                 cfg.seed, len(objectives)), metric.name)
             study.pruner = PRUNERS.get(cfg.pruner)()
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
         study.set_user_attr("data_info", asdict(bundle.info))
         try:
-            if cfg.workers == 1:
+            if cfg.strategy in DIFFERENTIABLE:
+                self._run_differentiable(study, bundle, objectives, observer)
+            elif cfg.workers == 1:
                 self.loop(study, bundle, objectives, observer)
             else:
                 self._run_workers(study, observer)
@@ -165,7 +197,7 @@ class Search:
     def attach(self, study: optuna.Study, objectives: list[Objective], seed: int) -> None:
         """Give an opened study this run's sampler (seeded with ``seed``) and pruner: they
         live in the process, not in the storage."""
-        study.sampler = STRATEGIES.get(self.config.strategy)(seed, len(objectives))
+        study.sampler = STRATEGIES.get(self.config.sampler)(seed, len(objectives))
         study.pruner = PRUNERS.get(self.config.pruner)()
 
     def loop(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
@@ -181,10 +213,10 @@ class Search:
             if observer:
                 self._observe(study, observer, state)
 
-    def _observe(self, study: optuna.Study, observer: Observer, state: str) -> None:
+    def _observe(self, study: optuna.Study, observer: Observer, state: str, note: str = "") -> None:
         outputs = self.store.write_outputs(study, plots=False)
         best = outputs.best["val_metric"] if outputs.best is not None else None
-        observer(Progress(count_finished(study), self.config.trials, best, len(outputs.front), state))
+        observer(Progress(count_finished(study), self.config.budget, best, len(outputs.front), state, note))
 
     def _run_workers(self, study: optuna.Study, observer: Optional[Observer]) -> None:
         """Start ``workers`` processes on the study, report progress while they run, then fail
@@ -206,9 +238,11 @@ class Search:
         self.store.fail_stale_trials(study)
 
     def _one_trial(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
-                   worker: int = 0) -> str:
+                   worker: int = 0, tags: Optional[dict] = None) -> str:
         trial = study.ask()
         trial.set_user_attr("worker", worker)
+        for key, value in (tags or {}).items():
+            trial.set_user_attr(key, value)
         try:
             arch = self.space.suggest(trial)
             trial.set_user_attr("arch_id", arch.arch_id)
@@ -245,6 +279,62 @@ class Search:
 
         pruning = self.config.pruner != "none"
         return evaluate(arch, bundle, self.config.train, report if pruning else None)
+
+
+    # --- differentiable strategies ------------------------------------------------------------
+    def _run_differentiable(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
+                            observer: Optional[Observer]) -> None:
+        """darts / gdas: one supernet search per cost weight, each derived architecture
+        retrained by the evaluator and recorded as a trial tagged with strategy and cost
+        weight. darts+tpe: one supernet search, then TPE on the space narrowed to the top-k
+        candidates per choice, starting from the derived architecture. A resumed run skips
+        the cost weights it has recorded (and darts+tpe's first phase once narrowed)."""
+        cfg = self.config
+        if cfg.strategy == "darts+tpe" and self.narrowed_path.is_file():
+            self.loop(study, bundle, objectives, observer)
+            return
+        done = {t.user_attrs.get("cost_weight") for t in study.get_trials(deepcopy=False)
+                if t.state.is_finished() and "cost_weight" in t.user_attrs}
+        weights = cfg.darts.cost_weights[:1] if cfg.strategy == "darts+tpe" else cfg.darts.cost_weights
+        mode = "gdas" if cfg.strategy == "gdas" else "darts"
+        for lam in (w for w in weights if w not in done):
+            net = self._supernet_search(bundle, mode, lam, study, observer)
+            keep_none = cfg.darts.keeps_none(lam)
+            arch = net.derive(keep_none)
+            if cfg.strategy == "darts+tpe":
+                self.space = narrow(self.space, net, cfg.darts.top_k, keep_none)
+                self.narrowed_path.write_text(yaml.safe_dump(self.space.spec.model_dump(mode="json", by_alias=True),
+                                                             sort_keys=False))
+            study.enqueue_trial(self.space.trial_params(arch))
+            state = self._one_trial(study, bundle, objectives, tags={"strategy": mode, "cost_weight": lam})
+            if observer:
+                self._observe(study, observer, state)
+        if cfg.strategy == "darts+tpe":
+            self.loop(study, bundle, objectives, observer)
+
+    def _supernet_search(self, bundle: DatasetBundle, mode: str, cost_weight: float, study: optuna.Study,
+                         observer: Optional[Observer]) -> Supernet:
+        """Train a supernet for ``cost_weight``; append its alpha trajectories to alphas.csv
+        and what was searched, fixed and learned to darts.json."""
+        cfg, dcfg = self.config, self.config.darts
+        seed_everything(cfg.seed)
+        device = resolve_device(cfg.train.device)
+        net = Supernet(self.space, bundle.info, dcfg.fix, mode, seed=cfg.seed).to(device)
+        net.measure_flops(model_inputs(bundle.data.to(device), net.base))
+        steps = bilevel_batches(bundle, net.base, device, dcfg.arch_fraction, cfg.seed, cfg.train.batch_size)
+
+        def on_epoch(epoch: int) -> None:
+            if observer and (epoch + 1) % 10 == 0:
+                self._observe(study, observer, "RUNNING", f"{mode} lambda={cost_weight:g} epoch {epoch + 1}/{dcfg.epochs}")
+
+        start = time.perf_counter()
+        rows = AlphaSearch(net, dcfg, cost_weight).run(steps, on_epoch)
+        self.store.append_alphas([{**r, "cost_weight": cost_weight} for r in rows])
+        self.store.update_json("darts.json", str(cost_weight), {
+            "mode": mode, "searched": net.candidates, "fixed": net.fixed, "final_weights": alphas_summary(rows),
+            "derived_arch_id": net.derive(dcfg.keeps_none(cost_weight)).arch_id, "search_time_s": time.perf_counter() - start,
+            "candidate_flops": {k: v.tolist() for k, v in net.flops.items()}})
+        return net
 
 
 def run_worker(config_json: str, index: int) -> None:

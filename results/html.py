@@ -128,9 +128,11 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
                                "MPNN operator per layer among the top 25% of trials", "layer", "trials"))
     alphas_path = run.run_dir / "alphas.csv"  # written by differentiable (DARTS) strategies
     if alphas_path.is_file():
-        alphas = pd.read_csv(alphas_path)  # columns: epoch, layer, choice, candidate, weight
-        traces = [go.Scatter(x=g["epoch"], y=g["weight"], mode="lines", name=f"layer{layer} {choice}: {cand}")
-                  for (layer, choice, cand), g in alphas.groupby(["layer", "choice", "candidate"])]
+        alphas = pd.read_csv(alphas_path)  # columns: epoch, layer, choice, candidate, weight[, cost_weight]
+        alphas = alphas.assign(cost_weight=alphas.get("cost_weight", 0.0))
+        traces = [go.Scatter(x=g["epoch"], y=g["weight"], mode="lines",
+                             name=f"layer{layer} {choice}: {cand}" + (f" λ={lam:g}" if alphas["cost_weight"].nunique() > 1 else ""))
+                  for (lam, layer, choice, cand), g in alphas.groupby(["cost_weight", "layer", "choice", "candidate"])]
         figures.append(_figure(traces, "Architecture weights (softmax of alpha) per epoch", "epoch", "weight"))
     states = run.frame["state"].value_counts().to_dict()
     intro = html.escape(f"space {run.config.get('space')}, dataset {run.dataset}, strategy "

@@ -37,6 +37,37 @@ def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str
     plt.close(fig)
 
 
+def plot_alphas(alphas: pd.DataFrame, path: Path) -> None:
+    """Softmax weight of every candidate per epoch: one panel per (layer, choice), one line
+    style per cost weight, so it shows what the differentiable search preferred and when."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    alphas = alphas.assign(cost_weight=alphas.get("cost_weight", 0.0))
+    panels = list(alphas.groupby(["layer", "choice"], sort=False))
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3 * rows), dpi=110, squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for ax, ((layer, choice), group) in zip(axes.flat, panels):
+        for (lam, cand), g in group.groupby(["cost_weight", "candidate"], sort=False):
+            lams = sorted(group["cost_weight"].unique())
+            ax.plot(g["epoch"], g["weight"], styles[lams.index(lam) % 4], label=f"{cand} (λ={lam:g})"
+                    if len(lams) > 1 else cand)
+        ax.set_title(f"layer {layer}: {choice}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("softmax(alpha)")
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _fmt_flops(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"

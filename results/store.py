@@ -10,6 +10,9 @@ Run directory::
     pareto.png       the front, dominated trials greyed
     best_arch.json   the architecture of the best trial
     summary.md       what a person reads first
+    alphas.csv       differentiable strategies: softmax weight per epoch, layer, choice,
+                     candidate and cost weight; alphas.png their trajectories
+    darts.json       differentiable strategies: what was searched, fixed and learned
 """
 from __future__ import annotations
 
@@ -137,6 +140,21 @@ class RunStore:
         extra = [c for c in frame.columns if c not in BASE_COLUMNS]
         return frame[BASE_COLUMNS + extra]
 
+    # --- differentiable search records ------------------------------------------------------
+    ALPHAS = "alphas.csv"
+
+    def append_alphas(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows (epoch, layer, choice, candidate, weight, cost_weight) to alphas.csv."""
+        path = self.run_dir / self.ALPHAS
+        pd.DataFrame(rows).to_csv(path, mode="a", header=not path.is_file(), index=False)
+
+    def update_json(self, name: str, key: str, value: Any) -> None:
+        """Set ``key`` in the JSON object file ``name`` of the run directory."""
+        path = self.run_dir / name
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data[key] = value
+        path.write_text(json.dumps(data, indent=2))
+
     # --- outputs ------------------------------------------------------------------------
     def outputs(self, study: optuna.Study) -> "RunOutputs":
         """The trials table, Pareto front and best trial, computed from the study (no files)."""
@@ -145,7 +163,7 @@ class RunStore:
         return RunOutputs(frame, ParetoFront.of(frame, front_objectives(objectives)), best_row(frame, objectives))
 
     def write_outputs(self, study: optuna.Study, plots: bool = True) -> "RunOutputs":
-        from results.report import plot_pareto, write_summary  # matplotlib only when needed
+        from results.report import plot_alphas, plot_pareto, write_summary  # matplotlib only when needed
 
         outputs = self.outputs(study)
         frame, front, best = outputs.frame, outputs.front, outputs.best
@@ -159,6 +177,8 @@ class RunStore:
                 "test_metric": float(best["test_metric"]), "flops": int(best["flops"]),
                 "architecture": json.loads(best["arch_json"])}, indent=2))
         if plots:
+            if (self.run_dir / self.ALPHAS).is_file():
+                plot_alphas(pd.read_csv(self.run_dir / self.ALPHAS), self.run_dir / "alphas.png")
             plot_pareto(frame, front, self.run_dir / "pareto.png", study.user_attrs.get("metric", "metric"))
             write_summary(self.run_dir / "summary.md", frame, front, best, study.user_attrs.get("metric", "metric"),
                           self.read_config() if self.config_path.is_file() else {})
@@ -176,6 +196,9 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     for key in BASE_COLUMNS[2:]:
         row[key] = attrs.get(key, math.nan)
     row["error"] = attrs.get("error", "")
+    for key in ("strategy", "cost_weight"):  # set by differentiable strategies
+        if key in attrs:
+            row[key] = attrs[key]
     if attrs.get("arch_json"):
         row.update(Architecture.from_json(attrs["arch_json"]).flat())
     return row

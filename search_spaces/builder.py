@@ -80,15 +80,20 @@ class GPSLayer(nn.Module):
         skip = h if self.residual else 0
         local = F.relu(self.local(h, edge_index, edge_attr, batch))
         out = self.local_norm(skip + F.dropout(local, self.dropout, self.training), batch)
-        if self.attn is not None:
-            if self.kv_from_local:
-                glob = self.attn(h, edge_index, edge_attr, batch, kv=local)
-            else:
-                glob = self.attn(h, edge_index, edge_attr, batch)
-            out = out + self.attn_norm(skip + F.dropout(glob, self.dropout, self.training), batch)
+        out = out + self.global_branch(h, local, skip, edge_index, edge_attr, batch)
         if self.ffn is not None:
             out = self.ffn_norm(out + F.dropout(self.ffn(out), self.dropout, self.training), batch)
         return out
+
+    def global_branch(self, h: Tensor, local: Tensor, skip: Tensor | int, edge_index: Tensor,
+                      edge_attr: Optional[Tensor], batch: Optional[Tensor]) -> Tensor | int:
+        """The attention branch, normalised with its residual; 0 without attention. A
+        separate method so that DARTS' supernet layer can mix several of them."""
+        if self.attn is None:
+            return 0
+        kv = {"kv": local} if self.kv_from_local else {}
+        glob = self.attn(h, edge_index, edge_attr, batch, **kv)
+        return self.attn_norm(skip + F.dropout(glob, self.dropout, self.training), batch)
 
 
 class LayerStack(nn.Module):

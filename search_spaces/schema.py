@@ -53,7 +53,7 @@ class Categorical(_Strict):
         return self.choices[int(rng.integers(len(self.choices)))]
 
     def suggest(self, trial, name: str) -> Any:
-        keys = [_optuna_key(c) for c in self.choices]
+        keys = [optuna_key(c) for c in self.choices]
         key = trial.suggest_categorical(name, keys)
         return self.choices[keys.index(key)]
 
@@ -160,7 +160,7 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _optuna_key(value: Any) -> Any:
+def optuna_key(value: Any) -> Any:
     """Optuna's categorical values must be scalars: lists (link patterns) become strings."""
     if isinstance(value, (list, tuple)):
         return "-".join(str(v) for v in value)

@@ -10,8 +10,8 @@ import numpy as np
 import yaml
 
 from search_spaces.architecture import Architecture, LayerArch
-from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, FloatRange, SpaceError, SpaceSpec,
-                                  parse_spec)
+from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
+                                  optuna_key, parse_spec)
 
 PRESET_DIR = "presets"
 
@@ -69,6 +69,31 @@ class SearchSpace:
     def suggest(self, trial) -> Architecture:
         """Ask an Optuna trial for every choice (parameters named like ``Architecture.flat``)."""
         return self._resolve(lambda name, choice: choice.suggest(trial, name))
+
+    def build(self, pick: "_Picker") -> Architecture:
+        """An architecture whose every choice is ``pick(name, choice)``; names as in
+        :meth:`suggest` (``hidden_dim``, ``layer2.mpnn``, or ``mpnn`` when tied)."""
+        return self._resolve(pick)
+
+    def trial_params(self, arch: Architecture) -> dict[str, Any]:
+        """The Optuna parameters for which :meth:`suggest` returns ``arch``: what
+        ``study.enqueue_trial`` takes to evaluate a given architecture as a trial."""
+        params: dict[str, Any] = {}
+
+        def record(name: str, choice: Any) -> Any:
+            field = name.rsplit(".", 1)[-1]
+            if name.startswith("layer") and "." in name:
+                value = getattr(arch.layers[int(name[5:name.index(".")])], field)
+            elif field in LAYER_FIELDS:
+                value = getattr(arch.layers[0], field)
+            else:
+                value = getattr(arch, field)
+            if not isinstance(choice, Fixed):
+                params[name] = optuna_key(value)
+            return _plain(value)
+
+        self._resolve(record)
+        return params
 
     def contains(self, arch: Architecture) -> bool:
         g = self.spec.global_

@@ -1,0 +1,242 @@
+"""Differentiable search: the supernet, the bi-level step, GDAS, the cost penalty, the run."""
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+from torch_geometric import seed_everything
+
+from evaluators import TrainConfig, load_dataset
+from nas import Search, SearchConfig
+from nas.darts import AlphaSearch, DartsConfig, MixedOp, Supernet, bilevel_batches, narrow
+from search_spaces import SearchSpace
+from search_spaces.builder import model_inputs
+
+CPU = torch.device("cpu")
+FAST = TrainConfig(epochs=20, patience=10, latency_repeats=1)
+
+
+def space(mpnn, attention=("none",), layers=2, **extra) -> SearchSpace:
+    return SearchSpace.from_dict({
+        "name": "t", "global": {"hidden_dim": 32, "num_layers": layers, "dropout": 0.2, "lr": 0.01,
+                                "weight_decay": 5e-4, "residual": False},
+        "layers": {"mpnn": list(mpnn), "attention": list(attention), "norm": "none", "heads": 2, **extra}})
+
+
+@pytest.fixture(scope="module")
+def synthetic(cache_dir):
+    return load_dataset("synthetic", cache_dir=cache_dir)
+
+
+def search(net, bundle, epochs, cost_weight=0.0, **cfg):
+    steps = bilevel_batches(bundle, net.base, CPU, 0.4, seed=0)
+    return AlphaSearch(net, DartsConfig(epochs=epochs, **cfg), cost_weight).run(steps)
+
+
+def test_architecture_parameters_get_gradients_and_are_kept_apart(synthetic):
+    seed_everything(0)
+    net = Supernet(space(["gcn", "sage", "mlp"], ["none", "full"]), synthetic.info)
+    weights, alphas = net.weight_parameters(), net.arch_parameters()
+    assert len(alphas) == 4  # mpnn and attention of 2 layers
+    assert not {id(p) for p in weights} & {id(p) for p in alphas}
+    assert {id(p) for p in weights} | {id(p) for p in alphas} == {id(p) for p in net.parameters()}
+    before = [a.detach().clone() for a in alphas]
+    w_before = [p.detach().clone() for p in weights]
+    steps = bilevel_batches(synthetic, net.base, CPU, 0.4, seed=0)
+    _, alpha_loss = steps()[0](net)
+    alpha_loss.backward()
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in alphas)
+    search(net, synthetic, epochs=2)
+    assert all(not torch.equal(a, b) for a, b in zip(alphas, before))
+    assert any(not torch.equal(p, b) for p, b in zip(weights, w_before))
+
+
+def test_the_bilevel_split_keeps_validation_and_test_out(synthetic):
+    net = Supernet(space(["gcn", "mlp"]), synthetic.info)
+    steps = bilevel_batches(synthetic, net.base, CPU, 0.4, seed=0)()
+    assert len(steps) == 1  # full batch: one forward serves both parts
+    seen = []
+    steps[0](lambda **inputs: _Recorder(seen))
+    w_nodes, a_nodes = seen
+    train = set(synthetic.splits.train.tolist())
+    assert w_nodes | a_nodes == train and not w_nodes & a_nodes  # validation and test never read
+    assert len(w_nodes) == round(0.6 * len(train))
+
+
+class _Recorder:
+    """Stands in for the model output; records which rows each loss reads."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def __getitem__(self, idx):
+        self.seen.append(set(idx.tolist()))
+        return torch.zeros(len(idx), 64, requires_grad=True)
+
+
+def _count_calls(net):
+    calls = {}
+    for op in net.mixed_ops():
+        for name, cand in zip(op.names, op.ops):
+            key = (op.key, name, id(op))
+            calls[key] = 0
+            cand.register_forward_hook(lambda *args, key=key: calls.__setitem__(key, calls[key] + 1))
+    return calls
+
+
+def test_gdas_runs_exactly_one_candidate_per_mixed_op(synthetic):
+    net = Supernet(space(["gcn", "sage", "gin", "mlp"], ["none", "full", "linear"]), synthetic.info, mode="gdas")
+    calls = _count_calls(net)
+    inputs = model_inputs(synthetic.data, net.base)
+    net.train()
+    for _ in range(3):
+        for k in calls:
+            calls[k] = 0
+        net(**inputs)
+        per_op = {}
+        for (key, _, op_id), n in calls.items():
+            per_op[op_id] = per_op.get(op_id, 0) + n
+        assert set(per_op.values()) == {1}
+    darts = Supernet(space(["gcn", "sage", "gin", "mlp"], ["none", "full", "linear"]), synthetic.info)
+    calls = _count_calls(darts)
+    darts(**model_inputs(synthetic.data, darts.base))
+    assert set(calls.values()) == {1}  # DARTS runs every candidate once
+
+
+@pytest.mark.parametrize("mode", ["darts", "gdas"])
+def test_search_prefers_the_candidate_the_task_needs(synthetic, mode):
+    # The embedded task is a contextual SBM: features alone give 0.46, one GCN layer ~0.9,
+    # so the right layer is the one that aggregates neighbours, not the MLP.
+    seed_everything(0)
+    net = Supernet(space(["mlp", "gcn"], layers=1), synthetic.info, mode=mode)
+    rows = search(net, synthetic, epochs=60)
+    final = pd.DataFrame(rows).query("epoch == 59").set_index("candidate")["weight"]
+    assert final["gcn"] > 0.75
+    assert net.derive().layers[0].mpnn == "gcn"
+
+
+def test_flops_penalty_moves_weight_to_cheaper_candidates(synthetic):
+    none_weight, derived = {}, {}
+    for lam in (0.0, 1.0):
+        seed_everything(0)
+        net = Supernet(space(["gcn", "gat"], ["none", "full"]), synthetic.info)
+        net.measure_flops(model_inputs(synthetic.data, net.base))
+        assert net.flops["layer1.attention"][0] == 0 and net.flops["layer1.attention"][1] > 1e7
+        search(net, synthetic, epochs=40, cost_weight=lam)
+        none_weight[lam] = torch.softmax(net.alpha("layer1.attention"), -1)[0].item()
+        derived[lam] = [layer.attention for layer in net.derive(keep_none=lam > 0).layers]
+    assert none_weight[1.0] > none_weight[0.0] + 0.2  # measured 0.58 -> 0.84
+    assert derived[1.0] == ["none", "none"]
+    assert derived[0.0] == ["full", "full"]  # without a penalty, none is skipped as in DARTS
+
+
+def test_second_order_step_gives_finite_alpha_gradients(synthetic):
+    seed_everything(0)
+    net = Supernet(space(["gcn", "mlp"], ["none", "full"]), synthetic.info)
+    net.measure_flops(model_inputs(synthetic.data, net.base))
+    before = [a.detach().clone() for a in net.arch_parameters()]
+    search(net, synthetic, epochs=2, cost_weight=0.5, second_order=True)
+    assert all(torch.isfinite(a).all() and not torch.equal(a, b) for a, b in zip(net.arch_parameters(), before))
+
+
+def test_derive_gives_kv_source_features_when_attention_does_not_read_the_mpnn(synthetic):
+    sp = space(["gcn", "gin"], ["kv_from_mpnn", "full"], kv_source=["features", "mpnn"])
+    net = Supernet(sp, synthetic.info)
+    with torch.no_grad():
+        for i in range(2):
+            net.alpha(f"layer{i}.kv_source").copy_(torch.tensor([0.0, 5.0]))  # mpnn preferred
+        net.alpha("layer0.attention").copy_(torch.tensor([5.0, 0.0]))  # kv_from_mpnn
+        net.alpha("layer1.attention").copy_(torch.tensor([0.0, 5.0]))  # full
+    arch = net.derive()
+    assert (arch.layers[0].attention, arch.layers[0].kv_source) == ("kv_from_mpnn", "mpnn")
+    assert (arch.layers[1].attention, arch.layers[1].kv_source) == ("full", "features")
+    assert sp.contains(arch)
+    net(**model_inputs(synthetic.data, net.base))  # the kv mixed op runs
+
+
+def test_fixed_choices_default_to_the_middle_and_obey_fix(synthetic):
+    net = Supernet(SearchSpace.preset("tiny"), synthetic.info, fix={"lr": 0.01, "layer1.mpnn": "gcn"})
+    assert net.fixed["lr"] == 0.01 and net.fixed["layer1.mpnn"] == "gcn"
+    assert net.fixed["num_layers"] == 2 and net.fixed["hidden_dim"] == 64
+    assert net.fixed["dropout"] == pytest.approx(0.6)
+    assert "layer1.mpnn" not in net.candidates and "layer0.mpnn" in net.candidates
+    with pytest.raises(ValueError, match="--fix lr=5.0: not in the space"):
+        Supernet(SearchSpace.preset("tiny"), synthetic.info, fix={"lr": 5.0})
+    with pytest.raises(ValueError, match="nothing for DARTS to search"):
+        Supernet(space(["gcn"]), synthetic.info)
+
+
+def test_cell_spaces_and_graph_tasks_work(cache_dir):
+    triangles = load_dataset("triangles", cache_dir=cache_dir)
+    seed_everything(0)
+    net = Supernet(SearchSpace.preset("nas_bench_graph"), triangles.info, mode="gdas")
+    assert isinstance(net.model.body.ops[0], MixedOp)
+    rows = search(net, triangles, epochs=1)
+    assert len(rows) == 4 * 9
+    assert SearchSpace.preset("nas_bench_graph").contains(net.derive())
+
+
+def test_narrow_keeps_the_union_of_each_layers_top_k(synthetic):
+    sp = space(["gcn", "sage", "gin", "mlp"])
+    net = Supernet(sp, synthetic.info)
+    with torch.no_grad():
+        net.alpha("layer0.mpnn").copy_(torch.tensor([3.0, 2.0, 0.0, 0.0]))
+        net.alpha("layer1.mpnn").copy_(torch.tensor([0.0, 0.0, 1.0, 3.0]))
+    assert narrow(sp, net, 1).spec.layers.mpnn.values() == ["gcn", "mlp"]
+    assert narrow(sp, net, 2).spec.layers.mpnn.values() == ["gcn", "sage", "gin", "mlp"]
+
+
+@pytest.mark.parametrize("preset", ["tiny", "gps", "darts_gt", "nas_bench_graph"])
+def test_trial_params_make_suggest_return_the_architecture(preset):
+    import numpy as np
+
+    sp = SearchSpace.preset(preset)
+    for seed in range(3):
+        arch = sp.sample(np.random.default_rng(seed))
+        assert sp.suggest(optuna.trial.FixedTrial(sp.trial_params(arch))) == arch
+
+
+def test_darts_run_records_one_trial_per_cost_weight_and_resumes(tmp_path, cache_dir):
+    darts = DartsConfig(epochs=8, cost_weights=(0.0,))
+    config = SearchConfig(run_dir=str(tmp_path / "d"), cache_dir=str(cache_dir), train=FAST, strategy="darts",
+                          darts=darts)
+    Search(config).run()
+    more = config.model_copy(update={"darts": darts.model_copy(update={"cost_weights": (0.0, 2.0)})})
+    s = Search(more, resume=True)
+    study = s.run()
+    d = s.run_dir
+    frame = pd.read_csv(d / "trials.csv")
+    assert len(frame) == 2 and list(frame["cost_weight"]) == [0.0, 2.0]  # lambda 0 was not searched again
+    assert set(frame["strategy"]) == {"darts"} and (frame["state"] == "COMPLETE").all()
+    alphas = pd.read_csv(d / "alphas.csv")
+    assert list(alphas.columns) == ["epoch", "layer", "choice", "candidate", "weight", "cost_weight"]
+    assert set(alphas["cost_weight"]) == {0.0, 2.0} and alphas["epoch"].max() == 7
+    sums = alphas.groupby(["cost_weight", "epoch", "layer", "choice"])["weight"].sum()
+    assert sums.round(5).eq(1).all()
+    record = json.loads((d / "darts.json").read_text())
+    assert record["0.0"]["fixed"]["num_layers"] == 2 and "layer0.mpnn" in record["0.0"]["searched"]
+    assert (d / "alphas.png").is_file()
+    derived = [t.user_attrs["arch_id"] for t in study.trials]
+    assert derived[0] == record["0.0"]["derived_arch_id"] and derived[1] == record["2.0"]["derived_arch_id"]
+
+
+def test_darts_plus_tpe_narrows_then_searches_from_the_derived_architecture(tmp_path, cache_dir):
+    config = SearchConfig(run_dir=str(tmp_path / "dt"), cache_dir=str(cache_dir), train=FAST,
+                          strategy="darts+tpe", trials=4, darts=DartsConfig(epochs=5, top_k=1))
+    s = Search(config)
+    study = s.run()
+    narrowed = SearchSpace.from_yaml(s.run_dir / "narrowed_space.yaml")
+    assert len(narrowed.spec.layers.mpnn.values()) <= 2  # top-1 of each of the two layers
+    assert len(study.trials) == 4 and study.trials[0].user_attrs["strategy"] == "darts"
+    first = json.loads((s.run_dir / "darts.json").read_text())["0.0"]["derived_arch_id"]
+    assert study.trials[0].user_attrs["arch_id"] == first
+    from search_spaces import Architecture
+    assert all(narrowed.contains(Architecture.from_json(t.user_attrs["arch_json"])) for t in study.trials)
+
+
+def test_differentiable_strategies_refuse_several_workers(tmp_path):
+    with pytest.raises(ValueError, match="one process"):
+        Search(SearchConfig(run_dir=str(tmp_path / "w"), strategy="gdas", workers=2))
