@@ -165,6 +165,9 @@ class GraphModel(nn.Module):
             if pe is None:
                 raise ValueError(f"architecture uses encoding {self.arch.encoding!r} but no pe was given")
             h = h + self.encoding(pe)
+        # Dropout on the first layer's input as on every later layer's: without it the
+        # projection fed the first MPNN undropped (Cora, 2 x GCN: validation 0.788 -> 0.796).
+        h = F.dropout(h, self.dropout, self.training)
         e = self.edge_input(edge_attr) if self.edge_input is not None and edge_attr is not None else None
         h = self.body(h, edge_index, e, batch)
         if self.pool is not None:
