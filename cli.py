@@ -51,6 +51,8 @@ def search(
     run_dir: Optional[Path] = typer.Option(None, help="Run directory [default: runs/<space>-<dataset>-<time>]."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL [default: sqlite:///<run-dir>/study.db]."),
     resume: bool = typer.Option(False, help="Continue the run in --run-dir from its storage."),
+    evaluator: Optional[str] = typer.Option(None, help="train (train every candidate) | nas-bench-graph (answer "
+                                            "from NAS-Bench-Graph's tables; --space nas_bench_graph) [default: train]."),
     pruner: Optional[str] = typer.Option(None, help="none | median | asha: stop hopeless trials early "
                                          "(single-objective searches) [default: none]."),
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes sharing the study "
@@ -83,9 +85,11 @@ def search(
 
     given = {k: v for k, v in dict(space=space, dataset=dataset, strategy=strategy, objectives=objectives,
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
-                                     pruner=pruner,
+                                     pruner=pruner, evaluator=evaluator,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
+    if evaluator not in (None, "train") and objectives is None and not resume:
+        given["objectives"] = "metric,latency"  # tables have latency and params, no FLOPs
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,
                                      device=device).items() if v is not None}
     try:

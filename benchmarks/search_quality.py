@@ -1,45 +1,134 @@
-"""Run one search and print its time and what it found (the best-validation architecture's
-test metric, which is reported, never used to select).
+"""How good an architecture each strategy finds for a budget, measured exactly on
+NAS-Bench-Graph (issue 8).
 
-    python benchmarks/search_quality.py                                  # the default search
-    python benchmarks/search_quality.py --dataset cora --data-root ../shared/datasets --trials 20
+For every strategy, dataset and seed, one search of up to 200 queries answered by the
+benchmark's tables (the engine's samplers, the space's ``suggest`` and the tabular
+evaluator, on an in-memory Optuna study: the run store's per-trial files would dominate
+the time of 72,000 table lookups). Every proposal counts as a query, repeats included.
+
+* single objective (validation accuracy): mean validation regret at 25/50/100/200 queries
+  (best validation accuracy in the benchmark minus the best found, in points) and mean test
+  accuracy of the best-validation architecture found (reported, never used to select);
+* two objectives (validation accuracy, latency): hypervolume of the found front over the
+  hypervolume of the benchmark's true front, at 100 and 200 queries; the reference point is
+  the table's worst validation accuracy and largest latency.
+
+    python benchmarks/search_quality.py [--seeds 20] [--datasets cora,citeseer,pubmed]
+                                        [--strategies random,tpe,nsga2] [--processes 2]
 """
 from __future__ import annotations
 
 import argparse
-import tempfile
+import itertools
+import multiprocessing
 import time
+import warnings
 
-from evaluators import TrainConfig
-from nas import Search, SearchConfig
+import moocore
+import numpy as np
+import optuna
+import pandas as pd
+
+BUDGETS = (25, 50, 100, 200)
+HV_BUDGETS = (100, 200)
+DEFAULT = "tpe"  # the engine's default strategy
+
+
+def run_one(job: tuple[str, str, int, bool]) -> dict:
+    """One search; returns the per-query validation/test/latency sequence."""
+    from evaluators.tabular import NasBenchGraph
+    from nas.samplers import STRATEGIES
+    from search_spaces import SearchSpace
+
+    dataset, strategy, seed, multi = job
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore")
+    table = NasBenchGraph(dataset)
+    space = SearchSpace.preset("nas_bench_graph")
+    directions = ["maximize", "minimize"] if multi else ["maximize"]
+    study = optuna.create_study(directions=directions, sampler=STRATEGIES.get(strategy)(seed, len(directions)))
+    rows = []
+    for _ in range(max(BUDGETS)):
+        trial = study.ask()
+        arch = space.suggest(trial)
+        try:
+            result = table.evaluate(arch)
+        except ValueError:  # the all-skip cell: not in the benchmark; a wasted query
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            rows.append((np.nan, np.nan, np.nan))
+            continue
+        study.tell(trial, [result.val_metric, result.latency_ms] if multi else result.val_metric)
+        rows.append((result.val_metric, result.test_metric, result.latency_ms))
+    return {"dataset": dataset, "strategy": strategy, "seed": seed, "multi": multi, "rows": rows}
+
+
+def true_front_hv(dataset: str) -> tuple[float, tuple[float, float]]:
+    from evaluators.tabular import NasBenchGraph
+
+    frame = NasBenchGraph(dataset).frame()
+    ref = (float(frame["val_metric"].min()), float(frame["latency_ms"].max()))
+    return _hv(frame[["val_metric", "latency_ms"]].to_numpy(), ref), ref
+
+
+def _hv(points: np.ndarray, ref: tuple[float, float]) -> float:
+    points = points[~np.isnan(points).any(axis=1)]
+    if len(points) == 0:
+        return 0.0
+    return float(moocore.hypervolume(points, ref=list(ref), maximise=[True, False]))
+
+
+def summarise(results: list[dict], datasets: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from evaluators.tabular import NasBenchGraph
+
+    best_val = {d: float(NasBenchGraph(d).frame()["val_metric"].max()) for d in datasets}
+    fronts = {d: true_front_hv(d) for d in datasets}
+    single, multi = [], []
+    for r in results:
+        seq = np.array(r["rows"], dtype=float)
+        if not r["multi"]:
+            for b in BUDGETS:
+                part = seq[:b]
+                i = int(np.nanargmax(part[:, 0]))
+                single.append({"dataset": r["dataset"], "strategy": r["strategy"], "budget": b,
+                               "regret": 100 * (best_val[r["dataset"]] - part[i, 0]), "test": 100 * part[i, 1]})
+        else:
+            hv_true, ref = fronts[r["dataset"]]
+            for b in HV_BUDGETS:
+                multi.append({"dataset": r["dataset"], "strategy": r["strategy"], "budget": b,
+                              "hv_ratio": _hv(seq[:b, [0, 2]], ref) / hv_true})
+    return pd.DataFrame(single), pd.DataFrame(multi)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--space", default="tiny")
-    parser.add_argument("--dataset", default="synthetic")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--strategy", default="tpe")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--datasets", default="cora,citeseer,pubmed")
+    parser.add_argument("--strategies", default="random,tpe,nsga2")
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
-    run_dir = tempfile.mkdtemp(prefix="graphnas-bench-")
-    config = SearchConfig(space=args.space, dataset=args.dataset, data_root=args.data_root, trials=args.trials,
-                          strategy=args.strategy, seed=args.seed, run_dir=run_dir, train=TrainConfig(seed=args.seed))
-    search = Search(config)
+    datasets, strategies = args.datasets.split(","), args.strategies.split(",")
+    jobs = list(itertools.product(datasets, strategies, range(args.seeds), (False, True)))
     start = time.perf_counter()
-    study = search.run()
+    with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+        results = pool.map(run_one, jobs, chunksize=4)
     elapsed = time.perf_counter() - start
-    outputs = search.store.outputs(study)
-    best = outputs.best
-    states = outputs.frame["state"].value_counts().to_dict()
-    print(f"space {args.space}, dataset {args.dataset}, strategy {args.strategy}, seed {args.seed}")
-    print(f"trials {args.trials} ({states}) in {elapsed:.1f} s, {elapsed / args.trials:.1f} s per trial")
-    print(f"best trial {int(best['trial'])}: val {best['val_metric']:.4f}, test {best['test_metric']:.4f}, "
-          f"{int(best['flops']):,} FLOPs")
-    print(f"Pareto front: {len(outputs.front)} trials; best test among all trials "
-          f"{outputs.frame['test_metric'].max():.4f} (reported only)")
-    print(f"run dir {run_dir}")
+    single, multi = summarise(results, datasets)
+    pd.set_option("display.width", 160)
+    print(f"NAS-Bench-Graph, {args.seeds} seeds, {len(jobs)} searches of {max(BUDGETS)} queries in {elapsed:.0f} s\n")
+    table = single.groupby(["dataset", "strategy", "budget"]).agg(regret=("regret", "mean"), test=("test", "mean"))
+    print("Mean validation regret (points) / mean test accuracy (%) of the best-validation architecture found")
+    print(table.unstack("budget").round(2).to_string(), "\n")
+    print("Hypervolume of the found (validation accuracy, latency) front / the true front's")
+    print(multi.groupby(["dataset", "strategy", "budget"])["hv_ratio"].mean().unstack("budget").round(3).to_string(), "\n")
+    at100 = single[single["budget"] == 100].groupby(["dataset", "strategy"])["regret"].mean().unstack()
+    hv200 = multi[multi["budget"] == 200].groupby(["dataset", "strategy"])["hv_ratio"].mean().unstack()
+    if "random" in at100 and DEFAULT in at100:
+        for d in datasets:
+            ok = at100.loc[d, DEFAULT] <= 0.5 * at100.loc[d, "random"]
+            print(f"target {d}: {DEFAULT} regret at 100 = {at100.loc[d, DEFAULT]:.2f} vs random "
+                  f"{at100.loc[d, 'random']:.2f} ({at100.loc[d, DEFAULT] / at100.loc[d, 'random']:.2f}x, target <= 0.5): "
+                  f"{'met' if ok else 'NOT met'}; HV ratio at 200 = {hv200.loc[d, DEFAULT]:.3f} (target >= 0.98): "
+                  f"{'met' if hv200.loc[d, DEFAULT] >= 0.98 else 'NOT met'}")
 
 
 if __name__ == "__main__":

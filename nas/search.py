@@ -23,6 +23,7 @@ from torch_geometric import seed_everything
 
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
 from evaluators.datasets import DatasetBundle
+from evaluators.tabular import TABULAR, NasBenchGraph
 from evaluators.training import resolve_device
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
 from nas.pruners import PRUNERS
@@ -63,6 +64,7 @@ class SearchConfig(BaseModel):
     cache_dir: Optional[str] = None
     workers: int = Field(default=1, ge=1)  # local processes sharing the study
     pruner: str = "none"  # early stopping of hopeless trials (single-objective searches)
+    evaluator: str = "train"  # train each candidate, or a tabular benchmark (nas-bench-graph)
     train: TrainConfig = Field(default_factory=TrainConfig)
     darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
 
@@ -104,7 +106,7 @@ class Progress:
 Observer = Callable[[Progress], None]
 
 # Settings that make two runs different searches: resuming with another value is refused.
-IDENTITY_KEYS = ("space", "dataset", "objectives", "study_name", "train")
+IDENTITY_KEYS = ("space", "dataset", "evaluator", "objectives", "study_name", "train")
 # Training settings that do not change what a trial measures.
 NEUTRAL_TRAIN_KEYS = ("device", "latency_repeats")
 
@@ -136,6 +138,8 @@ class Search:
             raise ValueError(f"{self.run_dir} already holds a run (study {config.study_name!r}); "
                              "continue it with --resume or choose another --run-dir")
         self.space = SearchSpace.load(config.space)
+        if config.evaluator != "train":
+            self._check_tabular()
         if resume and config.strategy == "darts+tpe" and self.narrowed_path.is_file():
             self.space = SearchSpace.from_yaml(self.narrowed_path)
         if config.strategy not in STRATEGIES and config.strategy not in DIFFERENTIABLE:
@@ -150,14 +154,31 @@ class Search:
                              f"use --objectives metric, or --pruner none")
         self.resume = resume
 
+    def _check_tabular(self) -> None:
+        cfg = self.config
+        if cfg.evaluator not in TABULAR:
+            raise UnknownNameError(f"unknown evaluator {cfg.evaluator!r}; evaluators: train, {', '.join(TABULAR.names())}")
+        if self.space.spec.canonical != "nas_bench_graph":
+            raise ValueError(f"--evaluator {cfg.evaluator} answers NAS-Bench-Graph cells only: use --space "
+                             f"nas_bench_graph (or nas_bench_graph_proteins), not {self.space.name!r}")
+        if "flops" in [o.strip() for o in cfg.objectives.split(",")]:
+            raise ValueError(f"--evaluator {cfg.evaluator}: the benchmark has no FLOPs; use --objectives "
+                             "metric,latency or metric,params")
+        if cfg.strategy in DIFFERENTIABLE:
+            raise ValueError(f"--strategy {cfg.strategy} trains a supernet; it cannot use a tabular evaluator")
+
     def _check_resume(self) -> None:
-        old = _identity(self.store.read_config())
+        # Settings added since the run was written take their defaults (older runs resume).
+        old = _identity({**SearchConfig().model_dump(mode="json"), **self.store.read_config()})
         new = _identity(self.config.model_dump(mode="json"))
         diffs = [f"{k}: run has {old.get(k)!r}, now {new.get(k)!r}" for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
         if diffs:
             raise ValueError(f"cannot resume {self.run_dir} with different settings: " + "; ".join(diffs))
 
-    def prepare(self) -> DatasetBundle:
+    def prepare(self) -> DatasetBundle | NasBenchGraph:
+        """The dataset, or for a tabular evaluator its table (which answers trials itself)."""
+        if self.config.evaluator != "train":
+            return TABULAR.get(self.config.evaluator)(self.config.dataset)
         return load_dataset(self.config.dataset, self.config.data_root,
                             Path(self.config.cache_dir) if self.config.cache_dir else None,
                             encodings=self.space.encodings())
@@ -178,7 +199,8 @@ class Search:
                 cfg.seed, len(objectives)), metric.name)
             study.pruner = PRUNERS.get(cfg.pruner)()
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
-        study.set_user_attr("data_info", asdict(bundle.info))
+        if bundle.info is not None:  # a tabular evaluator builds no model
+            study.set_user_attr("data_info", asdict(bundle.info))
         try:
             if cfg.strategy in DIFFERENTIABLE:
                 self._run_differentiable(study, bundle, objectives, observer)
@@ -267,8 +289,10 @@ class Search:
             torch.cuda.empty_cache()  # outside the except: its traceback no longer pins the tensors
         return state
 
-    def _evaluate(self, study: optuna.Study, arch: Architecture, bundle: DatasetBundle,
+    def _evaluate(self, study: optuna.Study, arch: Architecture, bundle: DatasetBundle | NasBenchGraph,
                   trial: optuna.Trial) -> TrialResult:
+        if isinstance(bundle, NasBenchGraph):  # a table lookup, no training
+            return bundle.evaluate(arch)
         for old in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if old.user_attrs.get("arch_id") == arch.arch_id:  # same seed, same result: reuse it
                 return TrialResult.from_attrs(old.user_attrs)

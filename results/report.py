@@ -12,22 +12,24 @@ from results.pareto import ParetoFront
 
 
 def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str) -> None:
-    """Validation metric versus FLOPs (log scale); the front highlighted, the rest grey."""
+    """Validation metric versus the front's first cost (FLOPs unless the run optimised
+    latency or parameters instead; log scale); the front highlighted, the rest grey."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    cost = next((o.column for o in front.objectives if o.column != "val_metric"), "flops")
     done = frame[frame["state"] == "COMPLETE"]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.scatter(done["flops"], done["val_metric"], c="#bbbbbb", s=18, label="dominated trials")
+    ax.scatter(done[cost], done["val_metric"], c="#bbbbbb", s=18, label="dominated trials")
     if len(front):
-        pts = front.trials.sort_values("flops")
-        ax.step(pts["flops"], pts["val_metric"], where="post", c="#d62728", lw=1)
-        ax.scatter(pts["flops"], pts["val_metric"], c="#d62728", s=28, label="Pareto front", zorder=3)
-    if len(done) and (done["flops"] > 0).all():
+        pts = front.trials.sort_values(cost)
+        ax.step(pts[cost], pts["val_metric"], where="post", c="#d62728", lw=1)
+        ax.scatter(pts[cost], pts["val_metric"], c="#d62728", s=28, label="Pareto front", zorder=3)
+    if len(done) and (done[cost] > 0).all():
         ax.set_xscale("log")
-    ax.set_xlabel("forward FLOPs")
+    ax.set_xlabel({"flops": "forward FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}[cost])
     ax.set_ylabel(f"validation {metric}")
     ax.set_title(f"{len(done)} completed trials, {len(front)} on the front")
     ax.legend(loc="lower right", fontsize=8)

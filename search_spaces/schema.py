@@ -236,6 +236,7 @@ class SpaceSpec(_Strict):
     description: str = ""
     global_: GlobalChoices = Field(default_factory=GlobalChoices, alias="global")
     layers: LayerChoices = Field(default_factory=LayerChoices)
+    canonical: Optional[str] = None  # a registered canonical form: size() counts distinct forms
 
 
 GLOBAL_FIELDS = tuple(GlobalChoices.model_fields)
@@ -314,6 +315,11 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
                 problems.append((path, f"expected {expected}, got {choice.value!r}"))
             if section == "global" and choice.tied is not None:
                 problems.append((f"{path}.tied", "only per-layer choices can be tied"))
+    if spec.canonical is not None:
+        from search_spaces.canonical import CANONICAL
+
+        if spec.canonical not in CANONICAL:
+            problems.append(("canonical", f"expected one of: {', '.join(CANONICAL.names())}, got {spec.canonical!r}"))
     patterns = [p for p in spec.global_.links.values() if p is not None]
     if patterns:  # a NAS-Bench-Graph cell has no attention, FFN or residual branches
         for section, model, field, default in (("layers", spec.layers, "attention", "none"),

@@ -1,15 +1,17 @@
 """``SearchSpace``: sample, suggest, test membership and count a validated space."""
 from __future__ import annotations
 
+import itertools
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Optional, Protocol
 
 import numpy as np
 import yaml
 
 from search_spaces.architecture import Architecture, LayerArch
+from search_spaces.canonical import CANONICAL
 from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
                                   optuna_key, parse_spec)
 
@@ -26,6 +28,7 @@ class SearchSpace:
     def __init__(self, spec: SpaceSpec, source: str = "<memory>") -> None:
         self.spec = spec
         self.source = source
+        self._canonical_size: Optional[int] = None
 
     # --- construction -----------------------------------------------------------------
     @classmethod
@@ -110,12 +113,42 @@ class SearchSpace:
 
     def size(self) -> int:
         """Number of distinct discrete architectures; continuous (float range) choices
-        are not counted."""
+        are not counted. With a canonical form, architectures that compute the same
+        function count once (and degenerate ones not at all)."""
+        if self.spec.canonical is None:
+            return self.labelled_size()
+        if self._canonical_size is None:
+            form = CANONICAL.get(self.spec.canonical)
+            count = form.count(self)
+            self._canonical_size = count if count is not None else len({form.key(a) for a in self.enumerate()} - {None})
+        return self._canonical_size
+
+    def labelled_size(self) -> int:
+        """Number of discrete architectures as labelled (isomorphic ones counted apart)."""
         g = self.spec.global_
         fixed = math.prod(_count(getattr(g, f)) for f in GLOBAL_FIELDS if f != "num_layers")
         tied = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if self._tied(f))
         free = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if not self._tied(f))
         return sum(fixed * tied * free ** depth for depth in g.num_layers.values())
+
+    def enumerate(self) -> Iterator[Architecture]:
+        """Every discrete architecture of the space (labellings, not canonical forms)."""
+        g = self.spec.global_
+        for depth in g.num_layers.values():
+            order: list[tuple[str, list[Any]]] = []
+
+            def collect(name: str, choice: Any, depth=depth) -> Any:
+                if isinstance(choice, FloatRange):
+                    raise ValueError(f"{self.source}: {name} is a float range: the space cannot be enumerated")
+                values = [depth] if name == "num_layers" else choice.values()
+                order.append((name, values))
+                return values[0]
+
+            self._resolve(collect)
+            names = [n for n, _ in order]
+            for combo in itertools.product(*(v for _, v in order)):
+                chosen = dict(zip(names, combo))
+                yield self._resolve(lambda name, choice: chosen[name], validate=False)
 
     def encodings(self) -> dict[str, int]:
         """Encodings the space can choose, each with the largest ``encoding_dim`` it can
@@ -128,7 +161,7 @@ class SearchSpace:
         choice = getattr(self.spec.layers, field)
         return self.spec.layers.tied if choice.tied is None else choice.tied
 
-    def _resolve(self, pick: _Picker) -> Architecture:
+    def _resolve(self, pick: _Picker, validate: bool = True) -> Architecture:
         values = {f: pick(f, getattr(self.spec.global_, f)) for f in GLOBAL_FIELDS}
         depth = values["num_layers"]
         per_layer: dict[str, list[Any]] = {}
@@ -138,10 +171,14 @@ class SearchSpace:
                 per_layer[field] = [pick(field, choice)] * depth
             else:
                 per_layer[field] = [pick(f"layer{i}.{field}", choice) for i in range(depth)]
-        layers = tuple(LayerArch(**{f: per_layer[f][i] for f in LAYER_FIELDS}) for i in range(depth))
+        # validate=False: values already come from the validated space (enumeration of
+        # tens of thousands of architectures, where pydantic validation dominates).
+        layer_cls = LayerArch if validate else LayerArch.model_construct
+        arch_cls = Architecture if validate else Architecture.model_construct
+        layers = tuple(layer_cls(**{f: per_layer[f][i] for f in LAYER_FIELDS}) for i in range(depth))
         links = values.pop("links")
-        return Architecture(space=self.spec.name, space_version=self.spec.version, layers=layers,
-                            links=tuple(links) if links is not None else None, **values)
+        return arch_cls(space=self.spec.name, space_version=self.spec.version, layers=layers,
+                        links=tuple(links) if links is not None else None, **values)
 
 
 def _count(choice: Any) -> int:

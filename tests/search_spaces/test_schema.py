@@ -90,7 +90,10 @@ def test_presets_are_valid_and_sample_inside(name):
 
 
 def test_preset_sizes():
-    assert SearchSpace.preset("nas_bench_graph").size() == 9 * 9 ** 4
+    nbg = SearchSpace.preset("nas_bench_graph")
+    assert nbg.labelled_size() == 9 * 9 ** 4
+    assert nbg.size() == 26206  # distinct cells by the benchmark's own valid_hash
+    assert SearchSpace.preset("nas_bench_graph_proteins").size() == 2021  # its 5 ops
     # tiny: hidden 2 x encoding 2 x sum over depth 1..3 of (5 mpnn x 2 attention)^depth
     assert SearchSpace.preset("tiny").size() == 4 * sum(10 ** d for d in (1, 2, 3))
     assert set(preset_names()) >= {"tiny", "gps", "nas_bench_graph", "darts_gt"}
