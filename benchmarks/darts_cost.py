@@ -99,7 +99,9 @@ def epoch_costs(data_root: str, repeats: int) -> None:
     paths = [{"mpnn": m, "attention": "none"} for m in MPNNS] + [{"mpnn": "gcn", "attention": a} for a in ATTENTIONS]
     single = {f"{p['mpnn']}+{p['attention']}": measure("path", p, data_root, repeats) for p in paths}
     darts = measure("darts", {}, data_root, repeats)
-    gdas = measure("gdas", {}, data_root, repeats)
+    # GDAS samples a new path every epoch (with or without full attention, the slowest
+    # candidate): four times the epochs, so that the median is over the paths it draws.
+    gdas = measure("gdas", {}, data_root, 4 * repeats)
     total_t = sum(t for t, _ in single.values())
     total_m = sum(m for _, m in single.values())
     mean_t, mean_m = total_t / len(single), total_m / len(single)
