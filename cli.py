@@ -51,6 +51,12 @@ def search(
     run_dir: Optional[Path] = typer.Option(None, help="Run directory [default: runs/<space>-<dataset>-<time>]."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL [default: sqlite:///<run-dir>/study.db]."),
     resume: bool = typer.Option(False, help="Continue the run in --run-dir from its storage."),
+    backend: Optional[str] = typer.Option(None, help="local | ray: run trials as Ray Tune trials "
+                                          "(pip install 'graphnas[ray]') [default: local]."),
+    address: Optional[str] = typer.Option(None, help="--backend ray: join this cluster (auto | ray://HOST:PORT) "
+                                          "[default: start a local Ray sized to the machine]."),
+    cpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: CPUs per trial [default: 1]."),
+    gpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: GPUs per trial, fractions allowed [default: 0]."),
     evaluator: Optional[str] = typer.Option(None, help="train (train every candidate) | nas-bench-graph (answer "
                                             "from NAS-Bench-Graph's tables; --space nas_bench_graph) [default: train]."),
     pruner: Optional[str] = typer.Option(None, help="none | median | asha: stop hopeless trials early "
@@ -85,7 +91,8 @@ def search(
 
     given = {k: v for k, v in dict(space=space, dataset=dataset, strategy=strategy, objectives=objectives,
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
-                                     pruner=pruner, evaluator=evaluator,
+                                     pruner=pruner, evaluator=evaluator, backend=backend, ray_address=address,
+                                     cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
     if evaluator not in (None, "train") and objectives is None and not resume:

@@ -65,6 +65,11 @@ class SearchConfig(BaseModel):
     workers: int = Field(default=1, ge=1)  # local processes sharing the study
     pruner: str = "none"  # early stopping of hopeless trials (single-objective searches)
     evaluator: str = "train"  # train each candidate, or a tabular benchmark (nas-bench-graph)
+    backend: str = "local"  # local | ray (Ray Tune runs the trials)
+    ray_address: Optional[str] = None  # None: start a local Ray; "auto" or ray://HOST:PORT: join a cluster
+    ray_cpus: Optional[int] = Field(default=None, ge=1)  # CPUs of a local Ray instance (None: all)
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    gpus_per_trial: float = Field(default=0.0, ge=0)
     train: TrainConfig = Field(default_factory=TrainConfig)
     darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
 
@@ -149,7 +154,12 @@ class Search:
             raise ValueError(f"--strategy {config.strategy} trains one supernet in one process: use --workers 1")
         self.narrowed_path = self.run_dir / "narrowed_space.yaml"  # darts+tpe's second phase
         PRUNERS.get(config.pruner)  # raises, listing the pruners
-        if config.pruner != "none" and "," in config.objectives:
+        if config.backend not in ("local", "ray"):
+            raise ValueError(f"--backend must be local or ray, got {config.backend!r}")
+        if config.backend == "ray" and (config.strategy in DIFFERENTIABLE or config.evaluator != "train"):
+            raise ValueError("--backend ray runs black-box strategies that train their candidates "
+                             "(not darts/gdas/darts+tpe, not tabular evaluators)")
+        if config.pruner != "none" and "," in config.objectives and config.backend == "local":
             raise ValueError(f"--pruner {config.pruner}: Optuna prunes single-objective searches only; "
                              f"use --objectives metric, or --pruner none")
         self.resume = resume
@@ -188,10 +198,15 @@ class Search:
         bundle = self.prepare()
         metric, objectives = self.objectives(bundle)
         if self.resume:
-            study = self.store.load_study(cfg.study_name)
+            study = self.store.load_study(cfg.study_name)  # interrupted trials: FAIL, queued again
             # A sampler re-created with the run's seed would draw its first proposals again;
-            # offsetting the seed by the trials so far keeps a resumed run exploring.
+            # offsetting the seed by the trials so far keeps a resumed run exploring. A
+            # single local process restores the sampler it pickled instead, so the search
+            # goes on exactly as the uninterrupted one would have.
             self.attach(study, objectives, cfg.seed + len(study.trials))
+            saved = self.store.load_sampler() if cfg.workers == 1 and cfg.backend == "local" else None
+            if saved is not None:
+                study.sampler = saved
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage, "space_source": self.space.source})
@@ -202,12 +217,17 @@ class Search:
         if bundle.info is not None:  # a tabular evaluator builds no model
             study.set_user_attr("data_info", asdict(bundle.info))
         try:
-            if cfg.strategy in DIFFERENTIABLE:
+            if cfg.backend == "ray":
+                from nas.ray_backend import run_ray
+
+                run_ray(self, study, bundle, objectives)
+            elif cfg.strategy in DIFFERENTIABLE:
                 self._run_differentiable(study, bundle, objectives, observer)
             elif cfg.workers == 1:
                 self.loop(study, bundle, objectives, observer)
             else:
                 self._run_workers(study, observer)
+                self.loop(study, bundle, objectives, observer)  # the retries of workers that died
         finally:
             self.store.write_outputs(study)
         return study
@@ -267,6 +287,11 @@ class Search:
             trial.set_user_attr(key, value)
         try:
             arch = self.space.suggest(trial)
+            if self.config.workers == 1:
+                # The sampler's state once this trial's proposal is drawn: if the process
+                # dies now, --resume retries this trial with its parameters (which draws
+                # nothing) and continues from this state, as the uninterrupted run would.
+                self.store.save_sampler(study.sampler)
             trial.set_user_attr("arch_id", arch.arch_id)
             trial.set_user_attr("arch_json", arch.to_json())
             result = self._evaluate(study, arch, bundle, trial)

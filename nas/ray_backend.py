@@ -1,0 +1,169 @@
+"""The Ray Tune backend: the same search, its trials run as Ray Tune trials.
+
+Ray Tune's ``Tuner`` runs the trials (on this machine or a cluster), ``OptunaSearch``
+proposes them from the run's own Optuna study and storage (so report, export and compare
+read the same run directory as with the local backend), a ``ConcurrencyLimiter`` keeps
+``workers`` trials in flight and ``ASHAScheduler`` stops hopeless ones early on the
+validation metric the evaluator reports every epoch. The dataset and its encodings are
+prepared once by the driver and shipped to the workers through Ray's object store.
+
+Install with ``pip install 'graphnas[ray]'``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import optuna
+from optuna.trial import TrialState
+
+from evaluators import TrainConfig, evaluate, get_metric
+from evaluators.result import TrialResult
+from search_spaces import Architecture
+
+try:
+    from ray.tune.search.optuna import OptunaSearch
+except ImportError:  # without the extra, run_ray says how to install it
+    OptunaSearch = object
+
+if TYPE_CHECKING:
+    from nas.search import Search
+
+
+def _require_ray():
+    try:
+        import ray  # noqa: F401
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise ImportError("--backend ray needs Ray Tune: pip install 'graphnas[ray]'") from None
+
+
+def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: int, costs: tuple[str, ...]) -> None:
+    """One Ray trial: train the proposed architecture, report every epoch's validation
+    metric (for ASHA) and finally every measured figure. A candidate's exception is
+    reported as a result with its message, so the searcher records it. Ray checks that
+    every result names every objective: the cost objectives (``costs``), known only at the
+    end, get a finite placeholder in earlier results, which the searcher never tells."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(threads)
+    train = TrainConfig.model_validate_json(train_json)
+    metric = get_metric(train.metric or bundle.metric)
+    arch = Architecture.from_json(config["arch_json"])
+
+    # ASHA never stops a trial that reports NaN: a finite worst value instead
+    worst = -1e9 if metric.direction == "maximize" else 1e9
+    placeholder = {c: 1e30 for c in costs}
+
+    def report(epoch: int, value: float) -> bool:
+        tune.report({**placeholder, "val_metric": value if math.isfinite(value) else worst, "epoch": epoch})
+        return False  # ASHA stops the trial itself
+
+    try:
+        result = evaluate(arch, bundle, train, report if pruning else None)
+    except Exception as err:  # any failure of a candidate fails only its trial
+        tune.report({**placeholder, "error": f"{type(err).__name__}: {err}"[:2000], "val_metric": worst,
+                     "arch_json": config["arch_json"], "final": True})
+        return
+    tune.report({**result.to_attrs(), "final": True})
+
+
+class SuggestArchitecture:
+    """Define-by-run space for OptunaSearch: the space's own ``suggest`` (a class, not a
+    closure, because Ray pickles the searcher with its experiment state)."""
+
+    def __init__(self, space) -> None:
+        self.space = space
+
+    def __call__(self, trial) -> dict:
+        return {"arch_json": self.space.suggest(trial).to_json()}
+
+
+class RecordingOptunaSearch(OptunaSearch):
+    """OptunaSearch that also stores the trial's figures (the run store's user attributes)
+    and tells failures and ASHA stops apart from completions."""
+
+    def __init__(self, objectives, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.objectives = objectives
+
+    def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        result = result or {}
+        arch_json = (result.get("config") or {}).get("arch_json") or result.get("arch_json")
+        if arch_json:
+            ot_trial.set_user_attr("arch_json", arch_json)
+            ot_trial.set_user_attr("arch_id", Architecture.from_json(arch_json).arch_id)
+        state, values = TrialState.COMPLETE, None
+        if error or "error" in result:
+            ot_trial.set_user_attr("error", result.get("error", "the Ray worker running this trial died"))
+            state = TrialState.FAIL
+        elif not result.get("final"):
+            ot_trial.set_user_attr("pruned", f"stopped by ASHA at epoch {result.get('epoch')}")
+            state = TrialState.PRUNED
+        else:
+            for key in TrialResult.field_names():
+                ot_trial.set_user_attr(key, result[key])
+            values = [float(result[o.column]) for o in self.objectives]
+            if not all(math.isfinite(v) for v in values):  # Optuna would store inf as COMPLETE
+                ot_trial.set_user_attr("error", f"non-finite objective values {values}")
+                state, values = TrialState.FAIL, None
+        self._ot_study.tell(ot_trial, values, state=state)
+        self._completed_trials.add(trial_id)
+
+
+def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
+    """Run the remaining budget of ``search`` as Ray Tune trials on ``study``."""
+    _require_ray()
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from nas.samplers import STRATEGIES
+
+    cfg = search.config
+    remaining = cfg.trials - sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+    if remaining <= 0:
+        return
+    if not ray.is_initialized():
+        if cfg.ray_address:
+            ray.init(address=cfg.ray_address, log_to_driver=False)
+        else:  # a local instance sized to the machine (or to what the tests allow)
+            ray.init(num_cpus=cfg.ray_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    metric = get_metric(cfg.train.metric or bundle.metric)
+    mode = "max" if metric.direction == "maximize" else "min"
+    modes = [("max" if o.direction == "maximize" else "min") for o in objectives]
+    columns = [o.column for o in objectives]
+    searcher = RecordingOptunaSearch(
+        objectives,
+        space=SuggestArchitecture(search.space),
+        metric=columns if len(columns) > 1 else columns[0], mode=modes if len(modes) > 1 else modes[0],
+        sampler=STRATEGIES.get(cfg.sampler)(cfg.seed + len(study.trials), len(objectives)),
+        study_name=study.study_name, storage=_storage_object(search.store.backend))
+    pruning = cfg.pruner != "none"
+    scheduler = (ASHAScheduler(metric="val_metric", mode=mode, max_t=cfg.train.epochs + 1, grace_period=10,
+                               reduction_factor=3) if pruning else None)
+    trainable = tune.with_parameters(_trainable, bundle=bundle, train_json=cfg.train.model_dump_json(),
+                                     pruning=pruning, threads=max(1, int(cfg.cpus_per_trial)),
+                                     costs=tuple(c for c in columns if c != "val_metric"))
+    resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=cfg.workers),
+                                    scheduler=scheduler, num_samples=remaining),
+        run_config=tune.RunConfig(name="ray", storage_path=str(Path(search.run_dir).resolve()), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=0)))
+    tuner.fit()
+
+
+def _storage_object(backend: Any):
+    """OptunaSearch takes a storage object, not a URL."""
+    if isinstance(backend, str):
+        return optuna.storages.RDBStorage(backend)
+    return backend
