@@ -10,6 +10,9 @@ Run directory::
     pareto.png       the front, dominated trials greyed
     best_arch.json   the architecture of the best trial
     summary.md       what a person reads first
+    sampler.pkl      the sampler once the latest trial's proposal was drawn (single local
+                     process): a resumed seeded search proposes what the uninterrupted one
+                     would have
     alphas.csv       differentiable strategies: softmax weight per epoch, layer, choice,
                      candidate and cost weight; alphas.png their trajectories
     darts.json       differentiable strategies: what was searched, fixed and learned
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -111,14 +115,38 @@ class RunStore:
         return study
 
     @staticmethod
-    def fail_stale_trials(study: optuna.Study) -> int:
-        """Trials left RUNNING by a killed process become FAIL (they will never finish).
-        They get no ``error`` attribute, which is how the budget tells them from candidates
-        that failed."""
+    def fail_stale_trials(study: optuna.Study, retry: bool = True) -> int:
+        """Trials left RUNNING by a killed process become FAIL (they will never finish), and
+        with ``retry`` are queued again once, with the same parameters, by Optuna's
+        RetryHeartbeatStaleTrialCallback (the heartbeat itself exists only for RDB storages
+        and ask-and-tell loops do not beat, so the sweep is ours). They get no ``error``
+        attribute, which is how the budget tells them from candidates that failed."""
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
         stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        with warnings.catch_warnings():  # the callback is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            again = RetryHeartbeatStaleTrialCallback(max_retry=1)
         for t in stale:
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            if retry:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    again(study, study.get_trials(deepcopy=False)[t.number])
         return len(stale)
+
+    # --- sampler snapshot ---------------------------------------------------------------
+    SAMPLER = "sampler.pkl"
+
+    def save_sampler(self, sampler: optuna.samplers.BaseSampler) -> None:
+        """Pickle the sampler (its random state included) beside the study, atomically."""
+        tmp = self.run_dir / (self.SAMPLER + ".tmp")
+        tmp.write_bytes(pickle.dumps(sampler))
+        tmp.replace(self.run_dir / self.SAMPLER)
+
+    def load_sampler(self) -> Optional[optuna.samplers.BaseSampler]:
+        path = self.run_dir / self.SAMPLER
+        return pickle.loads(path.read_bytes()) if path.is_file() else None
 
     @staticmethod
     def objectives_of(study: optuna.Study) -> list[Objective]:

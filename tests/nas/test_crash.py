@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def completed(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
     try:
-        study = optuna.load_study(study_name="run", storage=f"sqlite:///{run_dir / 'study.db'}")
+        study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
     except Exception:  # not created yet
         return []
     return [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -47,3 +47,83 @@ def test_kill_minus_9_then_resume(tmp_path, cache_dir):
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
     interrupted = [t for t in study.trials if t.state.name == "FAIL"]
     assert all("error" not in t.user_attrs for t in interrupted)
+
+
+def _search(run_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "cli.py", "search", "--trials", "5", "--epochs", "30", "--patience", "30",
+            "--strategy", "tpe", "--seed", "3", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir), "--quiet",
+            *extra]
+
+
+def test_a_resumed_seeded_search_proposes_what_the_uninterrupted_one_would_have(tmp_path, cache_dir):
+    straight = tmp_path / "straight"
+    subprocess.run(_search(straight, cache_dir), cwd=REPO, check=True, capture_output=True, timeout=300)
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(_search(run_dir, cache_dir), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(completed(run_dir)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    out = subprocess.run([sys.executable, "cli.py", "search", "--resume", "--run-dir", str(run_dir), "--cache-dir",
+                          str(cache_dir), "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+    def archs(d: Path) -> list[str]:
+        study = optuna.load_study(study_name=d.name, storage=f"sqlite:///{d / 'study.db'}")
+        return [t.user_attrs["arch_id"] for t in study.trials if t.state.name == "COMPLETE"]
+
+    # the interrupted trial is retried with its parameters (RetryHeartbeatStaleTrialCallback) and
+    # the sampler continues from its pickled state: the same five architectures, in order
+    assert archs(run_dir) == archs(straight)
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'study.db'}")
+    retried = [t for t in study.trials if "failed_trial" in t.system_attrs]
+    assert len(retried) <= 1 and all(t.state.name == "COMPLETE" for t in retried)
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                out.append((int(stat.parent.name), cmd))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def test_a_worker_killed_mid_trial_fails_only_its_trial(tmp_path, cache_dir):
+    run_dir = tmp_path / "workers"
+    args = [sys.executable, "cli.py", "search", "--trials", "6", "--epochs", "40", "--patience", "40", "--workers", "2",
+            "--strategy", "random", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir), "--quiet"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    journal = run_dir / "journal.log"
+
+    def running() -> int:
+        if not journal.is_file():
+            return 0
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+        study = optuna.load_study(study_name="workers", storage=JournalStorage(JournalFileBackend(str(journal))))
+        return sum(t.state.name == "RUNNING" for t in study.trials)
+
+    deadline = time.monotonic() + 120
+    while running() < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = [pid for pid, cmd in _children(proc.pid) if "multiprocessing" in cmd and "resource_tracker" not in cmd]
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    study = optuna.load_study(study_name="workers", storage=JournalStorage(JournalFileBackend(str(journal))))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 6  # the search finished its budget
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(failed) == 1 and "error" not in failed[0].user_attrs  # the killed worker's trial
+    assert any(t.system_attrs.get("failed_trial") == failed[0].number for t in study.trials)  # retried once
