@@ -36,7 +36,10 @@ def _fail(message: str) -> None:
 @app.command()
 def search(
     space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: tiny]."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name [default: synthetic]."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name, a .pt file of Data objects, or a dataset class "
+                                          "by dotted path [default: synthetic]."),
+    dataset_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE keyword argument of a dataset class "
+                                                    "(repeatable), e.g. --dataset-arg name=MUTAG."),
     strategy: Optional[str] = typer.Option(None, help="tpe | random | nsga2 (black-box), darts | gdas | darts+tpe "
                                            "(differentiable) [default: tpe]."),
     objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency "
@@ -93,6 +96,7 @@ def search(
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
                                      pruner=pruner, evaluator=evaluator, backend=backend, ray_address=address,
                                      cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                                     dataset_args=dataset_arg,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
     if evaluator not in (None, "train") and objectives is None and not resume:
@@ -101,6 +105,8 @@ def search(
                                      device=device).items() if v is not None}
     try:
         darts = _darts_options(cost_weights, darts_epochs, alpha_lr, second_order, top_k, keep_none, fix)
+        if "dataset_args" in given:
+            given["dataset_args"] = _key_values(given["dataset_args"], "--dataset-arg")
         if resume:
             if run_dir is None:
                 _fail("--resume needs --run-dir DIR")
@@ -138,8 +144,6 @@ def search(
 
 def _darts_options(cost_weights, epochs, alpha_lr, second_order, top_k, keep_none, fix) -> dict:
     """The differentiable-search options given on the command line, as DartsConfig fields."""
-    import yaml
-
     out = {k: v for k, v in dict(epochs=epochs, alpha_lr=alpha_lr, second_order=second_order, top_k=top_k,
                                  keep_none=keep_none).items() if v is not None}
     if cost_weights is not None:
@@ -148,12 +152,19 @@ def _darts_options(cost_weights, epochs, alpha_lr, second_order, top_k, keep_non
         except ValueError:
             raise ValueError(f"--cost-weights: expected comma-separated numbers, got {cost_weights!r}") from None
     if fix:
-        pairs = [item.partition("=") for item in fix]
-        bad = [item for item, (k, eq, v) in zip(fix, pairs) if not (k and eq and v)]
-        if bad:
-            raise ValueError(f"--fix: expected FIELD=VALUE, got {bad[0]!r}")
-        out["fix"] = {k.strip(): yaml.safe_load(v) for k, _, v in pairs}
+        out["fix"] = _key_values(fix, "--fix")
     return out
+
+
+def _key_values(items: list[str], option: str) -> dict:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values read as YAML scalars)."""
+    import yaml
+
+    pairs = [item.partition("=") for item in items]
+    bad = [item for item, (k, eq, v) in zip(items, pairs) if not (k and eq and v)]
+    if bad:
+        raise ValueError(f"{option}: expected KEY=VALUE, got {bad[0]!r}")
+    return {k.strip(): yaml.safe_load(v) for k, _, v in pairs}
 
 
 def _run_with_progress(runner, total: int, quiet: bool):

@@ -202,6 +202,22 @@ def _tu(name: str) -> Loader:
     return load
 
 
+@DATASETS.register("csl", "CSL (GNN benchmark): 150 circular skip-link graphs, 10 isomorphism classes, "
+                   "structure only; seeded stratified split")
+def csl(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
+    from torch_geometric.datasets import GNNBenchmarkDataset
+
+    raw = root / "GNNBenchmarkDataset" / "CSL" / "raw"
+    if not raw.is_dir() and root != (cache_dir / "data").resolve():
+        raise DatasetError(f"dataset 'csl': raw files not found in {raw} (data root {root}); expected "
+                           "GNNBenchmarkDataset/CSL/raw/graphs_Kary_Deterministic_Graphs.pkl as PyG lays them out")
+    work = working_root(root, cache_dir, "GNNBenchmarkDataset/CSL")
+    dataset = GNNBenchmarkDataset(str(work / "GNNBenchmarkDataset"), name="CSL")
+    # no node features: every node the same, so only structure (and encodings) can tell
+    graphs = [Data(x=torch.ones(g.num_nodes, 1), edge_index=g.edge_index, y=g.y.view(-1)) for g in dataset]
+    return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0)
+
+
 for _key, _name in TU_DATASETS.items():
     DATASETS.register(_key, f"TU {_name}, graph classification, seeded stratified 80/10/10 split (PyG)")(_tu(_name))
 
@@ -220,14 +236,23 @@ def stratified_splits(y: Tensor, seed: int, val: float = 0.1, test: float = 0.1)
 # --- the entry point --------------------------------------------------------------------
 
 def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: Optional[Path] = None,
-                 encodings: Optional[dict[str, int]] = None) -> DatasetBundle:
-    """Load ``name`` and precompute ``encodings`` (``{encoding: k}``), cached on disk."""
+                 encodings: Optional[dict[str, int]] = None,
+                 dataset_args: Optional[dict] = None) -> DatasetBundle:
+    """Load ``name`` and precompute ``encodings`` (``{encoding: k}``), cached on disk.
+    ``name`` is a registered dataset, a ``.pt`` file of ``Data`` objects, or the dotted
+    path of a dataset class constructed with ``dataset_args``."""
+    from evaluators.external import is_external, load_external
+
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     root = resolve_data_root(data_root, cache_dir)
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())} "
+    if name in DATASETS:
+        loaded, splits = DATASETS.get(name)(root, cache_dir)
+    elif is_external(name):
+        loaded, splits = load_external(name, dataset_args or {}, root, cache_dir)
+    else:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())}, "
+                           "a .pt file of Data objects, or a dataset class by dotted path "
                            f"(data root searched: {root})")
-    loaded, splits = DATASETS.get(name)(root, cache_dir)
     if isinstance(loaded, list):
         bundle = _graph_bundle(name, loaded, splits)
     else:

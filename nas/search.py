@@ -51,7 +51,8 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     space: str = "tiny"
-    dataset: str = "synthetic"
+    dataset: str = "synthetic"  # registered name, .pt file, or dotted path of a dataset class
+    dataset_args: dict = Field(default_factory=dict)  # keyword arguments of a dataset class
     strategy: str = "tpe"
     objectives: str = "metric,flops"
     trials: int = Field(default=20, ge=1)
@@ -111,7 +112,7 @@ class Progress:
 Observer = Callable[[Progress], None]
 
 # Settings that make two runs different searches: resuming with another value is refused.
-IDENTITY_KEYS = ("space", "dataset", "evaluator", "objectives", "study_name", "train")
+IDENTITY_KEYS = ("space", "dataset", "dataset_args", "evaluator", "objectives", "study_name", "train")
 # Training settings that do not change what a trial measures.
 NEUTRAL_TRAIN_KEYS = ("device", "latency_repeats")
 
@@ -191,7 +192,7 @@ class Search:
             return TABULAR.get(self.config.evaluator)(self.config.dataset)
         return load_dataset(self.config.dataset, self.config.data_root,
                             Path(self.config.cache_dir) if self.config.cache_dir else None,
-                            encodings=self.space.encodings())
+                            encodings=self.space.encodings(), dataset_args=self.config.dataset_args)
 
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
