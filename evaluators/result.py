@@ -25,13 +25,14 @@ class TrialResult:
     epochs: int
     best_epoch: int
     device: str
+    peak_memory_mib: float = float("nan")  # CUDA max allocated on a GPU, process RSS on the CPU
 
     def to_attrs(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> "TrialResult":
-        return cls(**{f.name: attrs[f.name] for f in fields(cls)})
+        return cls(**{f.name: attrs[f.name] for f in fields(cls) if f.name in attrs})  # older runs lack new fields
 
     @classmethod
     def field_names(cls) -> list[str]:

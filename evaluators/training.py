@@ -19,6 +19,7 @@ from torch_geometric import seed_everything
 
 from evaluators.cost import measure_cost
 from evaluators.datasets import DatasetBundle
+from evaluators.memory import PeakMemory
 from evaluators.metrics import get_metric
 from evaluators.result import TrialResult
 from search_spaces import Architecture, build_model, model_inputs
@@ -155,24 +156,25 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     best_state = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
     epoch = 0
-    for epoch in range(config.epochs):
-        model.train()
-        try:
-            task.train_epoch(model, opt, autocast)
-        except TrainingDiverged as err:
-            raise TrainingDiverged(f"{err} at epoch {epoch}") from None
-        model.eval()
-        outputs = task.predict(model, autocast)
-        val_value = metric(*outputs["val"])
-        if metric.better(val_value, best_val):
-            best_val, test_at_best, best_epoch, stale = val_value, metric(*outputs["test"]), epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-        if report is not None and report(epoch, val_value):
-            raise TrialPruned(f"stopped at epoch {epoch} with validation {metric.name} {val_value:.4f}")
-        if stale >= config.patience:
-            break
+    with PeakMemory(device) as peak:
+        for epoch in range(config.epochs):
+            model.train()
+            try:
+                task.train_epoch(model, opt, autocast)
+            except TrainingDiverged as err:
+                raise TrainingDiverged(f"{err} at epoch {epoch}") from None
+            model.eval()
+            outputs = task.predict(model, autocast)
+            val_value = metric(*outputs["val"])
+            if metric.better(val_value, best_val):
+                best_val, test_at_best, best_epoch, stale = val_value, metric(*outputs["test"]), epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+            if report is not None and report(epoch, val_value):
+                raise TrialPruned(f"stopped at epoch {epoch} with validation {metric.name} {val_value:.4f}")
+            if stale >= config.patience:
+                break
     train_time = time.perf_counter() - start
     model.load_state_dict(best_state)
 
@@ -182,5 +184,5 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     result = TrialResult(arch_id=arch.arch_id, arch_json=arch.to_json(), metric=metric.name,
                          val_metric=best_val, test_metric=test_at_best, flops=flops,
                          params=cost.params, latency_ms=cost.latency_ms, train_time_s=train_time,
-                         epochs=epoch + 1, best_epoch=best_epoch, device=str(device))
+                         epochs=epoch + 1, best_epoch=best_epoch, device=str(device), peak_memory_mib=peak.mib)
     return TrainedModel(model.eval(), result)

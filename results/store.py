@@ -37,7 +37,7 @@ from results.pareto import ParetoFront, front_objectives
 from search_spaces import Architecture
 
 BASE_COLUMNS = ["trial", "state", "val_metric", "test_metric", "flops", "params", "latency_ms",
-                "train_time_s", "arch_id", "arch_json"]
+                "train_time_s", "arch_id", "arch_json", "peak_memory_mib"]
 
 
 JOURNAL = "journal:///"

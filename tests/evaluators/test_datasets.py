@@ -31,8 +31,9 @@ def test_synthetic_is_deterministic_and_split(cache_dir):
 
 
 def test_unknown_dataset_lists_known_and_root(shared_datasets, cache_dir):
-    with pytest.raises(DatasetError, match=r"unknown dataset .coraa.; known datasets: citeseer, cora, enzymes, "
-                                           r".*synthetic, triangles \(data root searched: .*shared/datasets\)"):
+    with pytest.raises(DatasetError, match=r"unknown dataset .coraa.; known datasets: citeseer, cora, csl, enzymes, "
+                                           r".*synthetic, triangles, a .pt file of Data objects, or a dataset class "
+                                           r"by dotted path \(data root searched: .*shared/datasets\)"):
         load_dataset("coraa", shared_datasets, cache_dir)
 
 

@@ -99,3 +99,19 @@ def test_graph_regression_structure_and_encodings_matter(cache_dir):
 
     mlp, gin_rwse = mae("mlp", "none"), mae("gin", "rwse")
     assert gin_rwse < mlp / 3  # triangles are closed 3-walks: RWSE sees them
+
+
+def test_peak_memory_is_measured_per_trial(synthetic):
+    import torch
+
+    from evaluators.memory import PeakMemory
+
+    small = evaluate(arch("gcn"), synthetic, TrainConfig(epochs=3, patience=3, device="cpu"))
+    assert 50 < small.peak_memory_mib < 24 * 1024  # the process's resident set, MiB
+    with PeakMemory(torch.device("cpu")) as peak:
+        before = peak._peak
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB held while the sampler looks
+        import time
+        time.sleep(0.1)
+        del block
+    assert peak.mib * 2**20 - before > 48 * 2**20  # the 64 MiB block was seen, though freed before the end
