@@ -47,6 +47,10 @@ def test_kill_minus_9_then_resume(tmp_path, cache_dir):
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
     interrupted = [t for t in study.trials if t.state.name == "FAIL"]
     assert all("error" not in t.user_attrs for t in interrupted)
+    # no duplicate: each interrupted trial is run again exactly once, as its retry
+    retries = [t.system_attrs["failed_trial"] for t in study.trials if "failed_trial" in t.system_attrs]
+    assert sorted(retries) == sorted(t.number for t in interrupted)
+    assert len({t.number for t in study.trials if t.state.name == "COMPLETE"}) == 5
 
 
 def _search(run_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
