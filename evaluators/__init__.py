@@ -5,6 +5,7 @@ callback; knows no search strategy.
 """
 from evaluators.cost import Cost, flops_of, measure_cost, params_of
 from evaluators.datasets import DATASETS, DatasetBundle, DatasetError, Splits, load_dataset
+from evaluators import molecules as _molecules  # noqa: F401  (registers the molecular datasets)
 from evaluators.metrics import METRICS, Metric, get_metric
 from evaluators.result import TrialResult
 from evaluators.training import (TrainConfig, TrainedModel, TrainingDiverged, TrialPruned, evaluate,

@@ -58,8 +58,9 @@ class DatasetBundle:
     graphs: Optional[list[Data]] = None
 
 
-# A loader returns one graph (node task) or a list of graphs (graph task), and the splits.
-Loader = Callable[[Path, Path], tuple[Union[Data, list[Data]], Splits]]
+# A loader returns one graph (node task) or a list of graphs (graph task), and the splits;
+# graph loaders may add a dict of DataInfo/bundle fields (task, metric, cardinalities).
+Loader = Callable[[Path, Path], tuple]
 DATASETS: Registry[Loader] = Registry("dataset")
 
 
@@ -245,8 +246,10 @@ def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: O
 
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     root = resolve_data_root(data_root, cache_dir)
+    meta: dict = {}
     if name in DATASETS:
-        loaded, splits = DATASETS.get(name)(root, cache_dir)
+        loaded, splits, *rest = DATASETS.get(name)(root, cache_dir)
+        meta = rest[0] if rest else {}
     elif is_external(name):
         loaded, splits = load_external(name, dataset_args or {}, root, cache_dir)
     else:
@@ -254,7 +257,7 @@ def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: O
                            "a .pt file of Data objects, or a dataset class by dotted path "
                            f"(data root searched: {root})")
     if isinstance(loaded, list):
-        bundle = _graph_bundle(name, loaded, splits)
+        bundle = _graph_bundle(name, loaded, splits, **meta)
     else:
         info = DataInfo(task="node_classification", num_features=loaded.num_features,
                         num_outputs=int(loaded.y.max()) + 1, edge_dim=None, deg=degree_histogram(loaded))
@@ -265,16 +268,19 @@ def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: O
 SAMPLE_GRAPHS = 32  # graphs in a bundle's sample batch (model shapes, FLOPs, export)
 
 
-def _graph_bundle(name: str, graphs: list[Data], splits: Splits) -> DatasetBundle:
+def _graph_bundle(name: str, graphs: list[Data], splits: Splits, task: Optional[str] = None,
+                  metric: Optional[str] = None, **categorical) -> DatasetBundle:
+    """Float targets are regression unless the loader says ``graph_multilabel``."""
     train = Batch.from_data_list([graphs[i] for i in splits.train.tolist()])
     edge_dim = graphs[0].edge_attr.size(1) if graphs[0].edge_attr is not None else None
-    regression = graphs[0].y.is_floating_point()
-    outputs = graphs[0].y.numel() if regression else int(torch.cat([g.y for g in graphs]).max()) + 1
-    info = DataInfo(task="graph_regression" if regression else "graph_classification",
-                    num_features=graphs[0].num_features, num_outputs=outputs, edge_dim=edge_dim,
-                    deg=degree_histogram(train))
+    task = task or ("graph_regression" if graphs[0].y.is_floating_point() else "graph_classification")
+    outputs = (graphs[0].y.numel() if task != "graph_classification"
+               else int(torch.cat([g.y for g in graphs]).max()) + 1)
+    info = DataInfo(task=task, num_features=graphs[0].num_features, num_outputs=outputs, edge_dim=edge_dim,
+                    deg=degree_histogram(train), **categorical)
+    default_metric = {"graph_regression": "mae", "graph_multilabel": "roc_auc"}.get(task, "accuracy")
     return DatasetBundle(name, sample_batch(graphs, splits), info, splits, graphs=graphs,
-                         metric="mae" if regression else "accuracy")
+                         metric=metric or default_metric)
 
 
 def sample_batch(graphs: list[Data], splits: Splits) -> Batch:

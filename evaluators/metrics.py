@@ -55,18 +55,30 @@ def _positive_scores(logits: Tensor) -> "np.ndarray":
     return torch.softmax(logits, -1)[:, 1].numpy() if logits.size(-1) == 2 else torch.sigmoid(logits).numpy()
 
 
-def _roc_auc(logits: Tensor, y: Tensor) -> float:
-    return float(roc_auc_score(y.numpy(), _positive_scores(logits)))
+def _binary_or_multilabel(score: Callable) -> Callable[[Tensor, Tensor], float]:
+    """A binary score; for multi-label targets (float ``[n, T]``, NaN = missing), its mean
+    over the labels that have both classes among the items present (OGB's convention)."""
+    def metric(logits: Tensor, y: Tensor) -> float:
+        if y.dim() == 2 and y.is_floating_point():
+            probs, labels = torch.sigmoid(logits.view(y.shape)).numpy(), y.numpy()
+            values = []
+            for j in range(labels.shape[1]):
+                present = ~np.isnan(labels[:, j])
+                if len(np.unique(labels[present, j])) == 2:
+                    values.append(score(labels[present, j], probs[present, j]))
+            return float(np.mean(values)) if values else float("nan")
+        return float(score(y.numpy(), _positive_scores(logits)))
+    return metric
 
 
-def _average_precision(logits: Tensor, y: Tensor) -> float:
-    return float(average_precision_score(y.numpy(), _positive_scores(logits)))
+_roc_auc = _binary_or_multilabel(roc_auc_score)
+_average_precision = _binary_or_multilabel(average_precision_score)
 
 
 METRICS.register("mae", "Mean absolute error of a regression target (minimize)")(Metric("mae", "minimize", _mae))
-METRICS.register("roc_auc", "Area under the ROC curve, binary classification (maximize)")(
+METRICS.register("roc_auc", "Area under the ROC curve; binary, or mean over labels of a multi-label task (maximize)")(
     Metric("roc_auc", "maximize", _roc_auc))
-METRICS.register("average_precision", "Average precision, binary classification (maximize)")(
+METRICS.register("average_precision", "Average precision; binary, or mean over labels (maximize)")(
     Metric("average_precision", "maximize", _average_precision))
 
 

@@ -97,7 +97,7 @@ class _GraphTask:
     def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
         from torch_geometric.loader import DataLoader
 
-        self.arch, self.device = arch, device
+        self.arch, self.device, self.task = arch, device, bundle.info.task
         pick = lambda idx: [bundle.graphs[i] for i in idx.tolist()]  # noqa: E731
         gen = torch.Generator().manual_seed(config.seed)
         self.train = DataLoader(pick(bundle.splits.train), batch_size=config.batch_size, shuffle=True, generator=gen)
@@ -109,7 +109,7 @@ class _GraphTask:
             batch = batch.to(self.device)
             opt.zero_grad(set_to_none=True)
             with autocast:
-                loss = task_loss(model(**model_inputs(batch, self.arch)).float(), batch.y)
+                loss = task_loss(model(**model_inputs(batch, self.arch)).float(), batch.y, self.task)
             _step(loss, opt)
 
     def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
@@ -121,8 +121,14 @@ class _GraphTask:
         return out
 
 
-def task_loss(out: Tensor, y: Tensor) -> Tensor:
-    """Cross-entropy for class labels (integers), L1 for regression targets (floats)."""
+def task_loss(out: Tensor, y: Tensor, task: str = "") -> Tensor:
+    """Cross-entropy for class labels (integers); for ``graph_multilabel``, binary
+    cross-entropy per label over the labels present (NaN = missing, the OGB convention);
+    L1 for regression targets (other floats)."""
+    if task == "graph_multilabel":
+        y = y.view(out.shape)
+        present = ~torch.isnan(y)
+        return F.binary_cross_entropy_with_logits(out[present], y[present])
     if y.is_floating_point():
         return F.l1_loss(out.view(len(y), -1), y.view(len(y), -1))
     return F.cross_entropy(out, y)

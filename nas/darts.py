@@ -340,7 +340,8 @@ def bilevel_batches(bundle: DatasetBundle, arch: Architecture, device: torch.dev
 
     def graph_step(w_batch, a_batch) -> Step:
         w_batch, a_batch = w_batch.to(device), a_batch.to(device)
-        return lambda fwd: tuple(task_loss(fwd(**model_inputs(b, arch)).float(), b.y) for b in (w_batch, a_batch))
+        return lambda fwd: tuple(task_loss(fwd(**model_inputs(b, arch)).float(), b.y, bundle.info.task)
+                                 for b in (w_batch, a_batch))
     return lambda: [graph_step(w, a) for w, a in zip(w_loader, cycle(a_loader))]
 
 

@@ -21,7 +21,7 @@ from torch_geometric.data import Data
 from search_spaces.architecture import Architecture, LayerArch
 from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
 
-TASKS = ("node_classification", "graph_classification", "graph_regression")
+TASKS = ("node_classification", "graph_classification", "graph_regression", "graph_multilabel")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class DataInfo:
         num_outputs: classes (classification) or targets (regression).
         edge_dim: edge feature width, ``None`` without edge features.
         deg: in-degree histogram of the training graphs (``deg[i]`` nodes of degree ``i``).
+        x_cardinalities: for integer (categorical) node features, the number of values of
+            each column (molecules: atom type, chirality, ...); embedded, not projected.
+        edge_cardinalities: the same for integer edge features (bond type, ...).
     """
 
     task: str
@@ -41,6 +44,8 @@ class DataInfo:
     num_outputs: int
     edge_dim: Optional[int] = None
     deg: tuple[int, ...] = (0, 1)
+    x_cardinalities: Optional[tuple[int, ...]] = None
+    edge_cardinalities: Optional[tuple[int, ...]] = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -49,6 +54,18 @@ class DataInfo:
     @property
     def graph_level(self) -> bool:
         return self.task != "node_classification"
+
+
+class CategoricalEncoder(nn.Module):
+    """OGB's AtomEncoder/BondEncoder idea for any integer features: one embedding table per
+    column, summed. Shapes: ``[N, len(cardinalities)]`` (long) -> ``[N, channels]``."""
+
+    def __init__(self, cardinalities: tuple[int, ...], channels: int) -> None:
+        super().__init__()
+        self.tables = nn.ModuleList(nn.Embedding(n, channels) for n in cardinalities)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return sum(table(x[:, i].long()) for i, table in enumerate(self.tables))
 
 
 class GPSLayer(nn.Module):
@@ -148,9 +165,11 @@ class GraphModel(nn.Module):
         self.arch = arch
         self.graph_level = info.graph_level
         self.dropout = arch.dropout
-        self.input = nn.Linear(info.num_features, c)
+        self.categorical_x = info.x_cardinalities is not None
+        self.input = CategoricalEncoder(info.x_cardinalities, c) if self.categorical_x else nn.Linear(info.num_features, c)
         self.encoding = None if arch.encoding == "none" else ENCODING.get(arch.encoding)(arch.encoding_dim, c)
-        self.edge_input = nn.Linear(info.edge_dim, c) if info.edge_dim else None
+        self.edge_input = (CategoricalEncoder(info.edge_cardinalities, c) if info.edge_cardinalities
+                           else nn.Linear(info.edge_dim, c) if info.edge_dim else None)
         edge_dim = c if info.edge_dim else None
         deg = torch.tensor(info.deg, dtype=torch.long)
         self.body = (Cell if arch.links is not None else LayerStack)(arch, edge_dim, deg)
@@ -160,7 +179,7 @@ class GraphModel(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, pe: Optional[Tensor] = None) -> Tensor:
-        h = self.input(F.dropout(x, self.dropout, self.training))
+        h = self.input(x) if self.categorical_x else self.input(F.dropout(x, self.dropout, self.training))
         if self.encoding is not None:
             if pe is None:
                 raise ValueError(f"architecture uses encoding {self.arch.encoding!r} but no pe was given")

@@ -1,0 +1,117 @@
+"""Molecular datasets: MoleculeNet CSVs through PyG's loader (SMILES -> graphs with rdkit,
+an optional extra) with scaffold splits, and LRGB peptides-func from its original CSV
+release and split pickle (as GraphGPS reads it).
+
+Atoms and bonds come as integer columns (PyG's ``from_smiles``: 9 atom and 3 bond
+features); the model embeds them per column (``CategoricalEncoder``, OGB's encoders)."""
+from __future__ import annotations
+
+import ast
+import pickle
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch_geometric.data import Data
+
+from evaluators.datasets import DATASETS, DatasetError, Splits, working_root
+
+# name: (PyG MoleculeNet name, task, metric)
+MOLECULENET = {
+    "hiv": ("HIV", "graph_multilabel", "roc_auc"), "bbbp": ("BBBP", "graph_multilabel", "roc_auc"),
+    "bace": ("BACE", "graph_multilabel", "roc_auc"), "tox21": ("Tox21", "graph_multilabel", "roc_auc"),
+    "clintox": ("ClinTox", "graph_multilabel", "roc_auc"), "sider": ("SIDER", "graph_multilabel", "roc_auc"),
+    "esol": ("ESOL", "graph_regression", "mae"), "freesolv": ("FreeSolv", "graph_regression", "mae"),
+    "lipo": ("Lipo", "graph_regression", "mae"),
+}
+
+
+def _rdkit() -> None:
+    try:
+        import rdkit  # noqa: F401
+    except ImportError:
+        raise DatasetError("molecular datasets need rdkit: pip install 'graphnas[chem]'") from None
+
+
+def cardinalities() -> dict:
+    from torch_geometric.utils.smiles import e_map, x_map
+
+    return {"x_cardinalities": tuple(len(v) for v in x_map.values()),
+            "edge_cardinalities": tuple(len(v) for v in e_map.values())}
+
+
+def scaffold_split(smiles: list[str], train: float = 0.8, val: float = 0.1) -> Splits:
+    """Bemis-Murcko scaffold split (the MoleculeNet/OGB convention): molecules grouped by
+    scaffold, largest groups first into train, then validation, then test, so test
+    scaffolds are unseen in training. Deterministic."""
+    from rdkit import RDLogger
+    from rdkit.Chem.Scaffolds import MurckoScaffold
+
+    RDLogger.DisableLog("rdApp.*")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(smiles):
+        try:
+            key = MurckoScaffold.MurckoScaffoldSmiles(smiles=s, includeChirality=True)
+        except Exception:  # unparsable by this route: its own group
+            key = f"#{i}"
+        groups[key].append(i)
+    # DeepChem's order: larger groups first, ties by the later first molecule
+    ordered = sorted(groups.values(), key=lambda g: (len(g), g[0]), reverse=True)
+    n, parts = len(smiles), ([], [], [])
+    for group in ordered:
+        target = 0 if len(parts[0]) + len(group) <= train * n else (
+            1 if len(parts[1]) + len(group) <= val * n else 2)
+        parts[target].extend(group)
+    return Splits(*(torch.as_tensor(sorted(p), dtype=torch.long) for p in parts))
+
+
+def _moleculenet(key: str, name: str, task: str, metric: str):
+    def load(root: Path, cache_dir: Path):
+        _rdkit()
+        from torch_geometric.datasets import MoleculeNet
+
+        raw = root / "MoleculeNet" / key / "raw"
+        if not raw.is_dir() and root != (cache_dir / "data").resolve():
+            raise DatasetError(f"dataset {key!r}: raw files not found in {raw} (data root {root}); expected "
+                               f"MoleculeNet/{key}/raw/<csv> as PyG lays them out")
+        work = working_root(root, cache_dir, f"MoleculeNet/{key}")
+        dataset = MoleculeNet(str(work / "MoleculeNet"), name=name)
+        graphs = [Data(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr, y=g.y.float().view(1, -1))
+                  for g in dataset]
+        splits = scaffold_split([g.smiles for g in dataset])
+        return graphs, splits, {"task": task, "metric": metric, **cardinalities()}
+    return load
+
+
+for _key, (_name, _task, _metric) in MOLECULENET.items():
+    DATASETS.register(_key, f"MoleculeNet {_name} ({'classification, ROC-AUC' if _metric == 'roc_auc' else 'regression, MAE'}), "
+                      "scaffold split; needs rdkit")(_moleculenet(_key, _name, _task, _metric))
+
+
+@DATASETS.register("peptides-func", "LRGB Peptides-func: 15,535 peptides, 10 binary labels, average precision; "
+                   "original CSV release and split; needs rdkit")
+def peptides_func(root: Path, cache_dir: Path):
+    _rdkit()
+    import pandas as pd
+    from torch_geometric.utils import from_smiles
+
+    folder = root / "LRGB" / "peptides-functional"
+    csv, split_file = folder / "raw" / "peptide_multi_class_dataset.csv.gz", folder / "splits_random_stratified_peptide.pickle"
+    if not csv.is_file() or not split_file.is_file():
+        raise DatasetError(f"dataset 'peptides-func': expected {csv} and {split_file} (data root {root})")
+    processed = cache_dir / "processed" / f"peptides-func-{csv.stat().st_size}.pt"
+    if processed.is_file():  # SMILES -> graphs takes about a minute: once
+        graphs = torch.load(processed, weights_only=False)
+    else:
+        frame = pd.read_csv(csv)
+        graphs = []
+        for smiles, labels in zip(frame["smiles"], frame["labels"]):
+            g = from_smiles(smiles)
+            graphs.append(Data(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr,
+                               y=torch.tensor(ast.literal_eval(labels), dtype=torch.float).view(1, -1)))
+        processed.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(graphs, processed)
+    with open(split_file, "rb") as f:
+        split = pickle.load(f)
+    splits = Splits(*(torch.as_tensor(split[k], dtype=torch.long) for k in ("train", "val", "test")))
+    return graphs, splits, {"task": "graph_multilabel", "metric": "average_precision", **cardinalities()}
