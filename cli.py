@@ -48,6 +48,8 @@ def search(
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
     epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per trial [default: 200]."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs [default: 50]."),
+    folds: Optional[int] = typer.Option(None, min=1, help="Graph datasets: stratified k-fold cross-validation, "
+                                        "the trial's figures are means over folds [default: 1, one split]."),
     seed: Optional[int] = typer.Option(None, help="Seed of the sampler and of every training run [default: 0]."),
     metric: Optional[str] = typer.Option(None, help="Override the dataset's metric (accuracy, macro_f1, roc_auc, average_precision, mae)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N [default: auto]."),
@@ -102,7 +104,7 @@ def search(
     if evaluator not in (None, "train") and objectives is None and not resume:
         given["objectives"] = "metric,latency"  # tables have latency and params, no FLOPs
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,
-                                     device=device).items() if v is not None}
+                                     device=device, folds=folds).items() if v is not None}
     try:
         darts = _darts_options(cost_weights, darts_epochs, alpha_lr, second_order, top_k, keep_none, fix)
         if "dataset_args" in given:

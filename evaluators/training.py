@@ -8,9 +8,10 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from torch_geometric import seed_everything
 
 from evaluators.cost import measure_cost
-from evaluators.datasets import DatasetBundle
+from evaluators.datasets import DatasetBundle, Splits
 from evaluators.memory import PeakMemory
 from evaluators.metrics import get_metric
 from evaluators.result import TrialResult
@@ -48,6 +49,7 @@ class TrainConfig(BaseModel):
     metric: Optional[str] = None  # None: the dataset's own
     latency_repeats: int = Field(default=5, ge=1)
     batch_size: int = Field(default=32, ge=1)  # graphs per mini-batch (graph tasks)
+    folds: int = Field(default=1, ge=1)  # > 1: stratified k-fold cross-validation (graph tasks, TU convention)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -67,8 +69,42 @@ class TrainedModel:
 def evaluate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
              report: Optional[Report] = None) -> TrialResult:
     """Train ``arch`` from scratch on ``bundle`` and measure it. Raises on failure
-    (:class:`TrainingDiverged`, out of memory, ...): the caller records a failed trial."""
+    (:class:`TrainingDiverged`, out of memory, ...): the caller records a failed trial.
+    With ``config.folds > 1``, the mean over folds (see :func:`cross_validate`)."""
+    if config.folds > 1:
+        return cross_validate(arch, bundle, config, report)[0]
     return train_model(arch, bundle, config, report).result
+
+
+def fold_splits(bundle: DatasetBundle, folds: int, seed: int = 0) -> list[Splits]:
+    """Stratified k-fold over the graphs: fold i tests on the i-th part; a stratified 10% of
+    the rest is its validation set (selection never sees the test part)."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    if not bundle.info.graph_level:
+        raise ValueError("--folds applies to graph-level datasets (the TU convention); node tasks have one graph")
+    y = torch.cat([g.y.view(-1)[:1] for g in bundle.graphs]).numpy()
+    if bundle.info.task != "graph_classification":
+        y = np.zeros(len(y), dtype=int)  # regression and multi-label: plain k-fold
+    out = []
+    for rest, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        train, val = train_test_split(rest, test_size=0.1, stratify=y[rest], random_state=seed)
+        out.append(Splits(*(torch.as_tensor(sorted(i)) for i in (train, val, test))))
+    return out
+
+
+def cross_validate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
+                   report: Optional[Report] = None) -> tuple[TrialResult, list[TrialResult]]:
+    """Train once per fold; the result's validation and test metrics are the means over
+    folds (costs are those of the first fold's model). Early stopping of the trial
+    (``report``) watches the first fold."""
+    single = config.model_copy(update={"folds": 1})
+    results = [train_model(arch, replace(bundle, splits=splits), single, report if i == 0 else None).result
+               for i, splits in enumerate(fold_splits(bundle, config.folds))]
+    mean = lambda key: float(np.mean([getattr(r, key) for r in results]))  # noqa: E731
+    first = results[0]
+    return replace(first, val_metric=mean("val_metric"), test_metric=mean("test_metric"),
+                   train_time_s=sum(r.train_time_s for r in results), peak_memory_mib=max(r.peak_memory_mib for r in results)), results
 
 
 class _NodeTask:

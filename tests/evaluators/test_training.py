@@ -115,3 +115,22 @@ def test_peak_memory_is_measured_per_trial(synthetic):
         time.sleep(0.1)
         del block
     assert peak.mib * 2**20 - before > 48 * 2**20  # the 64 MiB block was seen, though freed before the end
+
+
+def test_k_fold_cross_validation_averages_over_folds(shared_datasets, cache_dir):
+    from evaluators.training import cross_validate, fold_splits
+
+    mutag = load_dataset("mutag", shared_datasets, cache_dir)
+    folds = fold_splits(mutag, 3)
+    tests = [set(f.test.tolist()) for f in folds]
+    assert set().union(*tests) == set(range(188)) and sum(map(len, tests)) == 188  # a partition
+    for f in folds:
+        assert not set(f.train.tolist()) & set(f.test.tolist()) and not set(f.val.tolist()) & set(f.test.tolist())
+    config = TrainConfig(epochs=5, patience=5, folds=3, latency_repeats=1)
+    mean, per_fold = cross_validate(arch("gin", layers=2), mutag, config)
+    assert len(per_fold) == 3
+    assert mean.val_metric == pytest.approx(sum(r.val_metric for r in per_fold) / 3)
+    assert mean.test_metric == pytest.approx(sum(r.test_metric for r in per_fold) / 3)
+    assert evaluate(arch("gin", layers=2), mutag, config).val_metric == pytest.approx(mean.val_metric)
+    with pytest.raises(ValueError, match="graph-level datasets"):
+        fold_splits(load_dataset("synthetic", cache_dir=cache_dir), 3)
