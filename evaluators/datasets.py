@@ -78,17 +78,22 @@ def resolve_data_root(data_root: Optional[str | Path], cache_dir: Path) -> Path:
     return (cache_dir / "data").resolve()
 
 
-def working_root(root: Path, cache_dir: Path, subdir: str) -> Path:
-    """Where PyG may write for ``root/subdir``: the root itself if it is the cache's own,
-    else a copy of its raw files under the cache."""
+def working_root(root: Path, cache_dir: Path, subdir: str, dataset: str, expected: str) -> Path:
+    """Where PyG may write for ``root/subdir``: the root itself if it is the cache's own
+    (PyG may download there), else a copy of its raw files under the cache. A missing
+    ``root/subdir/raw`` of another root is an error naming the path and ``expected``."""
     own = (cache_dir / "data").resolve()
     if root == own:
         return root
+    raw = root / subdir / "raw"
+    if not raw.is_dir():
+        raise DatasetError(f"dataset {dataset!r}: raw files not found in {raw} (data root {root}); expected "
+                           f"{subdir}/raw/{expected} as PyG lays them out. Known datasets: {', '.join(DATASETS.names())}")
     key = hashlib.sha256(str(root).encode()).hexdigest()[:10]
     work = cache_dir / "prepared" / key
-    src, dst = root / subdir / "raw", work / subdir / "raw"
-    if src.is_dir() and not dst.is_dir():
-        shutil.copytree(src, dst)
+    dst = work / subdir / "raw"
+    if not dst.is_dir():
+        shutil.copytree(raw, dst)
     return work
 
 
@@ -99,12 +104,7 @@ def _planetoid(name: str) -> Loader:
         from torch_geometric.datasets import Planetoid
 
         raw = root / "Planetoid" / name / "raw"
-        own_root = root == (cache_dir / "data").resolve()
-        if not raw.is_dir() and not own_root:
-            raise DatasetError(f"dataset {name.lower()!r}: raw files not found in {raw} (data root {root}); "
-                               f"expected Planetoid/{name}/raw/ind.{name.lower()}.* as PyG lays them out. "
-                               f"Known datasets: {', '.join(DATASETS.names())}")
-        work = working_root(root, cache_dir, f"Planetoid/{name}")
+        work = working_root(root, cache_dir, f"Planetoid/{name}", name.lower(), f"ind.{name.lower()}.*")
         try:
             data = Planetoid(str(work / "Planetoid"), name=name)[0]
         except Exception as err:  # PyG downloads missing files; offline that fails
@@ -186,12 +186,7 @@ def _tu(name: str) -> Loader:
     def load(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
         from torch_geometric.datasets import TUDataset
 
-        raw = root / "TUDataset" / name / "raw"
-        if not raw.is_dir() and root != (cache_dir / "data").resolve():
-            raise DatasetError(f"dataset {name.lower()!r}: raw files not found in {raw} (data root {root}); "
-                               f"expected TUDataset/{name}/raw/{name}_A.txt etc. as PyG lays them out. "
-                               f"Known datasets: {', '.join(DATASETS.names())}")
-        work = working_root(root, cache_dir, f"TUDataset/{name}")
+        work = working_root(root, cache_dir, f"TUDataset/{name}", name.lower(), f"{name}_A.txt etc.")
         dataset = TUDataset(str(work / "TUDataset"), name=name)
         graphs = []
         for g in dataset:
@@ -208,11 +203,7 @@ def _tu(name: str) -> Loader:
 def csl(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
     from torch_geometric.datasets import GNNBenchmarkDataset
 
-    raw = root / "GNNBenchmarkDataset" / "CSL" / "raw"
-    if not raw.is_dir() and root != (cache_dir / "data").resolve():
-        raise DatasetError(f"dataset 'csl': raw files not found in {raw} (data root {root}); expected "
-                           "GNNBenchmarkDataset/CSL/raw/graphs_Kary_Deterministic_Graphs.pkl as PyG lays them out")
-    work = working_root(root, cache_dir, "GNNBenchmarkDataset/CSL")
+    work = working_root(root, cache_dir, "GNNBenchmarkDataset/CSL", "csl", "graphs_Kary_Deterministic_Graphs.pkl")
     dataset = GNNBenchmarkDataset(str(work / "GNNBenchmarkDataset"), name="CSL")
     # no node features: every node the same, so only structure (and encodings) can tell
     graphs = [Data(x=torch.ones(g.num_nodes, 1), edge_index=g.edge_index, y=g.y.view(-1)) for g in dataset]

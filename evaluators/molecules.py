@@ -70,11 +70,7 @@ def _moleculenet(key: str, name: str, task: str, metric: str):
         _rdkit()
         from torch_geometric.datasets import MoleculeNet
 
-        raw = root / "MoleculeNet" / key / "raw"
-        if not raw.is_dir() and root != (cache_dir / "data").resolve():
-            raise DatasetError(f"dataset {key!r}: raw files not found in {raw} (data root {root}); expected "
-                               f"MoleculeNet/{key}/raw/<csv> as PyG lays them out")
-        work = working_root(root, cache_dir, f"MoleculeNet/{key}")
+        work = working_root(root, cache_dir, f"MoleculeNet/{key}", key, "<csv>")
         dataset = MoleculeNet(str(work / "MoleculeNet"), name=name)
         graphs = [Data(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr, y=g.y.float().view(1, -1))
                   for g in dataset]

@@ -172,6 +172,7 @@ class Supernet(nn.Module):
                                         for k, v in self.candidates.items()})
         self._install(info)
         self.flops: dict[str, Tensor] = {k: torch.zeros(len(v)) for k, v in self.candidates.items()}
+        self._cost_scale = 1.0  # the most expensive total, set by measure_flops
 
     # --- construction ---------------------------------------------------------------------
     def _base_pick(self, name: str, choice: Any) -> Any:
@@ -238,8 +239,10 @@ class Supernet(nn.Module):
     @torch.no_grad()
     def measure_flops(self, inputs: dict[str, Any]) -> None:
         """FLOPs of every candidate of every mixed op on ``inputs`` (the graph or sample
-        batch), summed over the layers that share a key."""
-        self.flops = {k: torch.zeros(len(v)) for k, v in self.candidates.items()}
+        batch), summed over the layers that share a key; kept on the alphas' device, since
+        every architecture step reads them."""
+        device = next(iter(self.alphas.values())).device
+        self.flops = {k: torch.zeros(len(v), device=device) for k, v in self.candidates.items()}
         h = torch.randn(inputs["x"].size(0), self.base.hidden_dim, device=inputs["x"].device)
         e = inputs.get("edge_attr")
         if e is not None and self.model.edge_input is not None:
@@ -254,13 +257,12 @@ class Supernet(nn.Module):
                 else:
                     cost = flops_of(cand, **args)
                 self.flops[op.key][i] += cost
+        self._cost_scale = sum(float(f.max()) for f in self.flops.values()) or 1.0
 
     def expected_cost(self) -> Tensor:
         """Softmax-expected FLOPs of the searched choices over their most expensive total:
         in [0, 1], so ``cost_weight`` 1 weighs the whole cost range like one unit of loss."""
-        top = sum(float(f.max()) for f in self.flops.values()) or 1.0
-        return sum((F.softmax(self.alpha(k), -1) * f.to(self.alpha(k).device)).sum()
-                   for k, f in self.flops.items()) / top
+        return sum((F.softmax(self.alpha(k), -1) * f).sum() for k, f in self.flops.items()) / self._cost_scale
 
     # --- discretisation ---------------------------------------------------------------------
     def ranking(self, key: str, keep_none: bool = False) -> list[str]:
@@ -377,8 +379,8 @@ class AlphaSearch:
                     w_loss, _ = step(net)
                 else:
                     w_loss, a_loss = step(net)
-                    a_grads = torch.autograd.grad(a_loss + self.cost_weight * net.expected_cost(), alphas,
-                                                  retain_graph=True, allow_unused=True)
+                    a_grads = torch.autograd.grad(a_loss + self._penalty(), alphas, retain_graph=True,
+                                                  allow_unused=True)
                 if not torch.isfinite(w_loss):
                     raise TrainingDiverged(f"supernet loss is {w_loss.item()} at epoch {epoch}")
                 w_opt.zero_grad(set_to_none=True)
@@ -392,6 +394,9 @@ class AlphaSearch:
             if on_epoch:
                 on_epoch(epoch)
         return rows
+
+    def _penalty(self) -> Tensor | float:
+        return self.cost_weight * self.net.expected_cost() if self.cost_weight else 0.0
 
     def _unrolled_alpha_grad(self, step: Step, xi: float) -> list[Tensor]:
         """DARTS' second-order gradient: grad_alpha L_a(w'), w' = w - xi grad_w L_w(w), minus
@@ -409,7 +414,7 @@ class AlphaSearch:
 
         grads = zeros_for_none(torch.autograd.grad(step(net)[0], weights, allow_unused=True), weights)
         virtual = {n: (p - xi * g).detach().requires_grad_(True) for n, p, g in zip(names, weights, grads)}
-        loss = step(at(virtual))[1] + self.cost_weight * net.expected_cost()
+        loss = step(at(virtual))[1] + self._penalty()
         out = zeros_for_none(torch.autograd.grad(loss, alphas + list(virtual.values()), allow_unused=True),
                              alphas + weights)
         d_alpha, d_w = out[:len(alphas)], out[len(alphas):]

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from evaluators import TrainConfig, evaluate, get_metric
 from evaluators.result import TrialResult
+from results.store import RunStore
 from search_spaces import Architecture
 
 try:
@@ -107,8 +108,7 @@ class RecordingOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr("pruned", f"stopped by ASHA at epoch {result.get('epoch')}")
             state = TrialState.PRUNED
         else:
-            for key in TrialResult.field_names():
-                ot_trial.set_user_attr(key, result[key])
+            RunStore.record(ot_trial, TrialResult.from_attrs(result))
             values = [float(result[o.column]) for o in self.objectives]
             if not all(math.isfinite(v) for v in values):  # Optuna would store inf as COMPLETE
                 ot_trial.set_user_attr("error", f"non-finite objective values {values}")
@@ -127,8 +127,10 @@ def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
 
     from nas.samplers import STRATEGIES
 
+    from nas.search import count_finished
+
     cfg = search.config
-    remaining = cfg.trials - sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+    remaining = cfg.trials - count_finished(study)
     if remaining <= 0:
         return
     if not ray.is_initialized():
@@ -136,7 +138,7 @@ def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
             ray.init(address=cfg.ray_address, log_to_driver=False)
         else:  # a local instance sized to the machine (or to what the tests allow)
             ray.init(num_cpus=cfg.ray_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    metric = get_metric(cfg.train.metric or bundle.metric)
+    metric, _ = search.objectives(bundle)
     mode = "max" if metric.direction == "maximize" else "min"
     modes = [("max" if o.direction == "maximize" else "min") for o in objectives]
     columns = [o.column for o in objectives]

@@ -169,10 +169,11 @@ class Search:
         cfg = self.config
         if cfg.evaluator not in TABULAR:
             raise UnknownNameError(f"unknown evaluator {cfg.evaluator!r}; evaluators: train, {', '.join(TABULAR.names())}")
-        if self.space.spec.canonical != "nas_bench_graph":
+        table = TABULAR.get(cfg.evaluator)
+        if self.space.spec.canonical != table.space_canonical:
             raise ValueError(f"--evaluator {cfg.evaluator} answers NAS-Bench-Graph cells only: use --space "
                              f"nas_bench_graph (or nas_bench_graph_proteins), not {self.space.name!r}")
-        if "flops" in [o.strip() for o in cfg.objectives.split(",")]:
+        if not table.has_flops and "flops" in [o.strip() for o in cfg.objectives.split(",")]:
             raise ValueError(f"--evaluator {cfg.evaluator}: the benchmark has no FLOPs; use --objectives "
                              "metric,latency or metric,params")
         if cfg.strategy in DIFFERENTIABLE:
@@ -348,11 +349,9 @@ class Search:
         weights = cfg.darts.cost_weights[:1] if cfg.strategy == "darts+tpe" else cfg.darts.cost_weights
         mode = "gdas" if cfg.strategy == "gdas" else "darts"
         for lam in (w for w in weights if w not in done):
-            net = self._supernet_search(bundle, mode, lam, study, observer)
-            keep_none = cfg.darts.keeps_none(lam)
-            arch = net.derive(keep_none)
+            net, arch = self._supernet_search(bundle, mode, lam, study, observer)
             if cfg.strategy == "darts+tpe":
-                self.space = narrow(self.space, net, cfg.darts.top_k, keep_none)
+                self.space = narrow(self.space, net, cfg.darts.top_k, cfg.darts.keeps_none(lam))
                 self.narrowed_path.write_text(yaml.safe_dump(self.space.spec.model_dump(mode="json", by_alias=True),
                                                              sort_keys=False))
             study.enqueue_trial(self.space.trial_params(arch))
@@ -363,9 +362,9 @@ class Search:
             self.loop(study, bundle, objectives, observer)
 
     def _supernet_search(self, bundle: DatasetBundle, mode: str, cost_weight: float, study: optuna.Study,
-                         observer: Optional[Observer]) -> Supernet:
-        """Train a supernet for ``cost_weight``; append its alpha trajectories to alphas.csv
-        and what was searched, fixed and learned to darts.json."""
+                         observer: Optional[Observer]) -> tuple[Supernet, Architecture]:
+        """Train a supernet for ``cost_weight`` and discretise it; append its alpha
+        trajectories to alphas.csv and what was searched, fixed and learned to darts.json."""
         cfg, dcfg = self.config, self.config.darts
         seed_everything(cfg.seed)
         device = resolve_device(cfg.train.device)
@@ -379,12 +378,13 @@ class Search:
 
         start = time.perf_counter()
         rows = AlphaSearch(net, dcfg, cost_weight).run(steps, on_epoch)
+        arch = net.derive(dcfg.keeps_none(cost_weight))
         self.store.append_alphas([{**r, "cost_weight": cost_weight} for r in rows])
         self.store.update_json("darts.json", str(cost_weight), {
             "mode": mode, "searched": net.candidates, "fixed": net.fixed, "final_weights": alphas_summary(rows),
-            "derived_arch_id": net.derive(dcfg.keeps_none(cost_weight)).arch_id, "search_time_s": time.perf_counter() - start,
+            "derived_arch_id": arch.arch_id, "search_time_s": time.perf_counter() - start,
             "candidate_flops": {k: v.tolist() for k, v in net.flops.items()}})
-        return net
+        return net, arch
 
 
 def run_worker(config_json: str, index: int) -> None:

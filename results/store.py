@@ -127,12 +127,10 @@ class RunStore:
         with warnings.catch_warnings():  # the callback is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             again = RetryHeartbeatStaleTrialCallback(max_retry=1)
-        for t in stale:
-            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-            if retry:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    again(study, study.get_trials(deepcopy=False)[t.number])
+            for t in stale:
+                study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+                if retry:
+                    again(study, t)
         return len(stale)
 
     # --- sampler snapshot ---------------------------------------------------------------

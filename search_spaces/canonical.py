@@ -60,7 +60,7 @@ def _nas_bench_graph_count(space) -> Optional[int]:
     """Distinct cells from links x per-layer ops directly (0.5 s, against 8 s through
     59,049 Architecture objects), times the count of the space's other choices."""
     layers, glob = space.spec.layers, space.spec.global_
-    if space._tied("mpnn") or glob.num_layers.values() != [4]:
+    if space.tied("mpnn") or glob.num_layers.values() != [4]:
         return None
     from nas_bench_graph import Arch
 

@@ -107,7 +107,7 @@ class SearchSpace:
             values = [getattr(layer, field) for layer in arch.layers]
             if not all(choice.contains(v) for v in values):
                 return False
-            if self._tied(field) and len(set(values)) > 1:
+            if self.tied(field) and len(set(values)) > 1:
                 return False
         return True
 
@@ -127,8 +127,8 @@ class SearchSpace:
         """Number of discrete architectures as labelled (isomorphic ones counted apart)."""
         g = self.spec.global_
         fixed = math.prod(_count(getattr(g, f)) for f in GLOBAL_FIELDS if f != "num_layers")
-        tied = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if self._tied(f))
-        free = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if not self._tied(f))
+        tied = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if self.tied(f))
+        free = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if not self.tied(f))
         return sum(fixed * tied * free ** depth for depth in g.num_layers.values())
 
     def enumerate(self) -> Iterator[Architecture]:
@@ -157,7 +157,8 @@ class SearchSpace:
         return {name: k for name in self.spec.global_.encoding.values() if name != "none"}
 
     # --- internals ----------------------------------------------------------------------
-    def _tied(self, field: str) -> bool:
+    def tied(self, field: str) -> bool:
+        """Does one value of per-layer ``field`` hold for every layer?"""
         choice = getattr(self.spec.layers, field)
         return self.spec.layers.tied if choice.tied is None else choice.tied
 
@@ -167,7 +168,7 @@ class SearchSpace:
         per_layer: dict[str, list[Any]] = {}
         for field in LAYER_FIELDS:
             choice = getattr(self.spec.layers, field)
-            if self._tied(field):
+            if self.tied(field):
                 per_layer[field] = [pick(field, choice)] * depth
             else:
                 per_layer[field] = [pick(f"layer{i}.{field}", choice) for i in range(depth)]

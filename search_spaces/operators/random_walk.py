@@ -42,7 +42,7 @@ def return_probabilities(edge_index: Tensor, num_nodes: int, k: int, method: str
     if method == "exact":
         return _exact(p, num_nodes, k, block)
     if method == "estimate":
-        return _estimate(p, edge_index, num_nodes, k, probes, seed)
+        return _estimate(p, num_nodes, k, probes, seed)
     raise ValueError(f"method must be exact, estimate or auto, got {method!r}")
 
 
@@ -58,19 +58,19 @@ def _exact(p: Tensor, n: int, k: int, block: int) -> Tensor:
     return out
 
 
-def _estimate(p: Tensor, edge_index: Tensor, n: int, k: int, probes: int, seed: int) -> Tensor:
+def _estimate(p: Tensor, n: int, k: int, probes: int, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(seed)
     z = torch.randint(0, 2, (n, probes), generator=gen).float() * 2 - 1
     x, out = z, torch.zeros(n, k)
     for t in range(k):
         x = p @ x
         out[:, t] = (z * x).mean(1)
-    exact = _first_two(p, edge_index, n, min(k, 2))
+    exact = _first_two(p, n, min(k, 2))
     out[:, : exact.size(1)] = exact
     return out.clamp_(0.0, 1.0)
 
 
-def _first_two(p: Tensor, edge_index: Tensor, n: int, k: int) -> Tensor:
+def _first_two(p: Tensor, n: int, k: int) -> Tensor:
     """``diag(P)`` and ``diag(P^2)`` exactly, from the edge list."""
     coo = p.to_sparse_coo().coalesce()
     (row, col), val = coo.indices(), coo.values()
