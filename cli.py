@@ -50,6 +50,12 @@ def search(
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs [default: 50]."),
     folds: Optional[int] = typer.Option(None, min=1, help="Graph datasets: stratified k-fold cross-validation, "
                                         "the trial's figures are means over folds [default: 1, one split]."),
+    sample_above_nodes: Optional[int] = typer.Option(None, min=1, help="Node tasks: graphs with more nodes train on "
+                                                     "NeighborLoader mini-batches [default: 100000]."),
+    fanouts: Optional[str] = typer.Option(None, help="Sampled training: comma list of in-neighbours per hop, -1 = all; "
+                                          "the last repeats for deeper models [default: 10,10]."),
+    node_batch_size: Optional[int] = typer.Option(None, min=1, help="Sampled training: seed nodes per mini-batch "
+                                                  "[default: 1024]."),
     seed: Optional[int] = typer.Option(None, help="Seed of the sampler and of every training run [default: 0]."),
     metric: Optional[str] = typer.Option(None, help="Override the dataset's metric (accuracy, macro_f1, roc_auc, average_precision, mae)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N [default: auto]."),
@@ -104,8 +110,11 @@ def search(
     if evaluator not in (None, "train") and objectives is None and not resume:
         given["objectives"] = "metric,latency"  # tables have latency and params, no FLOPs
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,
-                                     device=device, folds=folds).items() if v is not None}
+                                     device=device, folds=folds, sample_above_nodes=sample_above_nodes,
+                                     node_batch_size=node_batch_size).items() if v is not None}
     try:
+        if fanouts is not None:
+            train["fanouts"] = _int_list(fanouts, "--fanouts")
         darts = _darts_options(cost_weights, darts_epochs, alpha_lr, second_order, top_k, keep_none, fix)
         if "dataset_args" in given:
             given["dataset_args"] = _key_values(given["dataset_args"], "--dataset-arg")
@@ -156,6 +165,13 @@ def _darts_options(cost_weights, epochs, alpha_lr, second_order, top_k, keep_non
     if fix:
         out["fix"] = _key_values(fix, "--fix")
     return out
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option}: expected comma-separated integers, got {text!r}") from None
 
 
 def _key_values(items: list[str], option: str) -> dict:

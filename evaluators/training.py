@@ -1,7 +1,9 @@
 """Train and measure one architecture: the evaluator that strategies call.
 
-Full-batch node classification with AdamW and early stopping on the validation metric.
-The test metric is read at the epoch of best validation and only reported.
+Node classification full-batch, or on graphs above ``TrainConfig.sample_above_nodes``
+in neighbour-sampled mini-batches (PyG's NeighborLoader); graph tasks in mini-batches of
+graphs. AdamW and early stopping on the validation metric; the test metric is read at
+the epoch of best validation and only reported.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 from torch_geometric import seed_everything
 
@@ -50,6 +52,19 @@ class TrainConfig(BaseModel):
     latency_repeats: int = Field(default=5, ge=1)
     batch_size: int = Field(default=32, ge=1)  # graphs per mini-batch (graph tasks)
     folds: int = Field(default=1, ge=1)  # > 1: stratified k-fold cross-validation (graph tasks, TU convention)
+    # Node tasks on graphs with more nodes than this train on NeighborLoader mini-batches
+    # of `node_batch_size` seed nodes, sampling fanouts[i] in-neighbours at hop i (the last
+    # fan-out repeats for deeper models); validation and test use the same sampling.
+    sample_above_nodes: int = Field(default=100_000, ge=1)
+    fanouts: tuple[int, ...] = Field(default=(10, 10), min_length=1)
+    node_batch_size: int = Field(default=1024, ge=1)
+
+    @field_validator("fanouts")
+    @classmethod
+    def _fanouts(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(f == 0 or f < -1 for f in value):
+            raise ValueError(f"fanouts must be positive (or -1 for all neighbours), got {list(value)}")
+        return value
 
 
 def resolve_device(device: str) -> torch.device:
@@ -127,6 +142,69 @@ class _NodeTask:
         return {name: (out[idx], self.y[idx]) for name, idx in self.splits.items() if name != "train"}
 
 
+class _SampledNodeTask:
+    """Node task on a large graph: NeighborLoader mini-batches; each batch's first
+    ``batch_size`` nodes are its seeds, the only ones scored. Quadratic attention forms are
+    refused (:func:`check_sampled_attention`); linear forms attend within the sampled
+    batch, as SGFormer and Polynormer do in their own mini-batch training."""
+
+    def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
+        from evaluators.sampling import neighbor_loader
+
+        num_nodes = bundle.data.num_nodes
+        check_sampled_attention([layer.attention for layer in arch.layers], num_nodes, config)
+        hops = max(arch.num_layers, 1)
+        fanouts = (list(config.fanouts) + [config.fanouts[-1]] * hops)[:hops]
+        self.arch, self.device, self.seed = arch, device, config.seed
+        data = bundle.data
+        self.loaders = {name: neighbor_loader(data, getattr(bundle.splits, name), fanouts, config.node_batch_size,
+                                              shuffle=name == "train", seed=config.seed)
+                        for name in ("train", "val", "test")}
+
+    def _forward(self, model: nn.Module, batch) -> tuple[Tensor, Tensor]:
+        batch = batch.to(self.device)
+        return model(**model_inputs(batch, self.arch))[:batch.batch_size], batch.y[:batch.batch_size]
+
+    def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> None:
+        for batch in self.loaders["train"]:
+            opt.zero_grad(set_to_none=True)
+            with autocast:
+                out, y = self._forward(model, batch)
+                loss = F.cross_entropy(out.float(), y)
+            _step(loss, opt)
+
+    def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
+        out = {}
+        with torch.no_grad(), autocast:
+            for name in ("val", "test"):
+                loader = self.loaders[name]
+                generator = getattr(loader.node_sampler, "generator", None)
+                if generator is not None:  # the same sampled neighbourhoods every epoch
+                    generator.manual_seed(self.seed)
+                parts = [self._forward(model, batch) for batch in loader]
+                out[name] = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        return out
+
+
+def check_sampled_attention(attentions: list[str], num_nodes: int, config: TrainConfig,
+                            where: str = "the architecture") -> None:
+    """Refuse attention forms that score all node pairs on a graph trained in sampled
+    batches (more than ``config.sample_above_nodes`` nodes): they would need the whole
+    N x N graph at once, and within a sampled batch they would no longer be global."""
+    from search_spaces.operators.attention import quadratic_forms
+
+    if num_nodes <= config.sample_above_nodes:
+        return
+    bad = sorted(set(attentions) & set(quadratic_forms()))
+    if bad:
+        raise ValueError(
+            f"{where} uses attention {', '.join(bad)}, which scores all N^2 node pairs; this graph has "
+            f"{num_nodes:,} nodes (> sample_above_nodes={config.sample_above_nodes:,}), so it trains on "
+            f"NeighborLoader mini-batches where such attention is neither affordable nor global. Use a "
+            f"local form (masked, kv_from_mpnn), a linear one (linear, performer, flow, agent, sgformer, "
+            f"polynormer) or none, or raise --sample-above-nodes")
+
+
 class _GraphTask:
     """Mini-batch training over graphs; splits index graphs."""
 
@@ -157,6 +235,12 @@ class _GraphTask:
         return out
 
 
+def _task_class(bundle: DatasetBundle, config: TrainConfig) -> type:
+    if bundle.info.graph_level:
+        return _GraphTask
+    return _SampledNodeTask if bundle.data.num_nodes > config.sample_above_nodes else _NodeTask
+
+
 def task_loss(out: Tensor, y: Tensor, task: str = "") -> Tensor:
     """Cross-entropy for class labels (integers); for ``graph_multilabel``, binary
     cross-entropy per label over the labels present (NaN = missing, the OGB convention);
@@ -182,14 +266,16 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     """As :func:`evaluate`, and keep the model, restored to its best validation epoch (the
     epoch whose figures are reported).
 
-    Node tasks train full-batch; graph tasks in mini-batches of ``config.batch_size``. For
+    Node tasks train full-batch, or on NeighborLoader mini-batches above
+    ``config.sample_above_nodes`` nodes (their FLOPs and latency are still those of one
+    forward pass over the whole graph); graph tasks in mini-batches of ``config.batch_size``. For
     graph tasks FLOPs are per graph (the mean over the bundle's sample batch of training
     graphs) and latency is that of the sample batch."""
     seed_everything(config.seed)
     device = resolve_device(config.device)
     metric = get_metric(config.metric or bundle.metric)
     model = build_model(arch, bundle.info).to(device)
-    task = (_GraphTask if bundle.info.graph_level else _NodeTask)(bundle, arch, device, config)
+    task = _task_class(bundle, config)(bundle, arch, device, config)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                               enabled=config.amp and device.type == "cuda")
     opt = torch.optim.AdamW(model.parameters(), lr=arch.lr, weight_decay=arch.weight_decay)

@@ -24,7 +24,7 @@ from torch_geometric import seed_everything
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
 from evaluators.datasets import DatasetBundle
 from evaluators.tabular import TABULAR, NasBenchGraph
-from evaluators.training import resolve_device
+from evaluators.training import check_sampled_attention, resolve_device
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
 from nas.pruners import PRUNERS
 from nas.samplers import STRATEGIES
@@ -198,6 +198,14 @@ class Search:
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
         bundle = self.prepare()
+        if cfg.evaluator == "train" and not bundle.info.graph_level:
+            check_sampled_attention(self.space.spec.layers.attention.values(), bundle.data.num_nodes, cfg.train,
+                                    where=f"space {self.space.name!r} (layers.attention)")
+            if cfg.strategy in DIFFERENTIABLE and bundle.data.num_nodes > cfg.train.sample_above_nodes:
+                raise ValueError(f"--strategy {cfg.strategy} trains its supernet full-batch, and this graph has "
+                                 f"{bundle.data.num_nodes:,} nodes (> sample_above_nodes="
+                                 f"{cfg.train.sample_above_nodes:,}): use a black-box strategy (tpe, random, "
+                                 "nsga2), which trains each candidate on sampled mini-batches")
         metric, objectives = self.objectives(bundle)
         if self.resume:
             study = self.store.load_study(cfg.study_name)  # interrupted trials: FAIL, queued again

@@ -85,3 +85,16 @@ def test_export_and_train_commands(tmp_path, cache_dir):
     assert result.exit_code == 2 and "at most one of" in result.output
     result = runner.invoke(app, ["train", str(tmp_path / "nope.json")])
     assert result.exit_code == 2 and "nope.json: file not found" in result.output
+
+
+def test_search_refuses_quadratic_attention_on_a_sampled_graph(tmp_path, shared_datasets, cache_dir):
+    space = tmp_path / "global.yaml"
+    space.write_text("name: global\nlayers:\n  attention: [linear, full, softplus]\n")
+    args = ["search", "--space", str(space), "--dataset", "citeseer", "--data-root", str(shared_datasets),
+            "--cache-dir", str(cache_dir), "--sample-above-nodes", "1000", "--fanouts", "5,3", "--quiet",
+            "--run-dir", str(tmp_path / "run")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "space 'global' (layers.attention) uses attention full, softplus, which scores all N^2" in result.output
+    result = runner.invoke(app, [*args[:-1], str(tmp_path / "run2"), "--fanouts", "5,x"])
+    assert result.exit_code == 2 and "--fanouts: expected comma-separated integers, got '5,x'" in result.output

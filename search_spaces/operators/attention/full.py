@@ -20,6 +20,8 @@ class FullAttention(DenseAttention):
     for scores and weighted sum.
     """
 
+    quadratic = True  # scores every pair of nodes of a graph: refused on sampled large graphs
+
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         self.dropout = ctx.dropout

@@ -19,6 +19,8 @@ class GatedAttention(DenseAttention):
     Cost: O(N^2 D) like ``full``. FLOPs: the ``2 N C 4C`` projections, ``2 N C C`` for the
     gate and ``4 B H L^2 D`` for scores and weighted sum."""
 
+    quadratic = True  # scores every pair of nodes of a graph: refused on sampled large graphs
+
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         self.gate = nn.Linear(ctx.channels, ctx.channels)

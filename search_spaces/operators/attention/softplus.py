@@ -20,6 +20,8 @@ class SoftplusAttention(DenseAttention):
 
     Cost: O(N^2 D). FLOPs: the ``2 N C 4C`` projections and ``4 B H L^2 D``."""
 
+    quadratic = True  # scores every pair of nodes of a graph: refused on sampled large graphs
+
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, **kw) -> Tensor:
         n = mask.sum(1).clamp(min=2).to(q.dtype)  # log 1 = 0 would flatten a one-node graph
         scale = (torch.log(n) / math.sqrt(q.size(-1)))[:, None, None, None]

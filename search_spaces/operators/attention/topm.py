@@ -22,6 +22,8 @@ class TopMAttention(DenseAttention):
     chunk) plus O(N m D) for the aggregation. FLOPs: the ``2 N C 4C`` projections,
     ``2 B H L^2 D`` for the scores and ``2 B H L m D`` for the weighted sum."""
 
+    quadratic = True  # scores every pair of nodes of a graph: refused on sampled large graphs
+
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         self.m = ctx.top_m
