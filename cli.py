@@ -70,8 +70,8 @@ def search(
     gpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: GPUs per trial, fractions allowed [default: 0]."),
     evaluator: Optional[str] = typer.Option(None, help="train (train every candidate) | nas-bench-graph (answer "
                                             "from NAS-Bench-Graph's tables; --space nas_bench_graph) [default: train]."),
-    pruner: Optional[str] = typer.Option(None, help="none | median | asha: stop hopeless trials early "
-                                         "(single-objective searches) [default: none]."),
+    pruner: Optional[str] = typer.Option(None, help="none | median | asha | hyperband: stop hopeless trials early "
+                                         "(multi-objective searches: median, on the metric) [default: none]."),
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes sharing the study "
                                           "(a journal-file storage unless --storage names PostgreSQL/MySQL) [default: 1]."),
     data_root: Optional[Path] = typer.Option(None, help="Dataset root (PyG layout) [default: $GRAPHNAS_DATA or the cache]."),

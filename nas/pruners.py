@@ -1,12 +1,19 @@
-"""Early stopping of hopeless trials: Optuna pruners by name.
+"""Early stopping of hopeless trials: Optuna pruners by name, and the rule that stands in
+for them in multi-objective searches.
 
-Optuna prunes single-objective studies only; a multi-objective search with a pruner other
-than ``none`` is refused with a message saying so."""
+Optuna prunes single-objective studies only (``Trial.report`` refuses multi-objective
+ones). For those our explicit rule is :class:`MetricMedianRule`: the median rule on the
+metric objective alone, read from the validation curves that finished trials keep in
+their user attributes. The cost objectives are not looked at: they are only known once a
+trial ends, and a trial is never stopped for being cheap or expensive.
+"""
 from __future__ import annotations
 
-from typing import Callable
+import statistics
+from typing import Callable, Sequence
 
 import optuna
+from optuna.trial import TrialState
 
 from search_spaces.registry import Registry
 
@@ -18,3 +25,33 @@ PRUNERS.register("median", "Stop a trial whose validation is below the median of
     lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10))
 PRUNERS.register("asha", "Asynchronous successive halving: keep the top third at epochs 10, 30, 90, ...")(
     lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=10, reduction_factor=3))
+PRUNERS.register("hyperband", "Hyperband: successive halving in several brackets from epoch 10, factor 3 "
+                 "(Li et al. 2018)")(
+    lambda: optuna.pruners.HyperbandPruner(min_resource=10, reduction_factor=3))
+
+MULTI_OBJECTIVE_PRUNERS = ("none", "median")  # what MetricMedianRule can stand in for
+CURVE_ATTR = "val_curve"  # user attribute: the validation metric of every epoch a trial ran
+
+
+class MetricMedianRule:
+    """``should_prune(study, curve)``: ``curve`` is the running trial's validation metric per
+    epoch so far. Stop it when, after ``warmup_epochs`` epochs and once ``startup_trials``
+    trials have finished (complete or pruned) with curves, its best value so far is worse
+    than the median of those trials' best values up to the same epoch (trials that stopped
+    earlier count with their last best). As Optuna's MedianPruner, on one objective."""
+
+    def __init__(self, maximize: bool, startup_trials: int = 5, warmup_epochs: int = 10) -> None:
+        self.maximize, self.startup_trials, self.warmup_epochs = maximize, startup_trials, warmup_epochs
+
+    def should_prune(self, study: optuna.Study, curve: Sequence[float]) -> bool:
+        epoch = len(curve) - 1
+        if epoch < self.warmup_epochs:
+            return False
+        best = max if self.maximize else min
+        others = [t.user_attrs[CURVE_ATTR] for t in study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)) if t.user_attrs.get(CURVE_ATTR)]
+        if len(others) < self.startup_trials:
+            return False
+        median = statistics.median(best(c[:epoch + 1]) for c in others)
+        mine = best(curve)
+        return mine < median if self.maximize else mine > median

@@ -26,7 +26,7 @@ from evaluators.datasets import DatasetBundle
 from evaluators.tabular import TABULAR, NasBenchGraph
 from evaluators.training import check_sampled_attention, resolve_device
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
-from nas.pruners import PRUNERS
+from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
 from nas.samplers import STRATEGIES
 from results.objectives import Objective, parse_objectives
 from results.store import JOURNAL, RunStore
@@ -64,7 +64,7 @@ class SearchConfig(BaseModel):
     data_root: Optional[str] = None
     cache_dir: Optional[str] = None
     workers: int = Field(default=1, ge=1)  # local processes sharing the study
-    pruner: str = "none"  # early stopping of hopeless trials (single-objective searches)
+    pruner: str = "none"  # early stopping of hopeless trials (see nas.pruners for multi-objective searches)
     evaluator: str = "train"  # train each candidate, or a tabular benchmark (nas-bench-graph)
     backend: str = "local"  # local | ray (Ray Tune runs the trials)
     ray_address: Optional[str] = None  # None: start a local Ray; "auto" or ray://HOST:PORT: join a cluster
@@ -160,9 +160,10 @@ class Search:
         if config.backend == "ray" and (config.strategy in DIFFERENTIABLE or config.evaluator != "train"):
             raise ValueError("--backend ray runs black-box strategies that train their candidates "
                              "(not darts/gdas/darts+tpe, not tabular evaluators)")
-        if config.pruner != "none" and "," in config.objectives and config.backend == "local":
-            raise ValueError(f"--pruner {config.pruner}: Optuna prunes single-objective searches only; "
-                             f"use --objectives metric, or --pruner none")
+        if config.pruner not in MULTI_OBJECTIVE_PRUNERS and "," in config.objectives and config.backend == "local":
+            raise ValueError(f"--pruner {config.pruner}: Optuna prunes single-objective searches only, and "
+                             "multi-objective ones are pruned by the median rule on the metric objective: use "
+                             "--pruner median, --objectives metric, or --backend ray (ASHA)")
         self.resume = resume
 
     def _check_tabular(self) -> None:
@@ -332,12 +333,24 @@ class Search:
             if old.user_attrs.get("arch_id") == arch.arch_id:  # same seed, same result: reuse it
                 return TrialResult.from_attrs(old.user_attrs)
 
+        if self.config.pruner == "none":
+            return evaluate(arch, bundle, self.config.train)
+        curve: list[float] = []
+        rule = None
+        if len(study.directions) > 1:  # Optuna's pruners are single-objective: our explicit rule
+            rule = MetricMedianRule(maximize=self.objectives(bundle)[0].direction == "maximize")
+
         def report(epoch: int, value: float) -> bool:  # the evaluator's early-stopping hook
+            curve.append(value)
+            if rule is not None:
+                return rule.should_prune(study, curve)
             trial.report(value, epoch)
             return trial.should_prune()
 
-        pruning = self.config.pruner != "none"
-        return evaluate(arch, bundle, self.config.train, report if pruning else None)
+        try:
+            return evaluate(arch, bundle, self.config.train, report)
+        finally:  # complete or pruned, the curve is what later trials are compared with
+            trial.set_user_attr(CURVE_ATTR, curve)
 
 
     # --- differentiable strategies ------------------------------------------------------------

@@ -98,3 +98,18 @@ def test_search_refuses_quadratic_attention_on_a_sampled_graph(tmp_path, shared_
     assert "space 'global' (layers.attention) uses attention full, softplus, which scores all N^2" in result.output
     result = runner.invoke(app, [*args[:-1], str(tmp_path / "run2"), "--fanouts", "5,x"])
     assert result.exit_code == 2 and "--fanouts: expected comma-separated integers, got '5,x'" in result.output
+
+
+def test_mutag_search_with_median_pruner_prunes_some_trials(tmp_path, shared_datasets, cache_dir):
+    """The default objectives (metric, flops) are two: the median rule on the metric prunes."""
+    import pandas as pd
+
+    run_dir = tmp_path / "mutag"
+    result = runner.invoke(app, ["search", "--dataset", "mutag", "--trials", "10", "--pruner", "median",
+                                 "--epochs", "40", "--data-root", str(shared_datasets), "--cache-dir", str(cache_dir),
+                                 "--run-dir", str(run_dir), "--quiet"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(run_dir / "trials.csv")
+    states = frame["state"].value_counts().to_dict()
+    assert len(frame) == 10 and states.get("PRUNED", 0) >= 1 and states.get("COMPLETE", 0) >= 5
+    assert frame.loc[frame["state"] == "COMPLETE", "val_metric"].between(0.5, 1).all()

@@ -158,5 +158,39 @@ def test_median_pruner_stops_hopeless_trials(tmp_path, cache_dir):
 def test_pruning_needs_a_single_objective(tmp_path):
     with pytest.raises(ValueError, match="Optuna prunes single-objective searches only"):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), pruner="asha"))
-    with pytest.raises(KeyError, match="asha, median, none"):
-        Search(SearchConfig(run_dir=str(tmp_path / "y"), objectives="metric", pruner="hyperband"))
+    with pytest.raises(KeyError, match="asha, hyperband, median, none"):
+        Search(SearchConfig(run_dir=str(tmp_path / "y"), objectives="metric", pruner="successive"))
+
+
+def test_metric_median_rule_prunes_below_the_median_of_finished_curves():
+    import optuna
+
+    from nas.pruners import CURVE_ATTR, MetricMedianRule
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for top in (0.5, 0.6, 0.7, 0.8, 0.9):  # finished trials whose curves rise to `top` by epoch 10
+        trial = study.ask()
+        trial.set_user_attr(CURVE_ATTR, [top * min(1, e / 10) for e in range(20)])
+        study.tell(trial, [top, 1.0])
+    rule = MetricMedianRule(maximize=True, startup_trials=5, warmup_epochs=10)
+    assert not rule.should_prune(study, [0.1] * 10)  # still warming up
+    assert rule.should_prune(study, [0.1] * 11 + [0.65])  # best 0.65 < median 0.7 at epoch 11
+    assert not rule.should_prune(study, [0.1] * 11 + [0.75])
+    fewer = MetricMedianRule(maximize=True, startup_trials=6)
+    assert not fewer.should_prune(study, [0.0] * 15)  # too few finished trials to judge
+    flat = optuna.create_study(directions=["minimize", "minimize"])  # an error metric (MAE): lower is better
+    for level in (0.5, 0.6, 0.7, 0.8, 0.9):
+        trial = flat.ask()
+        trial.set_user_attr(CURVE_ATTR, [level] * 20)
+        flat.tell(trial, [level, 1.0])
+    mae = MetricMedianRule(maximize=False)
+    assert not mae.should_prune(flat, [0.9] * 11 + [0.65]) and mae.should_prune(flat, [0.8] * 12)
+
+
+def test_hyperband_and_multi_objective_pruner_rules(tmp_path):
+    from nas.pruners import PRUNERS
+
+    assert type(PRUNERS.get("hyperband")()).__name__ == "HyperbandPruner"
+    with pytest.raises(ValueError, match="multi-objective ones are pruned by the median rule on the metric objective"):
+        Search(SearchConfig(run_dir=str(tmp_path / "z"), pruner="hyperband"))
+    Search(SearchConfig(run_dir=str(tmp_path / "w"), pruner="median"))  # metric,flops with the median rule
