@@ -17,6 +17,12 @@ either):
 
 Element-wise work (activations, the exponentials of a softmax, GAT's attention-vector
 products written as multiply-then-sum) is not counted, as FlopCounterMode counts none of it.
+
+Weights pruned by weight sparsity (a linear layer with a ``weight_mask``) are
+counted as a sparse product, 2 FLOPs per non-zero weight per row, and only their non-zeros
+as parameters, the convention of the graph-lottery-ticket papers (UGS, TEDDY). The dense
+kernel that runs them does not get faster; FlopCounterMode only sees shapes, so a forward
+hook on each pruned layer subtracts the zeros' share.
 """
 from __future__ import annotations
 
@@ -73,20 +79,39 @@ MESSAGE_PASSING_FORMULAS: dict[Any, Callable[..., int]] = {
 
 
 def flops_of(model: nn.Module, **inputs: Any) -> int:
-    """Forward FLOPs of ``model(**inputs)`` in eval mode, message passing and attention included."""
+    """Forward FLOPs of ``model(**inputs)`` in eval mode, message passing and attention
+    included; pruned weights count as sparse (see the module docstring)."""
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False, custom_mapping=MESSAGE_PASSING_FORMULAS)
+    zeros_share = [0]
+
+    def discount(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        pruned = module.weight_mask.numel() - int(module.weight_mask.count_nonzero())
+        zeros_share[0] += 2 * (out.numel() // out.size(-1)) * pruned
+
+    hooks = [m.register_forward_hook(discount) for m in model.modules() if _is_pruned(m)]
     try:
         with torch.no_grad(), counter:
             model(**inputs)
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops())
+        for hook in hooks:
+            hook.remove()
+    return int(counter.get_total_flops()) - zeros_share[0]
 
 
 def params_of(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters; of a pruned weight, its unmasked entries."""
+    total = sum(p.numel() for p in model.parameters())
+    for m in model.modules():
+        if _is_pruned(m):
+            total -= m.weight_mask.numel() - int(m.weight_mask.count_nonzero())
+    return total
+
+
+def _is_pruned(module: nn.Module) -> bool:
+    return isinstance(getattr(module, "weight_mask", None), torch.Tensor)
 
 
 def latency_ms(model: nn.Module, repeats: int = 5, **inputs: Any) -> float:

@@ -251,7 +251,8 @@ def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: O
         bundle = _graph_bundle(name, loaded, splits, **meta)
     else:
         info = DataInfo(task="node_classification", num_features=loaded.num_features,
-                        num_outputs=int(loaded.y.max()) + 1, edge_dim=None, deg=degree_histogram(loaded))
+                        num_outputs=int(loaded.y.max()) + 1, edge_dim=None, deg=degree_histogram(loaded),
+                        num_edges=loaded.num_edges)
         bundle = DatasetBundle(name, loaded, info, splits)
     return add_encodings(bundle, encodings or {}, cache_dir)
 

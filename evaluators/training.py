@@ -58,6 +58,12 @@ class TrainConfig(BaseModel):
     sample_above_nodes: int = Field(default=100_000, ge=1)
     fanouts: tuple[int, ...] = Field(default=(10, 10), min_length=1)
     node_batch_size: int = Field(default=1024, ge=1)
+    # Architectures with sparsity: soft masks are learned for min(mask_epochs, epochs // 2)
+    # epochs (Adam at mask_lr, the penalty weighted by sparsity_penalty), then made hard;
+    # the pruned model trains on, and only its epochs are selected from and reported.
+    mask_epochs: int = Field(default=30, ge=0)
+    mask_lr: float = Field(default=0.05, gt=0)
+    sparsity_penalty: float = Field(default=1.0, ge=0)
 
     @field_validator("fanouts")
     @classmethod
@@ -128,13 +134,14 @@ class _NodeTask:
     def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
         data = bundle.data.to(device)
         self.inputs, self.y = model_inputs(data, arch), data.y
+        self.penalty = config.sparsity_penalty
         self.splits = {name: getattr(bundle.splits, name).to(device) for name in ("train", "val", "test")}
 
     def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> None:
         opt.zero_grad(set_to_none=True)
         with autocast:
             loss = F.cross_entropy(model(**self.inputs)[self.splits["train"]].float(), self.y[self.splits["train"]])
-        _step(loss, opt)
+        _step(loss + self.penalty * model.mask_penalty(), opt)
 
     def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
         with torch.no_grad(), autocast:
@@ -155,7 +162,7 @@ class _SampledNodeTask:
         check_sampled_attention([layer.attention for layer in arch.layers], num_nodes, config)
         hops = max(arch.num_layers, 1)
         fanouts = (list(config.fanouts) + [config.fanouts[-1]] * hops)[:hops]
-        self.arch, self.device, self.seed = arch, device, config.seed
+        self.arch, self.device, self.seed, self.penalty = arch, device, config.seed, config.sparsity_penalty
         data = bundle.data
         self.loaders = {name: neighbor_loader(data, getattr(bundle.splits, name), fanouts, config.node_batch_size,
                                               shuffle=name == "train", seed=config.seed)
@@ -171,7 +178,7 @@ class _SampledNodeTask:
             with autocast:
                 out, y = self._forward(model, batch)
                 loss = F.cross_entropy(out.float(), y)
-            _step(loss, opt)
+            _step(loss + self.penalty * model.mask_penalty(), opt)
 
     def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
         out = {}
@@ -211,7 +218,7 @@ class _GraphTask:
     def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
         from torch_geometric.loader import DataLoader
 
-        self.arch, self.device, self.task = arch, device, bundle.info.task
+        self.arch, self.device, self.task, self.penalty = arch, device, bundle.info.task, config.sparsity_penalty
         pick = lambda idx: [bundle.graphs[i] for i in idx.tolist()]  # noqa: E731
         gen = torch.Generator().manual_seed(config.seed)
         self.train = DataLoader(pick(bundle.splits.train), batch_size=config.batch_size, shuffle=True, generator=gen)
@@ -224,7 +231,7 @@ class _GraphTask:
             opt.zero_grad(set_to_none=True)
             with autocast:
                 loss = task_loss(model(**model_inputs(batch, self.arch)).float(), batch.y, self.task)
-            _step(loss, opt)
+            _step(loss + self.penalty * model.mask_penalty(), opt)
 
     def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
         out = {}
@@ -233,6 +240,18 @@ class _GraphTask:
                 parts = [(model(**model_inputs(b.to(self.device), self.arch)), b.y) for b in loader]
                 out[name] = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
         return out
+
+
+def _optimizer(model: nn.Module, arch: Architecture, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW at the architecture's lr and weight decay; mask logits (gates, soft weight
+    masks) in their own group at ``config.mask_lr`` without decay, which would pull them
+    to 0.5 rather than let the penalty and the loss rank them."""
+    masks = [p for name, p in model.named_parameters() if name.endswith(("logits", "scores"))]
+    ids = {id(p) for p in masks}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+    if masks:
+        groups.append({"params": masks, "lr": config.mask_lr, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, lr=arch.lr, weight_decay=arch.weight_decay)
 
 
 def _task_class(bundle: DatasetBundle, config: TrainConfig) -> type:
@@ -278,7 +297,8 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     task = _task_class(bundle, config)(bundle, arch, device, config)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                               enabled=config.amp and device.type == "cuda")
-    opt = torch.optim.AdamW(model.parameters(), lr=arch.lr, weight_decay=arch.weight_decay)
+    opt = _optimizer(model, arch, config)
+    harden_at = min(config.mask_epochs, config.epochs // 2) if model.has_soft_masks else -1
 
     best_val, test_at_best, best_epoch, stale = metric.worst, math.nan, -1, 0
     best_state = copy.deepcopy(model.state_dict())
@@ -286,6 +306,11 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     epoch = 0
     with PeakMemory(device) as peak:
         for epoch in range(config.epochs):
+            if epoch == harden_at:  # masks made hard, pruned parts removed: select from here on
+                model.harden()
+                opt = _optimizer(model, arch, config)
+                best_val, test_at_best, best_epoch, stale = metric.worst, math.nan, -1, 0
+                best_state = copy.deepcopy(model.state_dict())
             model.train()
             try:
                 task.train_epoch(model, opt, autocast)
@@ -297,7 +322,7 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
             if metric.better(val_value, best_val):
                 best_val, test_at_best, best_epoch, stale = val_value, metric(*outputs["test"]), epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
-            else:
+            elif epoch > harden_at:  # no early stop while masks are still soft
                 stale += 1
             if report is not None and report(epoch, val_value):
                 raise TrialPruned(f"stopped at epoch {epoch} with validation {metric.name} {val_value:.4f}")

@@ -23,6 +23,32 @@ class LayerArch(BaseModel):
     ffn: bool = False
 
 
+class Sparsity(BaseModel):
+    """Target sparsity per dimension (GTSP, Liu et al. 2024): the fraction of graph edges,
+    of attention heads per layer, of layers, and of prunable weights removed after the
+    masks are learned. ``edge_method`` is ``learned`` (a gate per edge of the one graph of
+    a node task) or ``teddy`` (one-shot degree-based scores, any graph)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    edges: float = 0.0
+    heads: float = 0.0
+    layers: float = 0.0
+    weights: float = 0.0
+    edge_method: str = "learned"
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "Sparsity":
+        for name in ("edges", "heads", "layers", "weights"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"sparsity.{name} must be in [0, 1), got {getattr(self, name)}")
+        return self
+
+    @property
+    def dense(self) -> bool:
+        return not (self.edges or self.heads or self.layers or self.weights)
+
+
 class Architecture(BaseModel):
     """Every value chosen, per layer; immutable, JSON round-trips, hashes stably.
 
@@ -46,6 +72,7 @@ class Architecture(BaseModel):
     residual: bool = True
     links: Optional[tuple[int, ...]] = None
     layers: tuple[LayerArch, ...]
+    sparsity: Optional[Sparsity] = None  # None: dense (what every architecture without the section is)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Architecture":
@@ -57,6 +84,8 @@ class Architecture(BaseModel):
             for i, j in enumerate(self.links):
                 if not 0 <= j <= i:
                     raise ValueError(f"links[{i}]={j}: a layer can only read the input (0) or an earlier layer")
+        if self.sparsity is not None and self.links is not None:
+            raise ValueError("sparsity applies to layer stacks, not to NAS-Bench-Graph cells (links)")
         return self
 
     def to_json(self, **kwargs: Any) -> str:
@@ -75,12 +104,17 @@ class Architecture(BaseModel):
     @property
     def arch_id(self) -> str:
         """Stable 12-hex-digit id: a hash of the canonical JSON of every choice."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if data["sparsity"] is None:  # dense architectures keep the ids they had before sparsity existed
+            del data["sparsity"]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def flat(self) -> dict[str, Any]:
         """Choices as one flat dict: globals by name, per-layer ones as ``layer{i}.{field}``."""
-        out = self.model_dump(mode="json", exclude={"layers", "space", "space_version"})
+        out = self.model_dump(mode="json", exclude={"layers", "space", "space_version", "sparsity"})
+        if self.sparsity is not None:
+            out.update({f"sparsity.{k}": v for k, v in self.sparsity.model_dump().items()})
         if out["links"] is not None:
             out["links"] = "-".join(map(str, out["links"]))
         for i, layer in enumerate(self.layers):

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from search_spaces.architecture import Architecture, LayerArch
+from search_spaces.architecture import Architecture, LayerArch, Sparsity
 from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+from search_spaces.sparsity import EdgeSparsifier, Gates, WeightSparsifier
 
 TASKS = ("node_classification", "graph_classification", "graph_regression", "graph_multilabel")
 
@@ -37,6 +38,7 @@ class DataInfo:
         x_cardinalities: for integer (categorical) node features, the number of values of
             each column (molecules: atom type, chirality, ...); embedded, not projected.
         edge_cardinalities: the same for integer edge features (bond type, ...).
+        num_edges: edges of the one graph of a node task (learned edge masks need it).
     """
 
     task: str
@@ -46,6 +48,7 @@ class DataInfo:
     deg: tuple[int, ...] = (0, 1)
     x_cardinalities: Optional[tuple[int, ...]] = None
     edge_cardinalities: Optional[tuple[int, ...]] = None
+    num_edges: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -72,12 +75,12 @@ class GPSLayer(nn.Module):
     """One stack layer. Shapes: ``h [N, C]`` -> ``[N, C]``."""
 
     def __init__(self, layer: LayerArch, channels: int, dropout: float, edge_dim: Optional[int],
-                 deg: Tensor, residual: bool = True) -> None:
+                 deg: Tensor, residual: bool = True, head_sparsity: float = 0.0) -> None:
         super().__init__()
         # No dropout on attention weights: on CPU it forces SDPA's math kernel (measured 7x
         # slower on Cora); dropout is applied to each branch's output instead.
         ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=0.0,
-                        top_m=layer.top_m)
+                        top_m=layer.top_m, head_sparsity=head_sparsity)
         self.residual = residual
         self.local = MPNN.get(layer.mpnn)(ctx)
         self.local_norm = NORM.get(layer.norm)(channels)
@@ -114,16 +117,29 @@ class GPSLayer(nn.Module):
 
 
 class LayerStack(nn.Module):
+    """The layers in order. With layer sparsity, each layer's update is scaled by a learned
+    gate, ``h + g (layer(h) - h)``, until :meth:`harden` removes the layers that lost (a
+    removed layer is the identity)."""
+
     def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(GPSLayer(layer, arch.hidden_dim, arch.dropout, edge_dim, deg, arch.residual)
-                                    for layer in arch.layers)
+        sparsity = arch.sparsity or Sparsity()
+        self.layers = nn.ModuleList(GPSLayer(layer, arch.hidden_dim, arch.dropout, edge_dim, deg, arch.residual,
+                                             sparsity.heads) for layer in arch.layers)
+        self.gates = Gates(len(self.layers), sparsity.layers) if sparsity.layers > 0 and len(self.layers) > 1 else None
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
                 batch: Optional[Tensor]) -> Tensor:
-        for layer in self.layers:
-            h = layer(h, edge_index, edge_attr, batch)
+        gates = self.gates() if self.gates is not None else None
+        for i, layer in enumerate(self.layers):
+            out = layer(h, edge_index, edge_attr, batch)
+            h = out if gates is None else h + gates[i] * (out - h)
         return h
+
+    def harden(self) -> None:
+        if self.gates is not None:
+            self.layers = nn.ModuleList(self.layers[i] for i in self.gates.keep().tolist())
+            self.gates = None
 
 
 class Cell(nn.Module):
@@ -176,6 +192,11 @@ class GraphModel(nn.Module):
         self.pool = POOLING.get(arch.pooling) if info.graph_level else None
         self.head = (nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, info.num_outputs))
                      if info.graph_level else nn.Linear(c, info.num_outputs))
+        sparsity = arch.sparsity or Sparsity()
+        self.edge_sparsifier = (EdgeSparsifier(sparsity.edges, sparsity.edge_method, info.num_edges)
+                                if sparsity.edges > 0 else None)
+        # Not a submodule: the parametrizations it registers live in the body's linears.
+        self._weights = WeightSparsifier(self.body, sparsity.weights) if sparsity.weights > 0 else None
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, pe: Optional[Tensor] = None) -> Tensor:
@@ -188,12 +209,40 @@ class GraphModel(nn.Module):
         # projection fed the first MPNN undropped (Cora, 2 x GCN: validation 0.788 -> 0.796).
         h = F.dropout(h, self.dropout, self.training)
         e = self.edge_input(edge_attr) if self.edge_input is not None and edge_attr is not None else None
+        if self.edge_sparsifier is not None:
+            edge_index, e = self.edge_sparsifier(edge_index, e, h.size(0), self.body)
         h = self.body(h, edge_index, e, batch)
         if self.pool is not None:
             if batch is None:
                 batch = h.new_zeros(h.size(0), dtype=torch.long)
             h = self.pool(h, batch)
         return self.head(h)
+
+
+    # --- sparsification (search_spaces.sparsity) ---------------------------------------------
+    def soft_gates(self) -> list[Gates]:
+        """Edge, head and layer gates still being learned."""
+        return [m for m in self.modules() if isinstance(m, Gates)]
+
+    @property
+    def has_soft_masks(self) -> bool:
+        return bool(self.soft_gates()) or (self._weights is not None and self._weights.soft)
+
+    def mask_penalty(self) -> Tensor | float:
+        """Sum over soft dimensions of how far each one's mean gate is above its keep ratio."""
+        terms = [g.penalty() for g in self.soft_gates()]
+        if self._weights is not None and self._weights.soft:
+            terms.append(self._weights.penalty())
+        return sum(terms) if terms else 0.0
+
+    def harden(self) -> None:
+        """Make every mask hard and remove what it drops: weights first (their masks
+        survive the head slicing), then heads, layers and edges."""
+        if self._weights is not None and self._weights.soft:
+            self._weights.harden()
+        for module in list(self.modules()):
+            if module is not self and hasattr(module, "harden"):
+                module.harden(self.body) if isinstance(module, EdgeSparsifier) else module.harden()
 
 
 def build_model(arch: Architecture, info: DataInfo) -> GraphModel:

@@ -1,6 +1,7 @@
 """The search-space file format, validated by pydantic.
 
-A space file has a name, global choices and per-layer choices. Every choice is one of
+A space file has a name, global choices, per-layer choices and optionally a ``sparsity``
+section (target fractions removed per dimension). Every choice is one of
 
 * a list            ``mpnn: [gcn, gat]``                  -> :class:`Categorical`
 * an int range      ``num_layers: {low: 1, high: 4}``      -> :class:`IntRange`
@@ -228,6 +229,17 @@ class LayerChoices(_Strict):
     ffn: Choice = Fixed(value=False)
 
 
+class SparsityChoices(_Strict):
+    """Target sparsity per dimension, each a choice (GTSP's four: edges, heads, layers,
+    weights; fractions removed), and how edges are chosen."""
+
+    edges: Choice = Fixed(value=0.0)
+    heads: Choice = Fixed(value=0.0)
+    layers: Choice = Fixed(value=0.0)
+    weights: Choice = Fixed(value=0.0)
+    edge_method: Choice = Fixed(value="learned")  # learned | teddy
+
+
 class SpaceSpec(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -236,11 +248,13 @@ class SpaceSpec(_Strict):
     description: str = ""
     global_: GlobalChoices = Field(default_factory=GlobalChoices, alias="global")
     layers: LayerChoices = Field(default_factory=LayerChoices)
+    sparsity: Optional[SparsityChoices] = None  # absent: every architecture is dense
     canonical: Optional[str] = None  # a registered canonical form: size() counts distinct forms
 
 
 GLOBAL_FIELDS = tuple(GlobalChoices.model_fields)
 LAYER_FIELDS = tuple(f for f in LayerChoices.model_fields if f != "tied")
+SPARSITY_FIELDS = tuple(SparsityChoices.model_fields)
 
 
 # --- value rules, checked after the shape: (what is expected, predicate) -------------------
@@ -288,6 +302,11 @@ RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
     "kv_source": ("one of: features, mpnn", lambda v: v in ("features", "mpnn"), False),
     "norm": (*_name_in(NORM), False),
     "ffn": ("true or false", lambda v: isinstance(v, bool), False),
+    "edges": (*_number(0.0, 1.0, hi_open=True), True),
+    "heads@sparsity": (*_number(0.0, 1.0, hi_open=True), True),
+    "layers": (*_number(0.0, 1.0, hi_open=True), True),
+    "weights": (*_number(0.0, 1.0, hi_open=True), True),
+    "edge_method": ("one of: learned, teddy", lambda v: v in ("learned", "teddy"), False),
 }
 
 
@@ -295,10 +314,12 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
     """Every problem with the values of a shape-valid spec, as ``(path, message)``."""
     problems: list[tuple[str, str]] = []
     sections = [("global", spec.global_, GLOBAL_FIELDS), ("layers", spec.layers, LAYER_FIELDS)]
+    if spec.sparsity is not None:
+        sections.append(("sparsity", spec.sparsity, SPARSITY_FIELDS))
     for section, model, fields in sections:
         for field in fields:
             choice = getattr(model, field)
-            expected, ok, rangeable = RULES[field]
+            expected, ok, rangeable = RULES.get(f"{field}@{section}", RULES[field])
             path = f"{section}.{field}"
             if isinstance(choice, (IntRange, FloatRange)):
                 if not rangeable:
@@ -313,7 +334,7 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
                         problems.append((f"{path}[{i}]", f"expected {expected}, got {value!r}"))
             elif not ok(choice.value):
                 problems.append((path, f"expected {expected}, got {choice.value!r}"))
-            if section == "global" and choice.tied is not None:
+            if section != "layers" and choice.tied is not None:
                 problems.append((f"{path}.tied", "only per-layer choices can be tied"))
     if spec.canonical is not None:
         from search_spaces.canonical import CANONICAL
@@ -321,6 +342,8 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
         if spec.canonical not in CANONICAL:
             problems.append(("canonical", f"expected one of: {', '.join(CANONICAL.names())}, got {spec.canonical!r}"))
     patterns = [p for p in spec.global_.links.values() if p is not None]
+    if patterns and spec.sparsity is not None:
+        problems.append(("sparsity", "a space with links (NAS-Bench-Graph cells) cannot have a sparsity section"))
     if patterns:  # a NAS-Bench-Graph cell has no attention, FFN or residual branches
         for section, model, field, default in (("layers", spec.layers, "attention", "none"),
                                                ("layers", spec.layers, "ffn", False),

@@ -10,9 +10,9 @@ from typing import Any, Iterator, Optional, Protocol
 import numpy as np
 import yaml
 
-from search_spaces.architecture import Architecture, LayerArch
+from search_spaces.architecture import Architecture, LayerArch, Sparsity
 from search_spaces.canonical import CANONICAL
-from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
+from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
                                   optuna_key, parse_spec)
 
 PRESET_DIR = "presets"
@@ -85,7 +85,9 @@ class SearchSpace:
 
         def record(name: str, choice: Any) -> Any:
             field = name.rsplit(".", 1)[-1]
-            if name.startswith("layer") and "." in name:
+            if name.startswith("sparsity."):
+                value = getattr(arch.sparsity or Sparsity(), field)
+            elif name.startswith("layer") and "." in name:
                 value = getattr(arch.layers[int(name[5:name.index(".")])], field)
             elif field in LAYER_FIELDS:
                 value = getattr(arch.layers[0], field)
@@ -109,7 +111,11 @@ class SearchSpace:
                 return False
             if self.tied(field) and len(set(values)) > 1:
                 return False
-        return True
+        sparsity = arch.sparsity or Sparsity()
+        if self.spec.sparsity is None:
+            return arch.sparsity is None
+        return all(getattr(self.spec.sparsity, f).contains(getattr(sparsity, f)) for f in SPARSITY_FIELDS
+                   if f != "edge_method" or sparsity.edges > 0)
 
     def size(self) -> int:
         """Number of distinct discrete architectures; continuous (float range) choices
@@ -129,7 +135,8 @@ class SearchSpace:
         fixed = math.prod(_count(getattr(g, f)) for f in GLOBAL_FIELDS if f != "num_layers")
         tied = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if self.tied(f))
         free = math.prod(_count(getattr(self.spec.layers, f)) for f in LAYER_FIELDS if not self.tied(f))
-        return sum(fixed * tied * free ** depth for depth in g.num_layers.values())
+        sparse = math.prod(_count(getattr(self.spec.sparsity, f)) for f in SPARSITY_FIELDS) if self.spec.sparsity else 1
+        return sum(fixed * tied * sparse * free ** depth for depth in g.num_layers.values())
 
     def enumerate(self) -> Iterator[Architecture]:
         """Every discrete architecture of the space (labellings, not canonical forms)."""
@@ -179,7 +186,18 @@ class SearchSpace:
         layers = tuple(layer_cls(**{f: per_layer[f][i] for f in LAYER_FIELDS}) for i in range(depth))
         links = values.pop("links")
         return arch_cls(space=self.spec.name, space_version=self.spec.version, layers=layers,
-                        links=tuple(links) if links is not None else None, **values)
+                        links=tuple(links) if links is not None else None, sparsity=self._sparsity(pick), **values)
+
+    def _sparsity(self, pick: _Picker) -> Optional[Sparsity]:
+        """The picked targets; ``None`` when all are 0, so a dense architecture is the same
+        (same id) with or without the section, and the edge method counts only with edges."""
+        if self.spec.sparsity is None:
+            return None
+        values = {f: pick(f"sparsity.{f}", getattr(self.spec.sparsity, f)) for f in SPARSITY_FIELDS}
+        sparsity = Sparsity(**values)
+        if sparsity.dense:
+            return None
+        return sparsity if sparsity.edges else sparsity.model_copy(update={"edge_method": "learned"})
 
 
 def _count(choice: Any) -> int:

@@ -22,6 +22,8 @@ class OpContext:
         deg: in-degree histogram of the training graphs (PNA's scalers need it).
         dropout: dropout inside attention weights.
         top_m: how many nodes each node attends to (``topm`` attention).
+        head_sparsity: fraction of attention heads to learn to remove (``sparsity.heads``);
+            forms with per-head projections gate and prune their heads, others ignore it.
     """
 
     channels: int
@@ -30,6 +32,7 @@ class OpContext:
     deg: Optional[torch.Tensor] = None
     dropout: float = 0.0
     top_m: int = 8
+    head_sparsity: float = 0.0
 
 
 OpFactory = Callable[[OpContext], nn.Module]

@@ -27,6 +27,10 @@ class AgentAttention(DenseAttention):
         super().__init__(ctx)
         self.seeds = nn.Parameter(torch.randn(ctx.heads, num_agents, self.head_dim) / math.sqrt(self.head_dim))
 
+    def prune_heads(self, keep: Tensor) -> None:
+        self.seeds = nn.Parameter(self.seeds.detach()[keep])
+        super().prune_heads(keep)
+
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, **kw) -> Tensor:
         key_mask = mask[:, None, None, :]
         seeds = self.seeds.unsqueeze(0).expand(q.size(0), -1, -1, -1)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from search_spaces.operators.attention._dense import DenseAttention
+from search_spaces.sparsity import head_rows, slice_linear
 from search_spaces.operators.base import ATTENTION, OpContext
 from torch_geometric.utils import to_dense_batch
 
@@ -31,6 +32,10 @@ class GatedAttention(DenseAttention):
         gate, _ = to_dense_batch(torch.sigmoid(self.gate(x)), batch)  # [B, L, C]
         b, length, _ = gate.shape
         return out * gate.view(b, length, self.heads, self.head_dim).transpose(1, 2)
+
+    def prune_heads(self, keep: Tensor) -> None:
+        self.gate = slice_linear(self.gate, rows=head_rows(keep, self.head_dim))
+        super().prune_heads(keep)
 
     def gates(self, x: Tensor) -> Tensor:
         """The gate values ``[N, C]`` (for inspection and tests)."""
