@@ -107,7 +107,7 @@ def load_model(path: str | Path, weights: Optional[str | Path] = None, data_info
         raise ExportError(f"{path}: no data_info in the file; pass data_info= to load_model")
     model = build_model(arch, info)
     if weights is not None:
-        model.load_state_dict(torch.load(weights, map_location="cpu"))
+        model.load_trained_state(torch.load(weights, map_location="cpu"))
     return model.eval()
 
 

@@ -245,6 +245,20 @@ class GraphModel(nn.Module):
                 module.harden(self.body) if isinstance(module, EdgeSparsifier) else module.harden()
 
 
+    def load_trained_state(self, state: dict[str, Tensor]) -> None:
+        """Load the state dict of a trained model of this architecture. A sparsified one was
+        hardened in training: harden this fresh one first, which gives it the pruned shapes
+        (how many edges, heads and layers survive follows from the targets alone), then the
+        state says which: the kept edges, the weights, and the zeros of pruned weights."""
+        if self.has_soft_masks:
+            self.harden()
+        self.load_state_dict(state)
+        for module in self.modules():
+            mask = getattr(module, "weight_mask", None)
+            if isinstance(mask, Tensor):
+                mask.copy_((module.weight != 0).to(mask.dtype))
+
+
 def build_model(arch: Architecture, info: DataInfo) -> GraphModel:
     """A freshly initialised model for ``arch`` on data described by ``info``."""
     return GraphModel(arch, info)

@@ -217,3 +217,23 @@ def test_training_learns_masks_then_reports_the_pruned_model(cache_dir):
     assert trained.result.best_epoch >= 10  # selected among the pruned model's epochs
     assert trained.result.flops < 0.6 * dense.result.flops and trained.result.params < dense.result.params
     assert 0.3 < trained.result.val_metric <= 1
+
+
+def test_a_trained_sparse_model_reloads_and_exports(tmp_path, cache_dir):
+    from evaluators import TrainConfig, load_dataset
+    from evaluators.training import train_model
+    from results.export import export_program
+
+    data = load_dataset("synthetic", cache_dir=cache_dir)
+    a = arch(Sparsity(edges=0.3, heads=0.5, layers=0.5, weights=0.5), attention="full", layers=2)
+    trained = train_model(a, data, TrainConfig(epochs=6, device="cpu", mask_epochs=2, latency_repeats=1)).model
+    torch.save(trained.state_dict(), tmp_path / "w.pt")
+    fresh = build_model(a, data.info)
+    fresh.load_trained_state(torch.load(tmp_path / "w.pt"))
+    inputs = {"x": data.data.x, "edge_index": data.data.edge_index}
+    with torch.no_grad():
+        assert torch.allclose(fresh.eval()(**inputs), trained.eval()(**inputs), atol=1e-6)
+    assert flops_of(fresh, **inputs) == flops_of(trained, **inputs) and params_of(fresh) == params_of(trained)
+    export_program(fresh, inputs, tmp_path / "m.pt2")
+    program = torch.export.load(tmp_path / "m.pt2")
+    assert torch.allclose(program.module()(**inputs), trained(**inputs), atol=1e-5)
