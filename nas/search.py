@@ -199,14 +199,8 @@ class Search:
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
         bundle = self.prepare()
-        if cfg.evaluator == "train" and not bundle.info.graph_level:
-            check_sampled_attention(self.space.spec.layers.attention.values(), bundle.data.num_nodes, cfg.train,
-                                    where=f"space {self.space.name!r} (layers.attention)")
-            if cfg.strategy in DIFFERENTIABLE and bundle.data.num_nodes > cfg.train.sample_above_nodes:
-                raise ValueError(f"--strategy {cfg.strategy} trains its supernet full-batch, and this graph has "
-                                 f"{bundle.data.num_nodes:,} nodes (> sample_above_nodes="
-                                 f"{cfg.train.sample_above_nodes:,}): use a black-box strategy (tpe, random, "
-                                 "nsga2), which trains each candidate on sampled mini-batches")
+        if cfg.evaluator == "train":
+            self._check_fits(bundle)
         metric, objectives = self.objectives(bundle)
         if self.resume:
             study = self.store.load_study(cfg.study_name)  # interrupted trials: FAIL, queued again
@@ -242,6 +236,26 @@ class Search:
         finally:
             self.store.write_outputs(study)
         return study
+
+    def _check_fits(self, bundle: DatasetBundle) -> None:
+        """Refuse, before the first trial, a space whose choices cannot train on this data."""
+        cfg, spec = self.config, self.space.spec
+        sampled = not bundle.info.graph_level and bundle.data.num_nodes > cfg.train.sample_above_nodes
+        if not bundle.info.graph_level:
+            check_sampled_attention(spec.layers.attention.values(), bundle.data.num_nodes, cfg.train,
+                                    where=f"space {self.space.name!r} (layers.attention)")
+        if sampled and cfg.strategy in DIFFERENTIABLE:
+            raise ValueError(f"--strategy {cfg.strategy} trains its supernet full-batch, and this graph has "
+                             f"{bundle.data.num_nodes:,} nodes (> sample_above_nodes="
+                             f"{cfg.train.sample_above_nodes:,}): use a black-box strategy (tpe, random, "
+                             "nsga2), which trains each candidate on sampled mini-batches")
+        learned_edges = (spec.sparsity is not None and max(spec.sparsity.edges.values()) > 0
+                         and "learned" in spec.sparsity.edge_method.values())
+        if learned_edges and (bundle.info.graph_level or sampled):
+            raise ValueError(f"space {self.space.name!r}: sparsity.edge_method 'learned' learns a gate per edge of "
+                             "one graph trained whole; this dataset is "
+                             f"{'graph-level' if bundle.info.graph_level else 'trained on sampled mini-batches'}: "
+                             "use edge_method: teddy")
 
     def objectives(self, bundle: DatasetBundle) -> tuple[Metric, list[Objective]]:
         metric = get_metric(self.config.train.metric or bundle.metric)

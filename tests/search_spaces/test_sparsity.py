@@ -237,3 +237,15 @@ def test_a_trained_sparse_model_reloads_and_exports(tmp_path, cache_dir):
     export_program(fresh, inputs, tmp_path / "m.pt2")
     program = torch.export.load(tmp_path / "m.pt2")
     assert torch.allclose(program.module()(**inputs), trained(**inputs), atol=1e-5)
+
+
+def test_search_refuses_learned_edges_on_graph_level_data(tmp_path, shared_datasets):
+    from nas import Search, SearchConfig
+
+    space = tmp_path / "s.yaml"
+    space.write_text("name: s\nsparsity:\n  edges: [0.0, 0.5]\n  edge_method: [learned, teddy]\n")
+    config = SearchConfig(space=str(space), dataset="mutag", data_root=str(shared_datasets),
+                          run_dir=str(tmp_path / "run"), trials=1)
+    with pytest.raises(ValueError, match="sparsity.edge_method 'learned' .* this dataset is graph-level: use "
+                                         "edge_method: teddy"):
+        Search(config).run()
