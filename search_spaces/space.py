@@ -114,8 +114,9 @@ class SearchSpace:
         sparsity = arch.sparsity or Sparsity()
         if self.spec.sparsity is None:
             return arch.sparsity is None
+        moot = _moot_dimensions(arch.layers)  # 0 there whatever was chosen
         return all(getattr(self.spec.sparsity, f).contains(getattr(sparsity, f)) for f in SPARSITY_FIELDS
-                   if f != "edge_method" or sparsity.edges > 0)
+                   if (f != "edge_method" or sparsity.edges > 0) and f not in moot)
 
     def size(self) -> int:
         """Number of distinct discrete architectures; continuous (float range) choices
@@ -186,18 +187,33 @@ class SearchSpace:
         layers = tuple(layer_cls(**{f: per_layer[f][i] for f in LAYER_FIELDS}) for i in range(depth))
         links = values.pop("links")
         return arch_cls(space=self.spec.name, space_version=self.spec.version, layers=layers,
-                        links=tuple(links) if links is not None else None, sparsity=self._sparsity(pick), **values)
+                        links=tuple(links) if links is not None else None, sparsity=self._sparsity(pick, layers),
+                        **values)
 
-    def _sparsity(self, pick: _Picker) -> Optional[Sparsity]:
-        """The picked targets; ``None`` when all are 0, so a dense architecture is the same
-        (same id) with or without the section, and the edge method counts only with edges."""
+    def _sparsity(self, pick: _Picker, layers: tuple[LayerArch, ...]) -> Optional[Sparsity]:
+        """The picked targets, with those that cannot remove anything here set to 0 (so one
+        model has one id); ``None`` when all are 0, so a dense architecture is the same
+        (same id) with or without the section; the edge method counts only with edges."""
         if self.spec.sparsity is None:
             return None
         values = {f: pick(f"sparsity.{f}", getattr(self.spec.sparsity, f)) for f in SPARSITY_FIELDS}
-        sparsity = Sparsity(**values)
+        sparsity = Sparsity(**{**values, **dict.fromkeys(_moot_dimensions(layers), 0.0)})
         if sparsity.dense:
             return None
         return sparsity if sparsity.edges else sparsity.model_copy(update={"edge_method": "learned"})
+
+
+def _moot_dimensions(layers: tuple[LayerArch, ...]) -> list[str]:
+    """Sparsity dimensions that remove nothing from these layers: heads without a layer whose
+    attention form prunes heads and has more than one; layers in a one-layer stack."""
+    from search_spaces.operators.attention import head_prunable_forms
+
+    moot = []
+    if not any(layer.attention in head_prunable_forms() and layer.heads > 1 for layer in layers):
+        moot.append("heads")
+    if len(layers) < 2:
+        moot.append("layers")
+    return moot
 
 
 def _count(choice: Any) -> int:

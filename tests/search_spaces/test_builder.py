@@ -22,13 +22,16 @@ def with_encodings(data, k: int = 16):
 @pytest.mark.parametrize("task", ["node_classification", "graph_classification", "graph_regression"])
 def test_presets_build_and_run(name, task, graph_batch):
     space = SearchSpace.preset(name)
-    info = DataInfo(task=task, num_features=16, num_outputs=3, edge_dim=4, deg=(0, 4, 6, 3))
     data = with_encodings(graph_batch)
+    info = DataInfo(task=task, num_features=16, num_outputs=3, edge_dim=4, deg=(0, 4, 6, 3),
+                    num_edges=data.edge_index.size(1) if task == "node_classification" else None)
     rng = np.random.default_rng(0)
     for _ in range(3):
         arch = space.sample(rng)
         arch = arch.model_copy(update={"num_layers": min(arch.num_layers, 3),
                                        "layers": arch.layers[:3]}) if arch.links is None else arch
+        if arch.sparsity is not None and task != "node_classification":  # learned edges need one graph
+            arch = arch.model_copy(update={"sparsity": arch.sparsity.model_copy(update={"edge_method": "teddy"})})
         model = build_model(arch, info)
         out = model(**model_inputs(data, arch))
         rows = data.num_nodes if task == "node_classification" else data.num_graphs

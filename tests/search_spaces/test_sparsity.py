@@ -77,10 +77,11 @@ def test_space_samples_suggests_and_counts_sparsity():
     sparse = [a for a in archs if a.sparsity is not None]
     assert dense and sparse and {a.sparsity.weights for a in sparse} == {0.0, 0.5}
     assert all(a.sparsity.edge_method == "learned" for a in sparse if a.sparsity.edges == 0)  # method only with edges
+    assert all(a.sparsity.heads == 0 for a in sparse)  # no attention here: a heads target would remove nothing
     # a dense architecture is the same, same id, with or without the section
     plain = SearchSpace.from_dict({"name": "sp", "layers": {"mpnn": ["gcn", "gin"]}})
-    assert dense[0].arch_id == plain.build(lambda n, c: getattr(dense[0].layers[0], n.rsplit(".", 1)[-1], None)
-                                           if n.startswith("layer") else getattr(dense[0], n)).arch_id
+    assert plain.contains(dense[0])
+    assert plain.suggest(optuna.trial.FixedTrial(plain.trial_params(dense[0]))).arch_id == dense[0].arch_id
     study = optuna.create_study()
     trial = study.ask()
     suggested = space.suggest(trial)
