@@ -16,6 +16,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch_geometric.data import Data
 
 from search_spaces.architecture import Architecture, LayerArch, Sparsity
@@ -246,13 +247,18 @@ class GraphModel(nn.Module):
 
 
     def load_trained_state(self, state: dict[str, Tensor]) -> None:
-        """Load the state dict of a trained model of this architecture. A sparsified one was
+        """Load the state dict of a trained model of this architecture. A sparsified one is
         hardened in training: harden this fresh one first, which gives it the pruned shapes
         (how many edges, heads and layers survive follows from the targets alone), then the
-        state says which: the kept edges, the weights, and the zeros of pruned weights."""
-        if self.has_soft_masks:
+        state says which: the kept edges, the weights, and the zeros of pruned weights. A
+        state saved before hardening (soft gates in it) loads as it is."""
+        soft_state = any(key.endswith(("logits", "scores")) for key in state)  # saved before hardening
+        if self.has_soft_masks and not soft_state:
             self.harden()
-        self.load_state_dict(state)
+        # PyG's Linear also saves a parametrized weight as computed (``weight``), beside
+        # the parametrization's own ``original``: that copy has no place to load into.
+        masked = {f"{name}.weight" for name, m in self.named_modules() if parametrize.is_parametrized(m, "weight")}
+        self.load_state_dict({k: v for k, v in state.items() if k not in masked})
         for module in self.modules():
             mask = getattr(module, "weight_mask", None)
             if isinstance(mask, Tensor):
