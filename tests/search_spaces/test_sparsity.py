@@ -114,7 +114,8 @@ def test_half_the_edges_go_and_message_passing_flops_drop_accordingly(graph):
 
 
 def test_learned_edge_gates_scale_messages_then_edges_really_go(graph):
-    model = built(arch(Sparsity(edges=0.5), mpnn="gin"), graph, harden=False)  # sum aggregation: gate 0 = no edge
+    torch.manual_seed(0)
+    model = build_model(arch(Sparsity(edges=0.5), mpnn="gin"), info_of(graph))  # sum aggregation: gate 0 = no edge
     gates = model.edge_sparsifier.gates
     twin = copy.deepcopy(model)  # the same weights with every edge really removed
     twin.edge_sparsifier.gates, twin.edge_sparsifier.kept = None, torch.zeros(0, dtype=torch.long)
@@ -250,3 +251,14 @@ def test_search_refuses_learned_edges_on_graph_level_data(tmp_path, shared_datas
     with pytest.raises(ValueError, match="sparsity.edge_method 'learned' .* this dataset is graph-level: use "
                                          "edge_method: teddy"):
         Search(config).run()
+
+
+def test_gates_keep_the_parts_the_loss_depends_on():
+    from search_spaces.sparsity import Gates
+
+    gates = Gates(4, target=0.5)
+    for _ in range(3):  # the loss leans on parts 1 and 3; the penalty pushes all alike
+        loss = (gates() * torch.tensor([0.0, 5.0, 0.1, 1.0])).sum() + 10 * gates.penalty()
+        loss.backward()
+    assert gates.keep().tolist() == [1, 3]
+    assert Gates(4, target=0.5).keep().tolist() == [0, 1]  # untrained: ties, by position
