@@ -21,7 +21,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluators import TrainConfig, load_dataset  # noqa: E402
+from evaluators import TrainConfig  # noqa: E402
 from evaluators.cost import flops_of  # noqa: E402
 from nas import Search, SearchConfig  # noqa: E402
 from search_spaces import Architecture, build_model, model_inputs  # noqa: E402
