@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch_geometric.data import Data
+from torch_geometric.explain.algorithm.utils import clear_masks
 
 from search_spaces.architecture import Architecture, LayerArch, Sparsity
 from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
@@ -219,7 +220,6 @@ class GraphModel(nn.Module):
             h = self.pool(h, batch)
         return self.head(h)
 
-
     # --- sparsification (search_spaces.sparsity) ---------------------------------------------
     def soft_gates(self) -> list[Gates]:
         """Edge, head and layer gates still being learned."""
@@ -238,13 +238,14 @@ class GraphModel(nn.Module):
 
     def harden(self) -> None:
         """Make every mask hard and remove what it drops: weights first (their masks
-        survive the head slicing), then heads, layers and edges."""
+        survive the head slicing), then, innermost first, heads, layers and edges."""
         if self._weights is not None and self._weights.soft:
             self._weights.harden()
-        for module in list(self.modules()):
+        for module in reversed(list(self.modules())):
             if module is not self and hasattr(module, "harden"):
-                module.harden(self.body) if isinstance(module, EdgeSparsifier) else module.harden()
-
+                module.harden()
+        if self.edge_sparsifier is not None and self.edge_sparsifier.method == "learned":
+            clear_masks(self.body)  # the learned edge gates no longer scale messages
 
     def load_trained_state(self, state: dict[str, Tensor]) -> None:
         """Load the state dict of a trained model of this architecture. A sparsified one is

@@ -208,8 +208,8 @@ def _moot_dimensions(layers: tuple[LayerArch, ...]) -> list[str]:
     attention form prunes heads and has more than one; layers in a one-layer stack."""
     from search_spaces.operators.attention import head_prunable_forms
 
-    moot = []
-    if not any(layer.attention in head_prunable_forms() and layer.heads > 1 for layer in layers):
+    moot, prunable = [], head_prunable_forms()
+    if not any(layer.attention in prunable and layer.heads > 1 for layer in layers):
         moot.append("heads")
     if len(layers) < 2:
         moot.append("layers")

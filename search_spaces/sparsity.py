@@ -7,8 +7,9 @@ that pushes the mean gate of the dimension down to its keep ratio (``mask_penalt
 ``harden`` then keeps exactly the top ``1 - target`` fraction, edges, heads and layers by
 their accumulated importance ``|g dL/dg|`` (:class:`Gates`), weights by ``|W g|``, and
 really removes the rest: edges leave ``edge_index``, heads leave the q/k/v and output
-projections, layers leave the stack, and weights are zeroed under a fixed mask. Edges can instead be scored in one shot by TEDDY (Seo et al.,
-ICLR 2024), from degrees alone, before any training.
+projections, layers leave the stack, and weights are zeroed under a fixed mask. Edges
+can instead be scored in one shot by TEDDY (Seo et al., ICLR 2024), from degrees alone,
+before any training.
 
 FLOPs and parameters of pruned weights are counted as sparse products (2 per non-zero
 multiply-add, non-zeros only; :mod:`evaluators.cost`), as the graph-lottery-ticket papers
@@ -22,7 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
-from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+from torch_geometric.explain.algorithm.utils import set_masks
 from torch_geometric.nn.dense.linear import Linear as PygLinear
 from torch_geometric.utils import degree
 
@@ -130,11 +131,11 @@ class EdgeSparsifier(nn.Module):
             keep = self.kept
         return edge_index[:, keep], edge_attr[keep] if edge_attr is not None else None
 
-    def harden(self, layers: nn.Module) -> None:
+    def harden(self) -> None:
+        """Keep the edges whose gates won (the caller clears the layers' message masks)."""
         if self.soft:
             self.kept = self.gates.keep()
             self.gates = None
-            clear_masks(layers)
 
 
 # --- heads and layers ---------------------------------------------------------------------------
