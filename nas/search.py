@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import optuna
 import torch
 import yaml
+from filelock import FileLock
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 from torch_geometric import seed_everything
@@ -273,12 +274,23 @@ class Search:
         running now (so that N workers do not overshoot it by N - 1)."""
         deadline = time.monotonic() + self.config.timeout if self.config.timeout else math.inf
         while time.monotonic() < deadline:
-            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            if count_finished(study) + running >= self.config.trials:
+            trial = self._reserve_trial(study)
+            if trial is None:
                 break
-            state = self._one_trial(study, bundle, objectives, worker)
+            state = self._one_trial(study, trial, bundle, objectives, worker)
             if observer:
                 self._observe(study, observer, state)
+
+    def _reserve_trial(self, study: optuna.Study) -> Optional[optuna.Trial]:
+        """Ask for the next trial unless the budget is met. Counting and asking hold a lock
+        file in the run directory, because without it two workers can both see one free
+        slot and both ask (CI measured 7 trials for a budget of 6); Optuna's
+        MaxTrialsCallback has the same check-then-ask gap."""
+        with FileLock(self.run_dir / "budget.lock"):
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            if count_finished(study) + running >= self.config.trials:
+                return None
+            return study.ask()
 
     def _observe(self, study: optuna.Study, observer: Observer, state: str, note: str = "") -> None:
         outputs = self.store.write_outputs(study, plots=False)
@@ -304,9 +316,8 @@ class Search:
             p.join()
         self.store.fail_stale_trials(study)
 
-    def _one_trial(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
-                   worker: int = 0, tags: Optional[dict] = None) -> str:
-        trial = study.ask()
+    def _one_trial(self, study: optuna.Study, trial: optuna.Trial, bundle: DatasetBundle,
+                   objectives: list[Objective], worker: int = 0, tags: Optional[dict] = None) -> str:
         trial.set_user_attr("worker", worker)
         for key, value in (tags or {}).items():
             trial.set_user_attr(key, value)
@@ -390,7 +401,8 @@ class Search:
                 self.narrowed_path.write_text(yaml.safe_dump(self.space.spec.model_dump(mode="json", by_alias=True),
                                                              sort_keys=False))
             study.enqueue_trial(self.space.trial_params(arch))
-            state = self._one_trial(study, bundle, objectives, tags={"strategy": mode, "cost_weight": lam})
+            tags = {"strategy": mode, "cost_weight": lam}
+            state = self._one_trial(study, study.ask(), bundle, objectives, tags=tags)
             if observer:
                 self._observe(study, observer, state)
         if cfg.strategy == "darts+tpe":

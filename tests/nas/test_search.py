@@ -130,6 +130,32 @@ def test_parallel_workers_share_one_journal_study(tmp_path, cache_dir):
     assert {t.user_attrs["worker"] for t in study.trials} <= {0, 1}
 
 
+def test_two_workers_cannot_both_take_the_last_slot(tmp_path):
+    # The race CI hit (7 trials for a budget of 6): both workers count one free slot, then
+    # both ask. A slow ask widens the window so that, without the lock, both threads get a trial.
+    import threading
+    import time
+
+    search = Search(SearchConfig(run_dir=str(tmp_path / "lock"), trials=2, workers=2))
+    search.run_dir.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study()
+    study.tell(study.ask(), 1.0)  # one slot of two is left
+    ask = study.ask
+
+    def slow_ask():
+        time.sleep(0.3)
+        return ask()
+
+    study.ask = slow_ask
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(search._reserve_trial(study))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(trial is None for trial in got) == [False, True] and len(study.trials) == 2
+
+
 def test_workers_refuse_sqlite(tmp_path):
     with pytest.raises(ValueError, match="cannot share an SQLite storage"):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), workers=2, storage=f"sqlite:///{tmp_path}/s.db"))
