@@ -204,15 +204,17 @@ class Search:
             self._check_fits(bundle)
         metric, objectives = self.objectives(bundle)
         if self.resume:
-            study = self.store.load_study(cfg.study_name)  # interrupted trials: FAIL, queued again
+            study = self.store.load_study(cfg.study_name, sweep=False)
             # A sampler re-created with the run's seed would draw its first proposals again;
             # offsetting the seed by the trials so far keeps a resumed run exploring. A
             # single local process restores the sampler it pickled instead, so the search
             # goes on exactly as the uninterrupted one would have.
-            self.attach(study, objectives, cfg.seed + len(study.trials))
             saved = self.store.load_sampler() if cfg.workers == 1 and cfg.backend == "local" else None
+            # interrupted trials: FAIL, and queued again if the snapshot holds their proposal
+            self.store.fail_stale_trials(study, proposed_through=saved.trial if saved else None)
+            self.attach(study, objectives, cfg.seed + len(study.trials))
             if saved is not None:
-                study.sampler = saved
+                study.sampler = saved.sampler
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage, "space_source": self.space.source})
@@ -327,7 +329,7 @@ class Search:
                 # The sampler's state once this trial's proposal is drawn: if the process
                 # dies now, --resume retries this trial with its parameters (which draws
                 # nothing) and continues from this state, as the uninterrupted run would.
-                self.store.save_sampler(study.sampler)
+                self.store.save_sampler(study.sampler, trial.number)
             trial.set_user_attr("arch_id", arch.arch_id)
             trial.set_user_attr("arch_json", arch.to_json())
             result = self._evaluate(study, arch, bundle, trial)

@@ -10,9 +10,9 @@ Run directory::
     pareto.png       the front, dominated trials greyed
     best_arch.json   the architecture of the best trial
     summary.md       what a person reads first
-    sampler.pkl      the sampler once the latest trial's proposal was drawn (single local
-                     process): a resumed seeded search proposes what the uninterrupted one
-                     would have
+    sampler.pkl      the sampler once the latest trial's proposal was drawn, with that
+                     trial's number (single local process): a resumed seeded search
+                     proposes what the uninterrupted one would have
     alphas.csv       differentiable strategies: softmax weight per epoch, layer, choice,
                      candidate and cost weight; alphas.png their trajectories
     darts.json       differentiable strategies: what was searched, fixed and learned
@@ -23,6 +23,7 @@ import json
 import math
 import pickle
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -55,6 +56,14 @@ def open_storage(url: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     return url
+
+
+@dataclass
+class SamplerSnapshot:
+    """A pickled sampler and the trial whose proposal it drew last."""
+
+    sampler: optuna.samplers.BaseSampler
+    trial: int
 
 
 class RunStore:
@@ -115,12 +124,16 @@ class RunStore:
         return study
 
     @staticmethod
-    def fail_stale_trials(study: optuna.Study, retry: bool = True) -> int:
-        """Trials left RUNNING by a killed process become FAIL (they will never finish), and
-        with ``retry`` are queued again once, with the same parameters, by Optuna's
+    def fail_stale_trials(study: optuna.Study, proposed_through: Optional[int] = None) -> int:
+        """Trials left RUNNING by a killed process become FAIL (they will never finish) and
+        are queued again once, with the same parameters, by Optuna's
         RetryHeartbeatStaleTrialCallback (the heartbeat itself exists only for RDB storages
         and ask-and-tell loops do not beat, so the sweep is ours). They get no ``error``
-        attribute, which is how the budget tells them from candidates that failed."""
+        attribute, which is how the budget tells them from candidates that failed.
+
+        A trial numbered above ``proposed_through`` (the trial of the sampler snapshot) was
+        killed while its proposal was drawn: it is not queued again, because its
+        parameters may be partial and the restored sampler draws its proposal anew."""
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
         stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -129,20 +142,21 @@ class RunStore:
             again = RetryHeartbeatStaleTrialCallback(max_retry=1)
             for t in stale:
                 study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-                if retry:
+                if proposed_through is None or t.number <= proposed_through:
                     again(study, t)
         return len(stale)
 
     # --- sampler snapshot ---------------------------------------------------------------
     SAMPLER = "sampler.pkl"
 
-    def save_sampler(self, sampler: optuna.samplers.BaseSampler) -> None:
-        """Pickle the sampler (its random state included) beside the study, atomically."""
+    def save_sampler(self, sampler: optuna.samplers.BaseSampler, trial: int) -> None:
+        """Pickle the sampler (its random state included) once ``trial``'s proposal is
+        drawn, beside the study, atomically: the file says which proposals it has made."""
         tmp = self.run_dir / (self.SAMPLER + ".tmp")
-        tmp.write_bytes(pickle.dumps(sampler))
+        tmp.write_bytes(pickle.dumps(SamplerSnapshot(sampler, trial)))
         tmp.replace(self.run_dir / self.SAMPLER)
 
-    def load_sampler(self) -> Optional[optuna.samplers.BaseSampler]:
+    def load_sampler(self) -> Optional[SamplerSnapshot]:
         path = self.run_dir / self.SAMPLER
         return pickle.loads(path.read_bytes()) if path.is_file() else None
 
