@@ -92,8 +92,13 @@ def working_root(root: Path, cache_dir: Path, subdir: str, dataset: str, expecte
     key = hashlib.sha256(str(root).encode()).hexdigest()[:10]
     work = cache_dir / "prepared" / key
     dst = work / subdir / "raw"
-    if not dst.is_dir():
-        shutil.copytree(raw, dst)
+    if not dst.is_dir():  # copied aside, then renamed: a racing process sees all files or none
+        tmp = dst.with_name(f"raw.{os.getpid()}.tmp")
+        shutil.copytree(raw, tmp, dirs_exist_ok=True)
+        try:
+            tmp.rename(dst)
+        except OSError:  # another process renamed its copy first
+            shutil.rmtree(tmp, ignore_errors=True)
     return work
 
 
@@ -324,7 +329,7 @@ def cached_encoding(dataset: str, data: Union[Data, list[Data]], name: str, k: i
     compute = ENCODING.get(name).compute
     pe = torch.cat([compute(g, k) for g in data]) if isinstance(data, list) else compute(data, k)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per writer: two may race
     torch.save(pe, tmp)
     tmp.replace(path)  # atomic: parallel workers never read a half-written file
     return pe
