@@ -24,6 +24,21 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("graphnas-cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def default_cache(tmp_path_factory):
+    """Tests that name no cache write to a session one, never to ~/.cache/graphnas, which
+    another run on the same machine may be filling at the same time."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRAPHNAS_CACHE", str(tmp_path_factory.mktemp("default-cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same global RNG state, whatever ran before it."""
+    torch.manual_seed(0)
+
+
 def random_graph(num_nodes: int, num_edges: int, channels: int, edge_dim: int, seed: int) -> Data:
     gen = torch.Generator().manual_seed(seed)
     edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=gen)

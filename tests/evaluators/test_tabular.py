@@ -72,7 +72,10 @@ def test_a_30_query_search_runs_in_seconds(tmp_path):
     start = time.perf_counter()
     search = Search(config)
     study = search.run()
-    assert time.perf_counter() - start < 10
+    # About 3 s here; the bound is loose for a cold CI machine (font cache, disk syncs), and
+    # what proves that nothing trained is the per-trial record below.
+    assert time.perf_counter() - start < 60
+    assert all(t.user_attrs["device"] == "table" and t.user_attrs["train_time_s"] == 0 for t in study.trials)
     frame = pd.read_csv(tmp_path / "nbg" / "trials.csv")
     assert len(frame) == 30 and study.metric_names == ["val_accuracy", "latency"]
     table = NasBenchGraph("citeseer")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import optuna
@@ -14,12 +16,23 @@ import optuna
 REPO = Path(__file__).resolve().parents[2]
 
 
-def completed(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+def completed(run_dir: Path) -> int:
+    """COMPLETE trials so far, read through a read-only connection: optuna.load_study would
+    create the schema if the search had not yet, racing the search's own create_study."""
+    db = run_dir / "study.db"
+    if not db.is_file():
+        return 0
     try:
-        study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
-    except Exception:  # not created yet
-        return []
-    return [t for t in study.trials if t.state.name == "COMPLETE"]
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:  # the tables are not written yet
+        return 0
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:  # it may have finished on its own: nothing to kill
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def test_kill_minus_9_then_resume(tmp_path, cache_dir):
@@ -29,11 +42,11 @@ def test_kill_minus_9_then_resume(tmp_path, cache_dir):
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 120
-    while len(completed(run_dir)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+    while completed(run_dir) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up
-    proc.wait()
-    before = {t.number: t.values for t in completed(run_dir)}
+    kill_group(proc)  # no chance to clean up
+    study = optuna.load_study(study_name="run", storage=f"sqlite:///{run_dir / 'study.db'}")
+    before = {t.number: t.values for t in study.trials if t.state.name == "COMPLETE"}
     assert len(before) >= 2
 
     resume = [sys.executable, "cli.py", "search", "--resume", "--run-dir", str(run_dir), "--cache-dir",
@@ -68,10 +81,9 @@ def test_a_resumed_seeded_search_proposes_what_the_uninterrupted_one_would_have(
     proc = subprocess.Popen(_search(run_dir, cache_dir), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
-    while len(completed(run_dir)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+    while completed(run_dir) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_group(proc)
     out = subprocess.run([sys.executable, "cli.py", "search", "--resume", "--run-dir", str(run_dir), "--cache-dir",
                           str(cache_dir), "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -106,7 +118,8 @@ def test_a_worker_killed_mid_trial_fails_only_its_trial(tmp_path, cache_dir):
     run_dir = tmp_path / "workers"
     args = [sys.executable, "cli.py", "search", "--trials", "6", "--epochs", "40", "--patience", "40", "--workers", "2",
             "--strategy", "random", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir), "--quiet"]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "stderr.log"  # a file, not a pipe that nobody reads while we poll
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     journal = run_dir / "journal.log"
 
     def running() -> int:
@@ -120,14 +133,24 @@ def test_a_worker_killed_mid_trial_fails_only_its_trial(tmp_path, cache_dir):
             return 0
         return sum(t.state.name == "RUNNING" for t in study.trials)
 
-    deadline = time.monotonic() + 120
-    while running() < 2 and time.monotonic() < deadline:
+    # Kill a worker only while both are frozen inside a trial: between polling and killing, a
+    # running worker could finish its trial, and its death would then leave nothing to fail.
+    deadline, frozen = time.monotonic() + 120, False
+    while not frozen and time.monotonic() < deadline:
+        workers = [pid for pid, cmd in _children(proc.pid) if "multiprocessing" in cmd and "resource_tracker" not in cmd]
+        if len(workers) == 2 and running() == 2:
+            for pid in workers:
+                os.kill(pid, signal.SIGSTOP)
+            frozen = running() == 2  # a worker has at most one trial RUNNING: each holds one
+            if not frozen:
+                for pid in workers:
+                    os.kill(pid, signal.SIGCONT)
         time.sleep(0.2)
-    workers = [pid for pid, cmd in _children(proc.pid) if "multiprocessing" in cmd and "resource_tracker" not in cmd]
-    assert len(workers) == 2
+    assert frozen
     os.kill(workers[0], signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-2000:]
+    os.kill(workers[1], signal.SIGCONT)
+    proc.wait(timeout=300)
+    assert proc.returncode == 0, log.read_text()[-2000:]
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
     study = optuna.load_study(study_name="workers", storage=JournalStorage(JournalFileBackend(str(journal))))

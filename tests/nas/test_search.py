@@ -9,6 +9,7 @@ import pytest
 
 from evaluators import TrainConfig
 from nas import Search, SearchConfig
+from nas.search import count_finished
 from search_spaces import Architecture, SearchSpace
 
 FAST = TrainConfig(epochs=15, patience=10, latency_repeats=1)
@@ -124,8 +125,9 @@ def test_parallel_workers_share_one_journal_study(tmp_path, cache_dir):
     search = Search(config)
     assert search.config.storage.startswith("journal:///") and search.config.storage.endswith("journal.log")
     study = search.run()
-    states = [t.state.name for t in study.trials]
-    assert states.count("COMPLETE") == 6 and len(states) == 6  # the budget is not overshot
+    # Which architectures each worker draws depends on scheduling; the budget does not.
+    assert count_finished(study) == 6 and len(study.trials) == 6  # the budget is not overshot
+    assert "RUNNING" not in {t.state.name for t in study.trials}
     assert (tmp_path / "par" / "journal.log").is_file() and (tmp_path / "par" / "trials.csv").is_file()
     assert {t.user_attrs["worker"] for t in study.trials} <= {0, 1}
 
