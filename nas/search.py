@@ -25,7 +25,7 @@ from torch_geometric import seed_everything
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
 from evaluators.datasets import DatasetBundle
 from evaluators.tabular import TABULAR, NasBenchGraph
-from evaluators.training import check_sampled_attention, resolve_device
+from evaluators.training import check_sampled_attention, resolve_device, trains_sampled
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
 from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
 from nas.samplers import STRATEGIES
@@ -204,7 +204,7 @@ class Search:
             self._check_fits(bundle)
         metric, objectives = self.objectives(bundle)
         if self.resume:
-            study = self.store.load_study(cfg.study_name, sweep=False)
+            study = self.store.load_study(cfg.study_name)
             # A sampler re-created with the run's seed would draw its first proposals again;
             # offsetting the seed by the trials so far keeps a resumed run exploring. A
             # single local process restores the sampler it pickled instead, so the search
@@ -243,7 +243,7 @@ class Search:
     def _check_fits(self, bundle: DatasetBundle) -> None:
         """Refuse, before the first trial, a space whose choices cannot train on this data."""
         cfg, spec = self.config, self.space.spec
-        sampled = not bundle.info.graph_level and bundle.data.num_nodes > cfg.train.sample_above_nodes
+        sampled = trains_sampled(bundle, cfg.train)
         if not bundle.info.graph_level:
             check_sampled_attention(spec.layers.attention.values(), bundle.data.num_nodes, cfg.train,
                                     where=f"space {self.space.name!r} (layers.attention)")
@@ -446,6 +446,6 @@ def run_worker(config_json: str, index: int) -> None:
     search = Search(config, resume=True)
     bundle = search.prepare()  # the driver prepared it: this reads the disk cache
     _, objectives = search.objectives(bundle)
-    study = search.store.load_study(config.study_name, sweep=False)
+    study = search.store.load_study(config.study_name)
     search.attach(study, objectives, config.seed + 1000 * (index + 1))
     search.loop(study, bundle, objectives, worker=index)

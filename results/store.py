@@ -63,7 +63,7 @@ class SamplerSnapshot:
     """A pickled sampler and the trial whose proposal it drew last."""
 
     sampler: optuna.samplers.BaseSampler
-    trial: int
+    trial: Optional[int]  # None: unknown (a run from before snapshots had numbers)
 
 
 class RunStore:
@@ -114,14 +114,10 @@ class RunStore:
                 return False  # do not create an empty database just to look
         return name in optuna.study.get_all_study_names(storage=self.backend)
 
-    def load_study(self, name: str, sampler: Optional[optuna.samplers.BaseSampler] = None,
-                   sweep: bool = True) -> optuna.Study:
-        """Open the study; with ``sweep``, trials left RUNNING become FAIL (only the process
-        that knows no other worker is running may sweep)."""
-        study = optuna.load_study(study_name=name, storage=self.backend, sampler=sampler)
-        if sweep:
-            self.fail_stale_trials(study)
-        return study
+    def load_study(self, name: str) -> optuna.Study:
+        """Open the study as stored. Trials left RUNNING are swept by ``fail_stale_trials``,
+        and only by the process that knows no other worker is running."""
+        return optuna.load_study(study_name=name, storage=self.backend)
 
     @staticmethod
     def fail_stale_trials(study: optuna.Study, proposed_through: Optional[int] = None) -> int:
@@ -158,7 +154,12 @@ class RunStore:
 
     def load_sampler(self) -> Optional[SamplerSnapshot]:
         path = self.run_dir / self.SAMPLER
-        return pickle.loads(path.read_bytes()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        saved = pickle.loads(path.read_bytes())
+        if isinstance(saved, optuna.samplers.BaseSampler):  # an older run: its stale trials are all retried
+            return SamplerSnapshot(saved, trial=None)
+        return saved
 
     @staticmethod
     def objectives_of(study: optuna.Study) -> list[Objective]:
