@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from search_spaces.sparsity import pruned_weights
+
 aten = torch.ops.aten
 
 
@@ -85,12 +87,12 @@ def flops_of(model: nn.Module, **inputs: Any) -> int:
     model.eval()
     counter = FlopCounterMode(display=False, custom_mapping=MESSAGE_PASSING_FORMULAS)
     zeros_share = [0]
+    pruned = {m: n for m in model.modules() if (n := pruned_weights(m))}
 
     def discount(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
-        pruned = module.weight_mask.numel() - int(module.weight_mask.count_nonzero())
-        zeros_share[0] += 2 * (out.numel() // out.size(-1)) * pruned
+        zeros_share[0] += 2 * (out.numel() // out.size(-1)) * pruned[module]
 
-    hooks = [m.register_forward_hook(discount) for m in model.modules() if _is_pruned(m)]
+    hooks = [m.register_forward_hook(discount) for m in pruned]
     try:
         with torch.no_grad(), counter:
             model(**inputs)
@@ -103,15 +105,7 @@ def flops_of(model: nn.Module, **inputs: Any) -> int:
 
 def params_of(model: nn.Module) -> int:
     """Parameters; of a pruned weight, its unmasked entries."""
-    total = sum(p.numel() for p in model.parameters())
-    for m in model.modules():
-        if _is_pruned(m):
-            total -= m.weight_mask.numel() - int(m.weight_mask.count_nonzero())
-    return total
-
-
-def _is_pruned(module: nn.Module) -> bool:
-    return isinstance(getattr(module, "weight_mask", None), torch.Tensor)
+    return sum(p.numel() for p in model.parameters()) - sum(pruned_weights(m) for m in model.modules())
 
 
 def latency_ms(model: nn.Module, repeats: int = 5, **inputs: Any) -> float:

@@ -13,6 +13,7 @@ sampler is used unchanged.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Optional, Sequence
 
@@ -43,6 +44,14 @@ class TorchNeighborSampler(NeighborSampler):
         # global id -> local id of the batch being built; -1 = not in it. Kept between
         # batches (and reset entry by entry) so a batch costs O(its size), not O(N).
         self._local = torch.full((self.num_nodes,), -1, dtype=torch.long)
+
+    def fork(self, seed: int) -> "TorchNeighborSampler":
+        """A sampler on the same CSC index (shared, read-only) with its own random stream
+        and scratch: one per loader, so the index is built once, not once per split."""
+        twin = copy.copy(self)
+        twin.generator = torch.Generator().manual_seed(seed)
+        twin._local = torch.full_like(self._local, -1)
+        return twin
 
     def _sample(self, seed: Tensor, seed_time: Optional[Tensor] = None, **kwargs) -> SamplerOutput:
         if isinstance(seed, dict) or seed_time is not None or self.disjoint:
@@ -87,12 +96,23 @@ class TorchNeighborSampler(NeighborSampler):
         return position, targets[owner]
 
 
+def neighbor_sampler(data: Data, fanouts: Sequence[int]) -> NeighborSampler:
+    """The sampler (and its CSC index of ``data``) for loaders with these fan-outs: PyG's
+    compiled one when there is one, else :class:`TorchNeighborSampler`."""
+    if torch_geometric.typing.WITH_PYG_LIB or torch_geometric.typing.WITH_TORCH_SPARSE:
+        return NeighborSampler(data, list(fanouts))
+    return TorchNeighborSampler(data, fanouts)
+
+
 def neighbor_loader(data: Data, input_nodes: Tensor, fanouts: Sequence[int], batch_size: int,
-                    shuffle: bool = False, seed: int = 0) -> NeighborLoader:
+                    shuffle: bool = False, seed: int = 0,
+                    sampler: Optional[NeighborSampler] = None) -> NeighborLoader:
     """PyG's ``NeighborLoader`` over ``input_nodes`` with ``fanouts[i]`` neighbours at hop i;
-    on the torch sampler when PyG has no compiled one."""
-    compiled = torch_geometric.typing.WITH_PYG_LIB or torch_geometric.typing.WITH_TORCH_SPARSE
-    sampler = None if compiled else TorchNeighborSampler(data, fanouts, seed)
+    on the torch sampler when PyG has no compiled one. Loaders given one ``sampler`` (from
+    :func:`neighbor_sampler`) share its index."""
+    sampler = sampler if sampler is not None else neighbor_sampler(data, fanouts)
+    if isinstance(sampler, TorchNeighborSampler):
+        sampler = sampler.fork(seed)
     gen = torch.Generator().manual_seed(seed)
     return NeighborLoader(data, num_neighbors=list(fanouts), input_nodes=input_nodes, batch_size=batch_size,
                           shuffle=shuffle, neighbor_sampler=sampler, generator=gen)

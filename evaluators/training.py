@@ -143,7 +143,9 @@ class _NodeTask:
             loss = F.cross_entropy(model(**self.inputs)[self.splits["train"]].float(), self.y[self.splits["train"]])
         _step(loss + self.penalty * model.mask_penalty(), opt)
 
-    def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
+    def predict(self, model: nn.Module, autocast, names: tuple[str, ...]) -> dict[str, tuple[Tensor, Tensor]]:
+        """(prediction, target) of the splits in ``names``; one full-graph pass scores all
+        nodes, so this task returns val and test whichever were asked."""
         with torch.no_grad(), autocast:
             out = model(**self.inputs)
         return {name: (out[idx], self.y[idx]) for name, idx in self.splits.items() if name != "train"}
@@ -156,7 +158,7 @@ class _SampledNodeTask:
     batch, as SGFormer and Polynormer do in their own mini-batch training."""
 
     def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
-        from evaluators.sampling import neighbor_loader
+        from evaluators.sampling import neighbor_loader, neighbor_sampler
 
         num_nodes = bundle.data.num_nodes
         check_sampled_attention([layer.attention for layer in arch.layers], num_nodes, config)
@@ -164,8 +166,9 @@ class _SampledNodeTask:
         fanouts = (list(config.fanouts) + [config.fanouts[-1]] * hops)[:hops]
         self.arch, self.device, self.seed, self.penalty = arch, device, config.seed, config.sparsity_penalty
         data = bundle.data
+        sampler = neighbor_sampler(data, fanouts)  # one CSC index for the three loaders
         self.loaders = {name: neighbor_loader(data, getattr(bundle.splits, name), fanouts, config.node_batch_size,
-                                              shuffle=name == "train", seed=config.seed)
+                                              shuffle=name == "train", seed=config.seed, sampler=sampler)
                         for name in ("train", "val", "test")}
 
     def _forward(self, model: nn.Module, batch) -> tuple[Tensor, Tensor]:
@@ -180,10 +183,10 @@ class _SampledNodeTask:
                 loss = F.cross_entropy(out.float(), y)
             _step(loss + self.penalty * model.mask_penalty(), opt)
 
-    def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
+    def predict(self, model: nn.Module, autocast, names: tuple[str, ...]) -> dict[str, tuple[Tensor, Tensor]]:
         out = {}
         with torch.no_grad(), autocast:
-            for name in ("val", "test"):
+            for name in names:
                 loader = self.loaders[name]
                 generator = getattr(loader.node_sampler, "generator", None)
                 if generator is not None:  # the same sampled neighbourhoods every epoch
@@ -233,7 +236,10 @@ class _GraphTask:
                 loss = task_loss(model(**model_inputs(batch, self.arch)).float(), batch.y, self.task)
             _step(loss + self.penalty * model.mask_penalty(), opt)
 
-    def predict(self, model: nn.Module, autocast) -> dict[str, tuple[Tensor, Tensor]]:
+    def predict(self, model: nn.Module, autocast, names: tuple[str, ...]) -> dict[str, tuple[Tensor, Tensor]]:
+        """Val and test, whichever were asked: each iteration of a DataLoader draws its base
+        seed from the global generator, so skipping the test loader would change the
+        dropout and shuffling of every later epoch, and with them what a seeded run gives."""
         out = {}
         with torch.no_grad(), autocast:
             for name, loader in self.evals.items():
@@ -254,10 +260,15 @@ def _optimizer(model: nn.Module, arch: Architecture, config: TrainConfig) -> tor
     return torch.optim.AdamW(groups, lr=arch.lr, weight_decay=arch.weight_decay)
 
 
+def trains_sampled(bundle: DatasetBundle, config: TrainConfig) -> bool:
+    """Whether this node task's graph is above ``sample_above_nodes``: NeighborLoader batches."""
+    return not bundle.info.graph_level and bundle.data.num_nodes > config.sample_above_nodes
+
+
 def _task_class(bundle: DatasetBundle, config: TrainConfig) -> type:
     if bundle.info.graph_level:
         return _GraphTask
-    return _SampledNodeTask if bundle.data.num_nodes > config.sample_above_nodes else _NodeTask
+    return _SampledNodeTask if trains_sampled(bundle, config) else _NodeTask
 
 
 def task_loss(out: Tensor, y: Tensor, task: str = "") -> Tensor:
@@ -317,10 +328,11 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
             except TrainingDiverged as err:
                 raise TrainingDiverged(f"{err} at epoch {epoch}") from None
             model.eval()
-            outputs = task.predict(model, autocast)
+            outputs = task.predict(model, autocast, ("val",))
             val_value = metric(*outputs["val"])
-            if metric.better(val_value, best_val):
-                best_val, test_at_best, best_epoch, stale = val_value, metric(*outputs["test"]), epoch, 0
+            if metric.better(val_value, best_val):  # test is scored only here, and only reported
+                test = outputs["test"] if "test" in outputs else task.predict(model, autocast, ("test",))["test"]
+                best_val, test_at_best, best_epoch, stale = val_value, metric(*test), epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             elif epoch > harden_at:  # no early stop while masks are still soft
                 stale += 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class LayerArch(BaseModel):
@@ -23,6 +23,10 @@ class LayerArch(BaseModel):
     ffn: bool = False
 
 
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+EdgeMethod = Literal["learned", "teddy"]
+
+
 class Sparsity(BaseModel):
     """Target sparsity per dimension (GTSP, Liu et al. 2024): the fraction of graph edges,
     of attention heads per layer, of layers, and of prunable weights removed after the
@@ -31,18 +35,11 @@ class Sparsity(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    edges: float = 0.0
-    heads: float = 0.0
-    layers: float = 0.0
-    weights: float = 0.0
-    edge_method: str = "learned"
-
-    @model_validator(mode="after")
-    def _fractions(self) -> "Sparsity":
-        for name in ("edges", "heads", "layers", "weights"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"sparsity.{name} must be in [0, 1), got {getattr(self, name)}")
-        return self
+    edges: Fraction = 0.0
+    heads: Fraction = 0.0
+    layers: Fraction = 0.0
+    weights: Fraction = 0.0
+    edge_method: EdgeMethod = "learned"
 
     @property
     def dense(self) -> bool:
@@ -87,6 +84,11 @@ class Architecture(BaseModel):
         if self.sparsity is not None and self.links is not None:
             raise ValueError("sparsity applies to layer stacks, not to NAS-Bench-Graph cells (links)")
         return self
+
+    @property
+    def sparsity_targets(self) -> Sparsity:
+        """The targets, all 0 for a dense architecture."""
+        return self.sparsity or Sparsity()
 
     def to_json(self, **kwargs: Any) -> str:
         return self.model_dump_json(**kwargs)

@@ -20,7 +20,7 @@ from torch.nn.utils import parametrize
 from torch_geometric.data import Data
 from torch_geometric.explain.algorithm.utils import clear_masks
 
-from search_spaces.architecture import Architecture, LayerArch, Sparsity
+from search_spaces.architecture import Architecture, LayerArch
 from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
 from search_spaces.sparsity import EdgeSparsifier, Gates, WeightSparsifier
 
@@ -125,7 +125,7 @@ class LayerStack(nn.Module):
 
     def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor) -> None:
         super().__init__()
-        sparsity = arch.sparsity or Sparsity()
+        sparsity = arch.sparsity_targets
         self.layers = nn.ModuleList(GPSLayer(layer, arch.hidden_dim, arch.dropout, edge_dim, deg, arch.residual,
                                              sparsity.heads) for layer in arch.layers)
         self.gates = Gates(len(self.layers), sparsity.layers) if sparsity.layers > 0 and len(self.layers) > 1 else None
@@ -194,7 +194,7 @@ class GraphModel(nn.Module):
         self.pool = POOLING.get(arch.pooling) if info.graph_level else None
         self.head = (nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, info.num_outputs))
                      if info.graph_level else nn.Linear(c, info.num_outputs))
-        sparsity = arch.sparsity or Sparsity()
+        sparsity = arch.sparsity_targets
         self.edge_sparsifier = (EdgeSparsifier(sparsity.edges, sparsity.edge_method, info.num_edges)
                                 if sparsity.edges > 0 else None)
         # Not a submodule: the parametrizations it registers live in the body's linears.
@@ -227,20 +227,21 @@ class GraphModel(nn.Module):
 
     @property
     def has_soft_masks(self) -> bool:
-        return bool(self.soft_gates()) or (self._weights is not None and self._weights.soft)
+        return bool(self.soft_gates()) or self._weights is not None
 
     def mask_penalty(self) -> Tensor | float:
         """Sum over soft dimensions of how far each one's mean gate is above its keep ratio."""
         terms = [g.penalty() for g in self.soft_gates()]
-        if self._weights is not None and self._weights.soft:
+        if self._weights is not None:
             terms.append(self._weights.penalty())
         return sum(terms) if terms else 0.0
 
     def harden(self) -> None:
         """Make every mask hard and remove what it drops: weights first (their masks
         survive the head slicing), then, innermost first, heads, layers and edges."""
-        if self._weights is not None and self._weights.soft:
+        if self._weights is not None:  # soft until now; hard weight masks need no sparsifier
             self._weights.harden()
+            self._weights = None
         for module in reversed(list(self.modules())):
             if module is not self and hasattr(module, "harden"):
                 module.harden()

@@ -17,12 +17,13 @@ field path (``layers.mpnn[3]``).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Callable, Optional, Union
+from typing import Annotated, Any, Callable, Optional, Union, get_args
 
 import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, model_validator)
 
+from search_spaces.architecture import EdgeMethod
 from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING
 
 
@@ -302,11 +303,10 @@ RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
     "kv_source": ("one of: features, mpnn", lambda v: v in ("features", "mpnn"), False),
     "norm": (*_name_in(NORM), False),
     "ffn": ("true or false", lambda v: isinstance(v, bool), False),
-    "edges": (*_number(0.0, 1.0, hi_open=True), True),
-    "heads@sparsity": (*_number(0.0, 1.0, hi_open=True), True),
-    "layers": (*_number(0.0, 1.0, hi_open=True), True),
-    "weights": (*_number(0.0, 1.0, hi_open=True), True),
-    "edge_method": ("one of: learned, teddy", lambda v: v in ("learned", "teddy"), False),
+}
+SPARSITY_RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
+    **dict.fromkeys(("edges", "heads", "layers", "weights"), (*_number(0.0, 1.0, hi_open=True), True)),
+    "edge_method": (f"one of: {', '.join(get_args(EdgeMethod))}", lambda v: v in get_args(EdgeMethod), False),
 }
 
 
@@ -319,7 +319,7 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
     for section, model, fields in sections:
         for field in fields:
             choice = getattr(model, field)
-            expected, ok, rangeable = RULES.get(f"{field}@{section}", RULES[field])
+            expected, ok, rangeable = (SPARSITY_RULES if section == "sparsity" else RULES)[field]
             path = f"{section}.{field}"
             if isinstance(choice, (IntRange, FloatRange)):
                 if not rangeable:

@@ -86,7 +86,7 @@ class SearchSpace:
         def record(name: str, choice: Any) -> Any:
             field = name.rsplit(".", 1)[-1]
             if name.startswith("sparsity."):
-                value = getattr(arch.sparsity or Sparsity(), field)
+                value = getattr(arch.sparsity_targets, field)
             elif name.startswith("layer") and "." in name:
                 value = getattr(arch.layers[int(name[5:name.index(".")])], field)
             elif field in LAYER_FIELDS:
@@ -111,9 +111,9 @@ class SearchSpace:
                 return False
             if self.tied(field) and len(set(values)) > 1:
                 return False
-        sparsity = arch.sparsity or Sparsity()
         if self.spec.sparsity is None:
             return arch.sparsity is None
+        sparsity = arch.sparsity_targets
         moot = _moot_dimensions(arch.layers)  # 0 there whatever was chosen
         return all(getattr(self.spec.sparsity, f).contains(getattr(sparsity, f)) for f in SPARSITY_FIELDS
                    if (f != "edge_method" or sparsity.edges > 0) and f not in moot)

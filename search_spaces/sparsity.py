@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch_geometric.explain.algorithm.utils import set_masks
 from torch_geometric.nn.dense.linear import Linear as PygLinear
-from torch_geometric.utils import degree
+from torch_geometric.utils import degree, scatter
 
 INIT_LOGIT = 3.0  # sigmoid(3) = 0.95: every part starts almost fully on
 
@@ -78,8 +78,7 @@ def teddy_scores(edge_index: Tensor, num_nodes: int) -> Tensor:
     row, col = edge_index
     deg = degree(col, num_nodes, dtype=torch.float)
     inv = deg.reciprocal().nan_to_num(0.0, posinf=0.0)
-    g = torch.zeros(num_nodes, device=edge_index.device).index_add_(0, col, deg[row].rsqrt().nan_to_num(0.0, posinf=0.0))
-    g = g * inv
+    g = scatter(deg.rsqrt().nan_to_num(0.0, posinf=0.0)[row], col, dim_size=num_nodes, reduce="mean")
     score = g[row] * inv[row] * g[col] * inv[col]
     loops = row == col
     if loops.any():
@@ -102,8 +101,6 @@ class EdgeSparsifier(nn.Module):
 
     def __init__(self, target: float, method: str, num_edges: Optional[int]) -> None:
         super().__init__()
-        if method not in ("learned", "teddy"):
-            raise ValueError(f"sparsity.edge_method must be learned or teddy, got {method!r}")
         if method == "learned" and not num_edges:
             raise ValueError("sparsity.edge_method 'learned' learns a gate per edge of one fixed graph (node "
                              "tasks); for graph-level tasks use edge_method: teddy")
@@ -111,16 +108,12 @@ class EdgeSparsifier(nn.Module):
         self.gates = Gates(num_edges, target) if method == "learned" else None
         self.register_buffer("kept", None)
 
-    @property
-    def soft(self) -> bool:
-        return self.gates is not None
-
     def forward(self, edge_index: Tensor, edge_attr: Optional[Tensor], num_nodes: int,
                 layers: nn.Module) -> tuple[Tensor, Optional[Tensor]]:
         if self.method == "teddy":
             scores = teddy_scores(edge_index, num_nodes)
             keep = torch.topk(scores, keep_count(scores.numel(), self.target)).indices.sort().values
-        elif self.soft:
+        elif self.gates is not None:  # soft
             if edge_index.size(1) != self.gates.logits.numel():
                 raise ValueError(f"learned edge masks were built for {self.gates.logits.numel()} edges, the graph "
                                  f"has {edge_index.size(1)}: learned edges need the full graph of a node task, "
@@ -133,7 +126,7 @@ class EdgeSparsifier(nn.Module):
 
     def harden(self) -> None:
         """Keep the edges whose gates won (the caller clears the layers' message masks)."""
-        if self.soft:
+        if self.gates is not None:
             self.kept = self.gates.keep()
             self.gates = None
 
@@ -169,6 +162,12 @@ def apply_weight_mask(lin: nn.Module, mask: Tensor) -> None:
         lin.weight.mul_(mask)
     lin.register_buffer("weight_mask", mask, persistent=False)
     lin.weight.register_hook(lambda grad: grad * lin.weight_mask)  # the buffer follows .to(device)
+
+
+def pruned_weights(module: nn.Module) -> int:
+    """How many entries of ``module``'s weight :func:`apply_weight_mask` has zeroed (0 if none)."""
+    mask = getattr(module, "weight_mask", None)
+    return mask.numel() - int(mask.count_nonzero()) if isinstance(mask, Tensor) else 0
 
 
 def head_rows(heads: Tensor, head_dim: int, blocks: int = 1, width: Optional[int] = None) -> Tensor:
@@ -210,7 +209,6 @@ class WeightSparsifier:
         self.linears = prunable_linears(module)
         for lin in self.linears:
             parametrize.register_parametrization(lin, "weight", SoftWeightMask(lin.weight.shape))
-        self.soft = True
 
     def penalty(self) -> Tensor:
         gates = torch.cat([lin.parametrizations.weight[0].scores.sigmoid().reshape(-1) for lin in self.linears])
@@ -227,7 +225,6 @@ class WeightSparsifier:
             start += imp.numel()
             parametrize.remove_parametrizations(lin, "weight", leave_parametrized=False)
             apply_weight_mask(lin, mask)
-        self.soft = False
 
 
 def prunable_weight_stats(module: nn.Module) -> tuple[int, int]:

@@ -9,9 +9,13 @@ from search_spaces.operators.base import ATTENTION  # noqa: E402
 def quadratic_forms() -> list[str]:
     """Registered forms that score every pair of nodes of a graph (``quadratic = True`` on
     their class): O(N^2), so they cannot run on a large graph trained in sampled batches."""
-    return [name for name in ATTENTION.names() if getattr(ATTENTION.get(name), "quadratic", False)]
+    return _forms_with("quadratic")
 
 
 def head_prunable_forms() -> list[str]:
     """Registered forms whose heads sparsity can remove (per-head projections)."""
-    return [name for name in ATTENTION.names() if getattr(ATTENTION.get(name), "prunable_heads", False)]
+    return _forms_with("prunable_heads")
+
+
+def _forms_with(flag: str) -> list[str]:
+    return [name for name in ATTENTION.names() if getattr(ATTENTION.get(name), flag, False)]
