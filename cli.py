@@ -230,10 +230,13 @@ def export(
 
 @app.command()
 def train(
-    arch_file: Path = typer.Argument(..., help="An export file (graphnas export) or architecture JSON."),
+    arch_file: Path = typer.Argument(..., help="An export file (graphnas export), architecture JSON, or zoo:NAME."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name [default: the one the architecture was found on]."),
     seeds: int = typer.Option(5, min=1, help="Retrain with this many seeds."),
-    epochs: Optional[int] = typer.Option(None, help="Maximum epochs [default: 200]."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum epochs [default: the zoo entry's protocol, else 200]."),
+    patience: Optional[int] = typer.Option(None, help="Early-stopping patience [default: the zoo protocol's, else 50]."),
+    folds: Optional[int] = typer.Option(None, min=1, help="Stratified K-fold CV of a graph dataset: mean ± std over "
+                                        "folds [default: the zoo protocol's, else 1]."),
     seed: int = typer.Option(0, help="First seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for weights and figures."),
@@ -255,16 +258,19 @@ def train(
         name = dataset or record.get("dataset")
         if not name:
             _fail(f"{arch_file} does not say which dataset it was found on: pass --dataset")
-        bundle = load_dataset(name, data_root, cache_dir, encodings={arch.encoding: arch.encoding_dim})
+        bundle = load_dataset(name, data_root, cache_dir, encodings={arch.encoding: arch.encoding_dim},
+                              feature_norms={arch.feature_norm})
         check_compatible(arch, info, bundle)
-        config = TrainConfig(seed=seed, device=device, **({"epochs": epochs} if epochs else {}))
+        given = {k: v for k, v in {"epochs": epochs, "patience": patience, "folds": folds}.items() if v is not None}
+        config = TrainConfig(seed=seed, device=device, **{**record.get("protocol", {}), **given})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             report, note = retrain(arch, bundle, config, seeds, output, fmt)
     except (ExportError, DatasetError, ValueError) as err:
         _fail(str(err))
         return
-    table = Table(title=f"{arch.arch_id} on {name}, {seeds} seeds (mean ± std)")
+    over = f"{seeds} seeds" + (f" x {config.folds} folds" if config.folds > 1 else "")
+    table = Table(title=f"{record.get('zoo') or arch.arch_id} on {name}, {over} (mean ± std)")
     for col in ("figure", "mean", "std"):
         table.add_column(col, justify="left" if col == "figure" else "right")
     for field in ("val_metric", "test_metric", "flops", "params", "latency_ms", "train_time_s"):
@@ -349,6 +355,28 @@ def ops(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> No
         for name, desc in entries.items():
             table.add_row(name, desc)
         console.print(table)
+
+
+@app.command()
+def zoo(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the zoo of reference designs: architecture, protocol, source, published figures."""
+    from search_spaces.zoo import zoo_entries
+
+    listing = [e.summary() for e in zoo_entries()]
+    if as_json:
+        typer.echo(json.dumps(listing, indent=2))
+        return
+    table = Table(title="Zoo of reference designs (use as zoo:NAME)")
+    for col in ("name", "title", "task", "layers", "protocol", "published"):
+        table.add_column(col)
+    for row in listing:
+        p = row["protocol"]
+        protocol = (f"{p['optimizer']} lr {p['lr']:g} wd {p['weight_decay']:g} dropout {p['dropout']:g}, "
+                    f"{p['epochs']} epochs" + (f", {p['folds']}-fold" if p["folds"] > 1 else "")
+                    + (f", {p['feature_norm']}-normalised features" if p["feature_norm"] != "none" else ""))
+        published = ", ".join(f"{k} {v:g}" for k, v in row["published"].items()) or "-"
+        table.add_row(row["name"], row["title"], row["task"], " > ".join(row["layers"]), protocol, published)
+    console.print(table)
 
 
 @spaces_app.callback(invoke_without_command=True)

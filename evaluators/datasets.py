@@ -18,7 +18,7 @@ import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -234,8 +234,9 @@ def stratified_splits(y: Tensor, seed: int, val: float = 0.1, test: float = 0.1)
 
 def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: Optional[Path] = None,
                  encodings: Optional[dict[str, int]] = None,
-                 dataset_args: Optional[dict] = None) -> DatasetBundle:
-    """Load ``name`` and precompute ``encodings`` (``{encoding: k}``), cached on disk.
+                 dataset_args: Optional[dict] = None, feature_norms: Iterable[str] = ()) -> DatasetBundle:
+    """Load ``name`` and precompute ``encodings`` (``{encoding: k}``) and ``feature_norms``
+    (``row``), cached on disk.
     ``name`` is a registered dataset, a ``.pt`` file of ``Data`` objects, or the dotted
     path of a dataset class constructed with ``dataset_args``."""
     from evaluators.external import is_external, load_external
@@ -259,7 +260,7 @@ def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: O
                         num_outputs=int(loaded.y.max()) + 1, edge_dim=None, deg=degree_histogram(loaded),
                         num_edges=loaded.num_edges)
         bundle = DatasetBundle(name, loaded, info, splits)
-    return add_encodings(bundle, encodings or {}, cache_dir)
+    return add_feature_norms(add_encodings(bundle, encodings or {}, cache_dir), feature_norms, cache_dir)
 
 
 SAMPLE_GRAPHS = 32  # graphs in a bundle's sample batch (model shapes, FLOPs, export)
@@ -311,6 +312,52 @@ def add_encodings(bundle: DatasetBundle, encodings: dict[str, int], cache_dir: P
         setattr(data, enc.attr, cached_encoding(bundle.name, data, name, k, cache_dir))
         done[name] = k
     return replace(bundle, data=data, encodings=done)
+
+
+def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Path) -> DatasetBundle:
+    """Attach the features normalised by each of ``norms`` (``row``: PyG's
+    ``NormalizeFeatures``, each node's features summing to 1) as ``data.x_row``, computed
+    once per dataset and cached like encodings. Integer (embedded) features are refused."""
+    from search_spaces.builder import FEATURE_NORM_ATTRS
+
+    norms = sorted(set(norms) - {"none"})
+    if not norms:
+        return bundle
+    if bundle.info.x_cardinalities is not None:
+        raise DatasetError(f"dataset {bundle.name!r} has integer (embedded) node features: feature_norm "
+                           f"{', '.join(norms)} applies to float features")
+    graphs = [g.clone() for g in bundle.graphs] if bundle.graphs is not None else None
+    data = bundle.data.clone() if graphs is None else None
+    for norm in norms:
+        attr = FEATURE_NORM_ATTRS[norm]
+        x = cached_features(bundle.name, graphs if graphs is not None else data, norm, cache_dir)
+        if graphs is None:
+            setattr(data, attr, x)
+            continue
+        for g, part in zip(graphs, x.split([g.num_nodes for g in graphs])):
+            setattr(g, attr, part)
+    if graphs is None:
+        return replace(bundle, data=data)
+    return replace(bundle, graphs=graphs, data=sample_batch(graphs, bundle.splits))
+
+
+def cached_features(dataset: str, data: Union[Data, list[Data]], norm: str, cache_dir: Path) -> Tensor:
+    """``[total nodes, F]``: the node features under ``norm``, per graph for a list."""
+    from torch_geometric.transforms import NormalizeFeatures
+
+    parts = data if isinstance(data, list) else [data]
+    h = hashlib.sha256(graph_hash(data).encode())
+    for g in parts:
+        h.update(g.x.cpu().numpy().tobytes())
+    path = Path(cache_dir) / "features" / f"{dataset}-{norm}-{h.hexdigest()[:12]}.pt"
+    if path.is_file():
+        return torch.load(path)
+    x = torch.cat([NormalizeFeatures()(Data(x=g.x.clone())).x for g in parts])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(x, tmp)
+    tmp.replace(path)
+    return x
 
 
 def graph_hash(data: Union[Data, list[Data]]) -> str:

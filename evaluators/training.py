@@ -248,8 +248,12 @@ class _GraphTask:
         return out
 
 
+OPTIMIZERS = {"adamw": torch.optim.AdamW,  # decoupled weight decay (Loshchilov & Hutter 2019)
+              "adam": torch.optim.Adam}  # L2 decay in the gradient: the GCN and GAT papers' protocol
+
+
 def _optimizer(model: nn.Module, arch: Architecture, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW at the architecture's lr and weight decay; mask logits (gates, soft weight
+    """The architecture's optimiser (Adam or AdamW) at its lr and weight decay; mask logits (gates, soft weight
     masks) in their own group at ``config.mask_lr`` without decay, which would pull them
     to 0.5 rather than let the penalty and the loss rank them."""
     masks = [p for name, p in model.named_parameters() if name.endswith(("logits", "scores"))]
@@ -257,7 +261,7 @@ def _optimizer(model: nn.Module, arch: Architecture, config: TrainConfig) -> tor
     groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
     if masks:
         groups.append({"params": masks, "lr": config.mask_lr, "weight_decay": 0.0})
-    return torch.optim.AdamW(groups, lr=arch.lr, weight_decay=arch.weight_decay)
+    return OPTIMIZERS[arch.optimizer](groups, lr=arch.lr, weight_decay=arch.weight_decay)
 
 
 def trains_sampled(bundle: DatasetBundle, config: TrainConfig) -> bool:

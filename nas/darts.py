@@ -18,7 +18,7 @@ category, middle of a range). The derived architecture (argmax per mixed op, ski
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import cycle
 from typing import Any, Callable, Iterator, Optional
 
@@ -32,7 +32,7 @@ from evaluators.cost import flops_of
 from evaluators.datasets import DatasetBundle
 from evaluators.training import TrainingDiverged, task_loss
 from search_spaces import Architecture, SearchSpace
-from search_spaces.builder import Cell, DataInfo, GPSLayer, build_model, model_inputs
+from search_spaces.builder import Cell, ClassifierLayer, DataInfo, GPSLayer, build_model, model_inputs
 from search_spaces.operators import ATTENTION, MPNN, NORM, OpContext
 from search_spaces.schema import Categorical, FloatRange, IntRange
 
@@ -130,18 +130,32 @@ class SuperLayer(GPSLayer):
     candidates share the layer's input (and so the model's one input projection)."""
 
     def __init__(self, base: GPSLayer, layer_arch, keys: dict[str, Optional[str]],
-                 candidates: dict[str, list[str]], ctx: OpContext) -> None:
+                 candidates: dict[str, list[str]]) -> None:
         nn.Module.__init__(self)
-        self.residual, self.dropout = base.residual, base.dropout
+        self.residual, self.dropout, self.act = base.residual, base.dropout, base.act
         self.local_norm, self.ffn, self.ffn_norm = base.local_norm, base.ffn, base.ffn_norm
-        self.local = MixedOp(keys["mpnn"], {n: MPNN.get(n)(ctx) for n in candidates["mpnn"]})
+        local_ctx, ctx = base.contexts
+        self.local = mixed_mpnn(keys["mpnn"], candidates["mpnn"], local_ctx)
         self.attention = MixedOp(keys["attention"], {
-            n: _AttentionBranch(n, ctx, layer_arch.norm, base.dropout) for n in candidates["attention"]})
+            n: _AttentionBranch(n, _with_dropout(ATTENTION, n, ctx), layer_arch.norm, base.dropout)
+            for n in candidates["attention"]})
         self.kv_source = MixedOp(keys["kv_source"], {
             n: _Take(0 if n == "features" else 1) for n in candidates["kv_source"]})
 
     def global_branch(self, h, local, skip, edge_index, edge_attr, batch):
         return self.attention(h, self.kv_source(h, local), skip, edge_index, edge_attr, batch)
+
+
+def _with_dropout(registry, name: str, ctx: OpContext) -> OpContext:
+    """``ctx`` with its attention dropout kept only for a candidate that declares it."""
+    return ctx if name in registry and registry.entry(name).can("attention_dropout") else replace(ctx, dropout=0.0)
+
+
+def mixed_mpnn(key: Optional[str], names: list[str], ctx: OpContext) -> MixedOp:
+    """The MPNN candidates of one layer, built from the layer's own context."""
+    op = MixedOp(key, {n: MPNN.get(n)(_with_dropout(MPNN, n, ctx)) for n in names})
+    op.in_width = ctx.in_width  # a first layer reading raw features: what measure_flops feeds it
+    return op
 
 
 class Supernet(nn.Module):
@@ -201,13 +215,15 @@ class Supernet(nn.Module):
         edge_dim = arch.hidden_dim if info.edge_dim else None
         deg = torch.tensor(info.deg, dtype=torch.long)
         for i, layer in enumerate(arch.layers):
-            ctx = OpContext(arch.hidden_dim, layer.heads, edge_dim, deg, 0.0, layer.top_m)
             keys = {f: self._key(i, f) for f in OPERATOR_FIELDS}
             names = {f: self.candidates[k] if k else [getattr(layer, f)] for f, k in keys.items()}
             if isinstance(body, Cell):
+                ctx = OpContext(arch.hidden_dim, layer.heads, edge_dim, deg, 0.0, layer.top_m)
                 body.ops[i] = MixedOp(keys["mpnn"], {n: MPNN.get(n)(ctx) for n in names["mpnn"]})
+            elif isinstance(body.layers[i], ClassifierLayer):  # the last layer is the classifier: its MPNN alone
+                body.layers[i].local = mixed_mpnn(keys["mpnn"], names["mpnn"], body.layers[i].contexts[0])
             else:
-                body.layers[i] = SuperLayer(body.layers[i], layer, keys, names, ctx)
+                body.layers[i] = SuperLayer(body.layers[i], layer, keys, names)
 
     def mixed_ops(self) -> Iterator[MixedOp]:
         return (m for m in self.model.modules() if isinstance(m, MixedOp) and m.key is not None)
@@ -249,6 +265,8 @@ class Supernet(nn.Module):
             e = self.model.edge_input(e)
         args = dict(x=h, edge_index=inputs["edge_index"], edge_attr=e, batch=inputs.get("batch"))
         for op in self.mixed_ops():
+            width = getattr(op, "in_width", self.base.hidden_dim)
+            args["x"] = h if width == h.size(1) else torch.randn(h.size(0), width, device=h.device)
             for i, cand in enumerate(op.ops):
                 if isinstance(cand, _AttentionBranch):
                     cost = flops_of(cand.op, **args) if cand.op is not None else 0

@@ -195,7 +195,8 @@ class Search:
             return TABULAR.get(self.config.evaluator)(self.config.dataset)
         return load_dataset(self.config.dataset, self.config.data_root,
                             Path(self.config.cache_dir) if self.config.cache_dir else None,
-                            encodings=self.space.encodings(), dataset_args=self.config.dataset_args)
+                            encodings=self.space.encodings(), dataset_args=self.config.dataset_args,
+                            feature_norms=self.space.feature_norms())
 
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config

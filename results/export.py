@@ -84,7 +84,16 @@ def write_export(record: dict[str, Any], path: str | Path) -> Path:
 
 
 def read_export(path: str | Path) -> tuple[Architecture, Optional[DataInfo], dict[str, Any]]:
-    """Architecture, data info (``None`` for a bare architecture file) and the whole record."""
+    """Architecture, data info (``None`` for a bare architecture file or a zoo entry) and the
+    whole record. ``zoo:NAME`` reads a zoo entry: its record holds ``zoo`` and ``protocol``."""
+    from search_spaces.zoo import ZooError, is_zoo_ref, zoo_entry
+
+    if is_zoo_ref(str(path)):
+        try:
+            entry = zoo_entry(str(path))
+        except ZooError as err:
+            raise ExportError(str(err)) from None
+        return entry.architecture, None, {"zoo": entry.name, "protocol": entry.protocol.train_config()}
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: file not found")

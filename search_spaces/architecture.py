@@ -9,6 +9,13 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+HeadMerge = Literal["auto", "concat", "mean"]
+Head = Literal["linear", "last_layer"]
+FeatureNorm = Literal["none", "row"]
+Optimizer = Literal["adamw", "adam"]
+JumpingKnowledge = Literal["none", "cat", "max"]
+
+
 class LayerArch(BaseModel):
     """The choices of one layer."""
 
@@ -21,6 +28,8 @@ class LayerArch(BaseModel):
     kv_source: str = "features"
     norm: str = "batch"
     ffn: bool = False
+    activation: str = "relu"  # after the MPNN (ACTIVATION registry)
+    head_merge: HeadMerge = "auto"  # multi-head MPNNs: concat heads of width C/heads, or mean heads of width C
 
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -68,8 +77,25 @@ class Architecture(BaseModel):
     pooling: str = "mean"
     residual: bool = True
     links: Optional[tuple[int, ...]] = None
+    # How the stack meets the data (Kipf & Welling and GAT: no input projection, the last
+    # MPNN is the classifier) and how it is trained; see DESIGN_DEFAULTS for the defaults.
+    input_projection: bool = True  # False: the first layer's MPNN reads the raw features
+    head: Head = "linear"  # last_layer: the last MPNN outputs the classes, no separate head
+    input_dropout: Optional[Fraction] = None  # dropout on the input features; None: ``dropout``
+    attention_dropout: Fraction = 0.0  # on attention coefficients (operators that declare it)
+    feature_norm: FeatureNorm = "none"  # row: PyG's NormalizeFeatures, computed once per dataset
+    optimizer: Optimizer = "adamw"  # adam: Adam with L2 weight decay (the published protocols)
+    jk: JumpingKnowledge = "none"  # jumping knowledge over the layers' outputs (PyG's JumpingKnowledge)
     layers: tuple[LayerArch, ...]
     sparsity: Optional[Sparsity] = None  # None: dense (what every architecture without the section is)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_input_dropout(cls, data: Any) -> Any:
+        """An input dropout equal to ``dropout`` is the same model: stored as ``None``."""
+        if isinstance(data, dict) and data.get("input_dropout") is not None and data.get("input_dropout") == data.get("dropout"):
+            data = {**data, "input_dropout": None}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> "Architecture":
@@ -83,6 +109,16 @@ class Architecture(BaseModel):
                     raise ValueError(f"links[{i}]={j}: a layer can only read the input (0) or an earlier layer")
         if self.sparsity is not None and self.links is not None:
             raise ValueError("sparsity applies to layer stacks, not to NAS-Bench-Graph cells (links)")
+        if self.links is not None:
+            changed = [f for f in ("input_projection", "head", "jk") if getattr(self, f) != GLOBAL_DEFAULTS[f]]
+            if changed:
+                raise ValueError(f"{', '.join(changed)}: a NAS-Bench-Graph cell (links) has its own input and "
+                                 "output; these apply to layer stacks")
+        if self.jk != "none" and self.sparsity_targets.layers > 0:
+            raise ValueError(f"jk={self.jk!r} reads every layer's output, so layer sparsity cannot remove layers")
+        problems = [f"{key}={value!r}: {why}" for key, value, _, why in canonical_fixes(self)]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -109,6 +145,15 @@ class Architecture(BaseModel):
         data = self.model_dump(mode="json")
         if data["sparsity"] is None:  # dense architectures keep the ids they had before sparsity existed
             del data["sparsity"]
+        # Choices added later are hashed only when they differ from the behaviour before
+        # them, so every architecture keeps the id it had.
+        for key, default in GLOBAL_DEFAULTS.items():
+            if data[key] == default:
+                del data[key]
+        for layer in data["layers"]:
+            for key, default in LAYER_DEFAULTS.items():
+                if layer[key] == default:
+                    del layer[key]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -123,3 +168,70 @@ class Architecture(BaseModel):
             for field, value in layer.model_dump().items():
                 out[f"layer{i}.{field}"] = value
         return out
+
+
+# The new choices at the values that reproduce the models built before they existed.
+GLOBAL_DEFAULTS: dict[str, Any] = {"input_projection": True, "head": "linear", "input_dropout": None,
+                                   "attention_dropout": 0.0, "feature_norm": "none", "optimizer": "adamw",
+                                   "jk": "none"}
+LAYER_DEFAULTS: dict[str, Any] = {"activation": "relu", "head_merge": "auto"}
+# A last layer that is the classifier runs its MPNN alone: logits, no norm, no branches.
+OUTPUT_LAYER: dict[str, Any] = {"attention": "none", "kv_source": "features", "ffn": False, "norm": "none",
+                                "activation": "identity"}
+
+
+def canonical_fixes(arch: Any) -> list[tuple[str, Any, Any, str]]:
+    """The constraints of :func:`choice_constraints` that ``arch`` breaks."""
+    return [c for c in choice_constraints(arch) if c[1] != c[2]]
+
+
+def moot_keys(arch: Any) -> set[str]:
+    """Keys whose value is set by the rest of ``arch``, not chosen (:func:`choice_constraints`)."""
+    return {c[0] for c in choice_constraints(arch)}
+
+
+def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
+    """Choices that cannot apply to ``arch`` (an :class:`Architecture` or anything with its
+    attributes, such as a namespace of picked values): ``(key, value, the value it must
+    have, why)``, whether or not the value already is that one. The space sets them to that value, so one model has one id; an
+    architecture that still has them is refused with the reason. Keys as in
+    :meth:`Architecture.flat` (``attention_dropout``, ``layer1.norm``)."""
+    from search_spaces.operators import ATTENTION, MPNN
+
+    fixes: list[tuple[str, Any, Any, str]] = []
+    layers, last = arch.layers, len(arch.layers) - 1
+
+    def need(key: str, value: Any, want: Any, why: str) -> None:
+        fixes.append((key, value, want, why))
+
+    if arch.head == "last_layer":
+        for field, want in OUTPUT_LAYER.items():
+            need(f"layer{last}.{field}", getattr(layers[last], field), want,
+                 f"the last layer is the classifier (head='last_layer'): it outputs logits from its MPNN alone")
+        need("jk", arch.jk, "none", "the last layer is the classifier (head='last_layer'), so no layers are combined")
+    if not arch.input_projection:
+        need("layer0.attention", layers[0].attention, "none",
+             "the first layer reads the raw features (input_projection=false); attention needs the model width")
+        need("layer0.kv_source", layers[0].kv_source, "features", "layer 0 has no attention")
+    with_coefficients = [i for i, layer in enumerate(layers)
+                         if MPNN.entry(layer.mpnn).can("attention_dropout")
+                         or (layer.attention in ATTENTION and ATTENTION.entry(layer.attention).can("attention_dropout")
+                             and not (arch.head == "last_layer" and i == last))]
+    if not with_coefficients:
+        need("attention_dropout", arch.attention_dropout, 0.0,
+             f"applies to operators with attention coefficients (mpnn {', '.join(MPNN.with_capability('attention_dropout'))}; "
+             f"attention {', '.join(ATTENTION.with_capability('attention_dropout'))}); the layers use mpnn "
+             f"{', '.join(layer.mpnn for layer in layers)}")
+    for i, layer in enumerate(layers):
+        if layer.head_merge == "auto":
+            continue
+        if not MPNN.entry(layer.mpnn).can("heads") or layer.heads == 1:
+            need(f"layer{i}.head_merge", layer.head_merge, "auto",
+                 f"applies to multi-head MPNNs ({', '.join(MPNN.with_capability('heads'))}) with heads > 1; layer {i} "
+                 f"has mpnn {layer.mpnn!r} with {layer.heads} head(s)")
+        elif arch.head == "last_layer" and i == last:
+            need(f"layer{i}.head_merge", layer.head_merge, "auto", "the classifier layer averages its heads")
+        elif layer.head_merge == "concat" and arch.hidden_dim % layer.heads:
+            fixes.append((f"layer{i}.head_merge", "concat", None,
+                          f"concatenated heads need heads ({layer.heads}) to divide hidden_dim ({arch.hidden_dim})"))
+    return fixes

@@ -5,25 +5,32 @@ Two bodies share one encoder and one head:
 * a GraphGPS-style stack (Rampasek et al. 2022): per layer, a local MPNN branch and an
   optional global attention branch, each with residual and norm, summed, then an optional
   FFN. Written here rather than with PyG's ``GPSConv`` because GPSConv's attention is
-  fixed to its own two forms and cannot take our registered attention operators.
+  fixed to its own two forms and cannot take our registered attention operators. The
+  first layer may read the raw features (``input_projection=False``), the last may be the
+  classifier (``head="last_layer"``), and jumping knowledge may combine the layers: with
+  both of the first two the stack is exactly Kipf & Welling's GCN or Velickovic et al.'s GAT.
 * a NAS-Bench-Graph cell when ``arch.links`` is set.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+from torch_geometric import nn as gnn
 from torch_geometric.data import Data
 from torch_geometric.explain.algorithm.utils import clear_masks
 
 from search_spaces.architecture import Architecture, LayerArch
-from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
 from search_spaces.sparsity import EdgeSparsifier, Gates, WeightSparsifier
 
+# feature_norm -> the attribute of Data that holds the features so normalised (computed
+# once per dataset by evaluators.datasets.add_feature_norms)
+FEATURE_NORM_ATTRS = {"row": "x_row"}
 TASKS = ("node_classification", "graph_classification", "graph_regression", "graph_multilabel")
 
 
@@ -73,18 +80,38 @@ class CategoricalEncoder(nn.Module):
         return sum(table(x[:, i].long()) for i, table in enumerate(self.tables))
 
 
+_CONCAT = {"auto": None, "concat": True, "mean": False}
+
+
+def layer_context(layer: LayerArch, channels: int, edge_dim: Optional[int], deg: Tensor,
+                  attention_dropout: float = 0.0, head_sparsity: float = 0.0,
+                  in_channels: Optional[int] = None) -> tuple[OpContext, OpContext]:
+    """The contexts a layer's MPNN and its attention form are built from. Attention dropout
+    reaches only the operators registered with ``attention_dropout``: on CPU, dropout on
+    SDPA weights forces its math kernel (measured 7x slower on Cora), a cost only the
+    forms that ask for it should pay."""
+    ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=0.0,
+                    top_m=layer.top_m, head_sparsity=head_sparsity, in_channels=in_channels,
+                    concat=_CONCAT[layer.head_merge])
+    local = replace(ctx, dropout=attention_dropout if MPNN.entry(layer.mpnn).can("attention_dropout") else 0.0)
+    attn_drop = layer.attention in ATTENTION and ATTENTION.entry(layer.attention).can("attention_dropout")
+    glob = replace(ctx, in_channels=None, concat=None, dropout=attention_dropout if attn_drop else 0.0)
+    return local, glob
+
+
 class GPSLayer(nn.Module):
-    """One stack layer. Shapes: ``h [N, C]`` -> ``[N, C]``."""
+    """One stack layer. Shapes: ``h [N, in_channels or C]`` -> ``[N, C]``; a layer that
+    changes the width (the first, reading raw features) has no residual around its MPNN."""
 
     def __init__(self, layer: LayerArch, channels: int, dropout: float, edge_dim: Optional[int],
-                 deg: Tensor, residual: bool = True, head_sparsity: float = 0.0) -> None:
+                 deg: Tensor, residual: bool = True, head_sparsity: float = 0.0,
+                 in_channels: Optional[int] = None, attention_dropout: float = 0.0) -> None:
         super().__init__()
-        # No dropout on attention weights: on CPU it forces SDPA's math kernel (measured 7x
-        # slower on Cora); dropout is applied to each branch's output instead.
-        ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=0.0,
-                        top_m=layer.top_m, head_sparsity=head_sparsity)
-        self.residual = residual
-        self.local = MPNN.get(layer.mpnn)(ctx)
+        local_ctx, ctx = layer_context(layer, channels, edge_dim, deg, attention_dropout, head_sparsity, in_channels)
+        self.contexts = (local_ctx, ctx)  # what the operators were built from (a supernet builds its candidates alike)
+        self.residual = residual and local_ctx.in_width == channels
+        self.local = MPNN.get(layer.mpnn)(local_ctx)
+        self.act = ACTIVATION.get(layer.activation)()
         self.local_norm = NORM.get(layer.norm)(channels)
         self.attn = None if layer.attention == "none" else ATTENTION.get(layer.attention)(ctx)
         self.kv_from_local = layer.kv_source == "mpnn"
@@ -100,7 +127,7 @@ class GPSLayer(nn.Module):
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
                 batch: Optional[Tensor]) -> Tensor:
         skip = h if self.residual else 0
-        local = F.relu(self.local(h, edge_index, edge_attr, batch))
+        local = self.act(self.local(h, edge_index, edge_attr, batch))
         out = self.local_norm(skip + F.dropout(local, self.dropout, self.training), batch)
         out = out + self.global_branch(h, local, skip, edge_index, edge_attr, batch)
         if self.ffn is not None:
@@ -118,25 +145,57 @@ class GPSLayer(nn.Module):
         return self.attn_norm(skip + F.dropout(glob, self.dropout, self.training), batch)
 
 
-class LayerStack(nn.Module):
-    """The layers in order. With layer sparsity, each layer's update is scaled by a learned
-    gate, ``h + g (layer(h) - h)``, until :meth:`harden` removes the layers that lost (a
-    removed layer is the identity)."""
+class ClassifierLayer(nn.Module):
+    """A last layer that is the classifier (``head="last_layer"``): its MPNN alone, from the
+    model width to the outputs, heads averaged (GAT's output layer). Shapes: ``h [N, C_in]``
+    -> ``[N, num_outputs]``."""
 
-    def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor) -> None:
+    def __init__(self, layer: LayerArch, in_channels: int, out_channels: int, edge_dim: Optional[int],
+                 deg: Tensor, attention_dropout: float = 0.0) -> None:
         super().__init__()
-        sparsity = arch.sparsity_targets
-        self.layers = nn.ModuleList(GPSLayer(layer, arch.hidden_dim, arch.dropout, edge_dim, deg, arch.residual,
-                                             sparsity.heads) for layer in arch.layers)
+        layer = layer.model_copy(update={"head_merge": "mean" if layer.heads > 1 else "auto"})
+        ctx, _ = layer_context(layer, out_channels, edge_dim, deg, attention_dropout, in_channels=in_channels)
+        self.contexts = (ctx, None)
+        self.local = MPNN.get(layer.mpnn)(ctx)
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
+                batch: Optional[Tensor]) -> Tensor:
+        return self.local(h, edge_index, edge_attr, batch)
+
+
+class LayerStack(nn.Module):
+    """The layers in order, optionally combined by jumping knowledge (``arch.jk``, PyG's
+    ``JumpingKnowledge``). With layer sparsity, each layer's update is scaled by a learned
+    gate, ``h + g (layer(h) - h)``, until :meth:`harden` removes the layers that lost (a
+    removed layer is the identity). ``out_channels`` is the width of what it returns."""
+
+    def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor,
+                 in_channels: Optional[int] = None, num_outputs: Optional[int] = None) -> None:
+        super().__init__()
+        sparsity, c, last = arch.sparsity_targets, arch.hidden_dim, arch.num_layers - 1
+        layers = []
+        for i, layer in enumerate(arch.layers):
+            width_in = in_channels if i == 0 else None
+            if arch.head == "last_layer" and i == last:
+                layers.append(ClassifierLayer(layer, width_in or c, num_outputs, edge_dim, deg, arch.attention_dropout))
+            else:
+                layers.append(GPSLayer(layer, c, arch.dropout, edge_dim, deg, arch.residual, sparsity.heads,
+                                       width_in, arch.attention_dropout))
+        self.layers = nn.ModuleList(layers)
         self.gates = Gates(len(self.layers), sparsity.layers) if sparsity.layers > 0 and len(self.layers) > 1 else None
+        self.jk = None if arch.jk == "none" else gnn.JumpingKnowledge(arch.jk)
+        self.out_channels = (num_outputs if arch.head == "last_layer"
+                             else c * arch.num_layers if arch.jk == "cat" else c)
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
                 batch: Optional[Tensor]) -> Tensor:
         gates = self.gates() if self.gates is not None else None
+        outs = []
         for i, layer in enumerate(self.layers):
             out = layer(h, edge_index, edge_attr, batch)
             h = out if gates is None else h + gates[i] * (out - h)
-        return h
+            outs.append(h)
+        return h if self.jk is None else self.jk(outs)
 
     def harden(self) -> None:
         if self.gates is not None:
@@ -155,17 +214,20 @@ class Cell(nn.Module):
         self.leaves = [i + 1 for i in range(arch.num_layers) if (i + 1) not in arch.links]
         self.ops = nn.ModuleList()
         self.norms = nn.ModuleList()
+        self.acts = nn.ModuleList()
         for layer in arch.layers:
             ctx = OpContext(arch.hidden_dim, layer.heads, edge_dim, deg, arch.dropout)
             self.ops.append(MPNN.get(layer.mpnn)(ctx))
             self.norms.append(NORM.get(layer.norm)(arch.hidden_dim))
+            self.acts.append(ACTIVATION.get(layer.activation)())
         self.dropout = arch.dropout
+        self.out_channels = arch.hidden_dim
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
                 batch: Optional[Tensor]) -> Tensor:
         states = [h]
-        for op, norm, src in zip(self.ops, self.norms, self.links):
-            out = F.relu(norm(op(states[src], edge_index, edge_attr, batch), batch))
+        for op, norm, act, src in zip(self.ops, self.norms, self.acts, self.links):
+            out = act(norm(op(states[src], edge_index, edge_attr, batch), batch))
             states.append(F.dropout(out, self.dropout, self.training))
         return torch.stack([states[i] for i in self.leaves]).sum(0)
 
@@ -183,17 +245,28 @@ class GraphModel(nn.Module):
         self.arch = arch
         self.graph_level = info.graph_level
         self.dropout = arch.dropout
+        self.input_dropout = arch.dropout if arch.input_dropout is None else arch.input_dropout
         self.categorical_x = info.x_cardinalities is not None
-        self.input = CategoricalEncoder(info.x_cardinalities, c) if self.categorical_x else nn.Linear(info.num_features, c)
+        # Integer features are always embedded; float features are projected to the model
+        # width, or read by the first layer itself (input_projection=False), with the
+        # encoding then concatenated to them rather than added.
+        self.input = (CategoricalEncoder(info.x_cardinalities, c) if self.categorical_x
+                      else nn.Linear(info.num_features, c) if arch.input_projection else None)
         self.encoding = None if arch.encoding == "none" else ENCODING.get(arch.encoding)(arch.encoding_dim, c)
         self.edge_input = (CategoricalEncoder(info.edge_cardinalities, c) if info.edge_cardinalities
                            else nn.Linear(info.edge_dim, c) if info.edge_dim else None)
         edge_dim = c if info.edge_dim else None
         deg = torch.tensor(info.deg, dtype=torch.long)
-        self.body = (Cell if arch.links is not None else LayerStack)(arch, edge_dim, deg)
+        if arch.links is not None:
+            self.body = Cell(arch, edge_dim, deg)
+        else:
+            width_in = None if self.input is not None else info.num_features + (c if self.encoding is not None else 0)
+            self.body = LayerStack(arch, edge_dim, deg, width_in, info.num_outputs)
         self.pool = POOLING.get(arch.pooling) if info.graph_level else None
-        self.head = (nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, info.num_outputs))
-                     if info.graph_level else nn.Linear(c, info.num_outputs))
+        w = self.body.out_channels
+        self.head = (None if arch.head == "last_layer"
+                     else nn.Sequential(nn.Linear(w, c), nn.ReLU(), nn.Linear(c, info.num_outputs))
+                     if info.graph_level else nn.Linear(w, info.num_outputs))
         sparsity = arch.sparsity_targets
         self.edge_sparsifier = (EdgeSparsifier(sparsity.edges, sparsity.edge_method, info.num_edges)
                                 if sparsity.edges > 0 else None)
@@ -202,14 +275,7 @@ class GraphModel(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, pe: Optional[Tensor] = None) -> Tensor:
-        h = self.input(x) if self.categorical_x else self.input(F.dropout(x, self.dropout, self.training))
-        if self.encoding is not None:
-            if pe is None:
-                raise ValueError(f"architecture uses encoding {self.arch.encoding!r} but no pe was given")
-            h = h + self.encoding(pe)
-        # Dropout on the first layer's input as on every later layer's: without it the
-        # projection fed the first MPNN undropped (Cora, 2 x GCN: validation 0.788 -> 0.796).
-        h = F.dropout(h, self.dropout, self.training)
+        h = self.embed(x, pe)
         e = self.edge_input(edge_attr) if self.edge_input is not None and edge_attr is not None else None
         if self.edge_sparsifier is not None:
             edge_index, e = self.edge_sparsifier(edge_index, e, h.size(0), self.body)
@@ -218,7 +284,22 @@ class GraphModel(nn.Module):
             if batch is None:
                 batch = h.new_zeros(h.size(0), dtype=torch.long)
             h = self.pool(h, batch)
-        return self.head(h)
+        return h if self.head is None else self.head(h)
+
+    def embed(self, x: Tensor, pe: Optional[Tensor]) -> Tensor:
+        """What the first layer reads: the projected (or embedded) features plus the
+        encoding, or the raw features and the encoding side by side."""
+        if self.encoding is not None and pe is None:
+            raise ValueError(f"architecture uses encoding {self.arch.encoding!r} but no pe was given")
+        if self.input is None:
+            h = F.dropout(x, self.input_dropout, self.training)
+            return h if self.encoding is None else torch.cat([h, self.encoding(pe)], dim=-1)
+        h = self.input(x) if self.categorical_x else self.input(F.dropout(x, self.input_dropout, self.training))
+        if self.encoding is not None:
+            h = h + self.encoding(pe)
+        # Dropout on the first layer's input as on every later layer's: without it the
+        # projection fed the first MPNN undropped (Cora, 2 x GCN: validation 0.788 -> 0.796).
+        return F.dropout(h, self.dropout, self.training)
 
     # --- sparsification (search_spaces.sparsity) ---------------------------------------------
     def soft_gates(self) -> list[Gates]:
@@ -284,5 +365,11 @@ def model_inputs(data: Data, arch: Architecture) -> dict[str, Any]:
         if pe.size(1) < arch.encoding_dim:
             raise ValueError(f"precomputed {attr!r} has {pe.size(1)} columns, architecture needs "
                              f"encoding_dim={arch.encoding_dim}")
-    return {"x": data.x, "edge_index": data.edge_index, "edge_attr": getattr(data, "edge_attr", None),
+    x = data.x
+    if arch.feature_norm != "none":
+        x = getattr(data, FEATURE_NORM_ATTRS[arch.feature_norm], None)
+        if x is None:
+            raise ValueError(f"data has no precomputed {FEATURE_NORM_ATTRS[arch.feature_norm]!r} for feature_norm "
+                             f"{arch.feature_norm!r}; load it through evaluators.datasets with the space's feature norms")
+    return {"x": x, "edge_index": data.edge_index, "edge_attr": getattr(data, "edge_attr", None),
             "batch": getattr(data, "batch", None), "pe": pe}

@@ -6,8 +6,9 @@ twice or asking for an unknown name is an error that lists the valid names.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Generic, Iterator, TypeVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -24,6 +25,10 @@ class Entry(Generic[T]):
     name: str
     factory: T
     description: str
+    capabilities: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # declared at registration
+
+    def can(self, capability: str) -> bool:
+        return bool(self.capabilities.get(capability, False))
 
 
 class Registry(Generic[T]):
@@ -33,15 +38,17 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, description: str) -> Callable[[T], T]:
-        """Decorator: ``@MPNN.register("gcn", "Kipf & Welling graph convolution")``."""
+    def register(self, name: str, description: str, **capabilities: Any) -> Callable[[T], T]:
+        """Decorator: ``@MPNN.register("gcn", "Kipf & Welling graph convolution")``;
+        capabilities are declared here (``attention_dropout=True``) and read with
+        :meth:`with_capability` rather than as undeclared class attributes."""
 
         def add(factory: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} operator {name!r} is already registered")
             if not description:
                 raise ValueError(f"{self.kind} operator {name!r} needs a description")
-            self._entries[name] = Entry(name, factory, description)
+            self._entries[name] = Entry(name, factory, description, MappingProxyType(dict(capabilities)))
             return factory
 
         return add
@@ -56,6 +63,10 @@ class Registry(Generic[T]):
             raise UnknownNameError(
                 f"unknown {self.kind} operator {name!r}; registered: {', '.join(self.names())}"
             ) from None
+
+    def with_capability(self, capability: str) -> list[str]:
+        """Names of the entries that declared ``capability``, sorted."""
+        return [e.name for e in self if e.can(capability)]
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -23,8 +23,8 @@ import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, model_validator)
 
-from search_spaces.architecture import EdgeMethod
-from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING
+from search_spaces.architecture import EdgeMethod, FeatureNorm, Head, HeadMerge, JumpingKnowledge, Optimizer
+from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING
 
 
 class SpaceError(ValueError):
@@ -215,6 +215,13 @@ class GlobalChoices(_Strict):
     pooling: Choice = Fixed(value="mean")
     residual: Choice = Fixed(value=True)  # residual connections around each branch (GraphGPS)
     links: Choice = Fixed(value=None)  # a link pattern turns the stack into a NAS-Bench-Graph cell
+    input_projection: Choice = Fixed(value=True)  # false: the first MPNN reads the raw features
+    head: Choice = Fixed(value="linear")  # last_layer: the last MPNN is the classifier
+    input_dropout: Choice = Fixed(value=None)  # null: the same as dropout
+    attention_dropout: Choice = Fixed(value=0.0)  # on attention coefficients (gat, gatv2, full, masked)
+    feature_norm: Choice = Fixed(value="none")  # row: row-normalised input features
+    optimizer: Choice = Fixed(value="adamw")  # adam: Adam with L2 weight decay
+    jk: Choice = Fixed(value="none")  # jumping knowledge: none | cat | max
 
 
 class LayerChoices(_Strict):
@@ -228,6 +235,8 @@ class LayerChoices(_Strict):
     kv_source: Choice = Fixed(value="features")  # keys/values of kv_from_mpnn: features | mpnn
     norm: Choice = Fixed(value="batch")
     ffn: Choice = Fixed(value=False)
+    activation: Choice = Fixed(value="relu")
+    head_merge: Choice = Fixed(value="auto")  # multi-head MPNNs: auto | concat | mean
 
 
 class SparsityChoices(_Strict):
@@ -276,6 +285,11 @@ def _name_in(registry):
     return f"one of: {', '.join(registry.names())}", lambda v: isinstance(v, str) and v in registry
 
 
+def _literal(kind: Any) -> tuple[str, Callable[[Any], bool]]:
+    values = get_args(kind)
+    return f"one of: {', '.join(values)}", lambda v: v in values and isinstance(v, str)
+
+
 def _links_ok(v: Any) -> bool:
     if v is None:
         return True
@@ -303,6 +317,16 @@ RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
     "kv_source": ("one of: features, mpnn", lambda v: v in ("features", "mpnn"), False),
     "norm": (*_name_in(NORM), False),
     "ffn": ("true or false", lambda v: isinstance(v, bool), False),
+    "input_projection": ("true or false", lambda v: isinstance(v, bool), False),
+    "head": (*_literal(Head), False),
+    "input_dropout": ("null or a number in [0.0, 1.0)",
+                      lambda v: v is None or _number(0.0, 1.0, hi_open=True)[1](v), True),
+    "attention_dropout": (*_number(0.0, 1.0, hi_open=True), True),
+    "feature_norm": (*_literal(FeatureNorm), False),
+    "optimizer": (*_literal(Optimizer), False),
+    "jk": (*_literal(JumpingKnowledge), False),
+    "activation": (*_name_in(ACTIVATION), False),
+    "head_merge": (*_literal(HeadMerge), False),
 }
 SPARSITY_RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
     **dict.fromkeys(("edges", "heads", "layers", "weights"), (*_number(0.0, 1.0, hi_open=True), True)),
@@ -341,13 +365,17 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
 
         if spec.canonical not in CANONICAL:
             problems.append(("canonical", f"expected one of: {', '.join(CANONICAL.names())}, got {spec.canonical!r}"))
+    problems += _applicability(spec)
     patterns = [p for p in spec.global_.links.values() if p is not None]
     if patterns and spec.sparsity is not None:
         problems.append(("sparsity", "a space with links (NAS-Bench-Graph cells) cannot have a sparsity section"))
     if patterns:  # a NAS-Bench-Graph cell has no attention, FFN or residual branches
         for section, model, field, default in (("layers", spec.layers, "attention", "none"),
                                                ("layers", spec.layers, "ffn", False),
-                                               ("global", spec.global_, "residual", True)):
+                                               ("global", spec.global_, "residual", True),
+                                               ("global", spec.global_, "input_projection", True),
+                                               ("global", spec.global_, "head", "linear"),
+                                               ("global", spec.global_, "jk", "none")):
             if getattr(model, field).values() != [default]:
                 problems.append((f"{section}.{field}", f"must be {default!r} (fixed) in a space with links: "
                                  "the cell has no such branch"))
@@ -357,6 +385,32 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
             problems.append(("global.links", f"every link pattern must have num_layers entries; "
                              f"pattern lengths {sorted({len(p) for p in patterns})}, "
                              f"num_layers {sorted(set(depths))}"))
+    return problems
+
+
+def _applicability(spec: SpaceSpec) -> list[tuple[str, str]]:
+    """Choices that no architecture of the space could use: refused, naming what would."""
+    problems = []
+    g, layers = spec.global_, spec.layers
+    mpnns, attentions = set(layers.mpnn.values()), set(layers.attention.values())
+    if any(v for v in g.attention_dropout.values()):
+        mpnn_ok, attn_ok = MPNN.with_capability("attention_dropout"), ATTENTION.with_capability("attention_dropout")
+        if not (mpnns & set(mpnn_ok) or attentions & set(attn_ok)):
+            problems.append(("global.attention_dropout", f"applies to operators with attention coefficients (mpnn "
+                             f"{', '.join(mpnn_ok)}; attention {', '.join(attn_ok)}); the space has mpnn "
+                             f"{', '.join(sorted(mpnns))} and attention {', '.join(sorted(attentions))}"))
+    if set(layers.head_merge.values()) - {"auto"} and not mpnns & set(MPNN.with_capability("heads")):
+        problems.append(("layers.head_merge", f"applies to multi-head MPNNs ({', '.join(MPNN.with_capability('heads'))}); "
+                         f"the space has mpnn {', '.join(sorted(mpnns))}"))
+    if "concat" in layers.head_merge.values() and isinstance(g.hidden_dim, (Categorical, Fixed)):
+        bad = [(c, h) for c in g.hidden_dim.values() for h in layers.heads.values()
+               if isinstance(c, int) and isinstance(h, int) and c % h]
+        if bad:
+            problems.append(("layers.head_merge", f"concat needs heads to divide hidden_dim; "
+                             f"hidden_dim {bad[0][0]} with heads {bad[0][1]} does not"))
+    if spec.sparsity is not None and set(g.jk.values()) - {"none"} and any(spec.sparsity.layers.values()):
+        problems.append(("global.jk", "jumping knowledge reads every layer, so it cannot be searched with "
+                         "sparsity.layers > 0"))
     return problems
 
 

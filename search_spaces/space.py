@@ -10,7 +10,9 @@ from typing import Any, Iterator, Optional, Protocol
 import numpy as np
 import yaml
 
-from search_spaces.architecture import Architecture, LayerArch, Sparsity
+from types import SimpleNamespace
+
+from search_spaces.architecture import Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys
 from search_spaces.canonical import CANONICAL
 from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
                                   optuna_key, parse_spec)
@@ -94,7 +96,9 @@ class SearchSpace:
             else:
                 value = getattr(arch, field)
             if not isinstance(choice, Fixed):
-                params[name] = optuna_key(value)
+                # a choice that cannot apply to arch (canonical_fixes) may hold a value outside
+                # the space; any value of the choice builds the same architecture
+                params[name] = optuna_key(value if choice.contains(_plain(value)) else choice.values()[0])
             return _plain(value)
 
         self._resolve(record)
@@ -102,11 +106,12 @@ class SearchSpace:
 
     def contains(self, arch: Architecture) -> bool:
         g = self.spec.global_
-        if not all(getattr(g, f).contains(_plain(getattr(arch, f))) for f in GLOBAL_FIELDS):
+        moot = _moot_choices(arch)  # set by the space whatever was picked
+        if not all(getattr(g, f).contains(_plain(getattr(arch, f))) for f in GLOBAL_FIELDS if f not in moot):
             return False
         for field in LAYER_FIELDS:
             choice = getattr(self.spec.layers, field)
-            values = [getattr(layer, field) for layer in arch.layers]
+            values = [getattr(layer, field) for i, layer in enumerate(arch.layers) if f"layer{i}.{field}" not in moot]
             if not all(choice.contains(v) for v in values):
                 return False
             if self.tied(field) and len(set(values)) > 1:
@@ -164,6 +169,10 @@ class SearchSpace:
         k = max(self.spec.global_.encoding_dim.values())
         return {name: k for name in self.spec.global_.encoding.values() if name != "none"}
 
+    def feature_norms(self) -> set[str]:
+        """Feature normalisations the space can choose: precomputed once per dataset."""
+        return set(self.spec.global_.feature_norm.values()) - {"none"}
+
     # --- internals ----------------------------------------------------------------------
     def tied(self, field: str) -> bool:
         """Does one value of per-layer ``field`` hold for every layer?"""
@@ -184,7 +193,9 @@ class SearchSpace:
         # tens of thousands of architectures, where pydantic validation dominates).
         layer_cls = LayerArch if validate else LayerArch.model_construct
         arch_cls = Architecture if validate else Architecture.model_construct
-        layers = tuple(layer_cls(**{f: per_layer[f][i] for f in LAYER_FIELDS}) for i in range(depth))
+        layer_values = [{f: per_layer[f][i] for f in LAYER_FIELDS} for i in range(depth)]
+        _apply_canonical(values, layer_values)
+        layers = tuple(layer_cls(**v) for v in layer_values)
         links = values.pop("links")
         return arch_cls(space=self.spec.name, space_version=self.spec.version, layers=layers,
                         links=tuple(links) if links is not None else None, sparsity=self._sparsity(pick, layers),
@@ -201,6 +212,26 @@ class SearchSpace:
         if sparsity.dense:
             return None
         return sparsity if sparsity.edges else sparsity.model_copy(update={"edge_method": "learned"})
+
+
+def _apply_canonical(values: dict[str, Any], layers: list[dict[str, Any]]) -> None:
+    """Set the choices that cannot apply to the picked architecture to the one value they
+    must have (:func:`canonical_fixes`), so a model has one id whatever was drawn for them."""
+    if values.get("input_dropout") is not None and values["input_dropout"] == values["dropout"]:
+        values["input_dropout"] = None  # the same model as no separate input dropout
+    view = SimpleNamespace(**values, layers=[SimpleNamespace(**layer) for layer in layers])
+    for key, _, want, _ in canonical_fixes(view):
+        if want is None and key.endswith("head_merge"):
+            continue  # not fixable (concat that does not divide): the architecture is refused
+        if key.startswith("layer") and "." in key:
+            layers[int(key[5:key.index(".")])][key.rsplit(".", 1)[1]] = want
+        else:
+            values[key] = want
+
+
+def _moot_choices(arch: Architecture) -> set[str]:
+    """Keys (``jk``, ``layer1.norm``) whose value the space set because they cannot apply."""
+    return moot_keys(arch)
 
 
 def _moot_dimensions(layers: tuple[LayerArch, ...]) -> list[str]:

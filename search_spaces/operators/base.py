@@ -15,15 +15,21 @@ class OpContext:
     """What a primitive needs to know to build itself.
 
     Attributes:
-        channels: node feature width in and out.
+        channels: node feature width out (and in, unless ``in_channels`` is given).
         heads: attention heads (for multi-head operators).
         edge_dim: width of ``edge_attr`` (already embedded to ``channels`` by the
             model when the data has edge features), or ``None`` when there are none.
         deg: in-degree histogram of the training graphs (PNA's scalers need it).
-        dropout: dropout inside attention weights.
+        dropout: dropout on attention coefficients, for the operators registered with
+            ``attention_dropout=True`` (0 for every other).
         top_m: how many nodes each node attends to (``topm`` attention).
         head_sparsity: fraction of attention heads to learn to remove (``sparsity.heads``);
             forms with per-head projections gate and prune their heads, others ignore it.
+        in_channels: input width when it differs from ``channels`` (a first layer that reads
+            the raw features, a last layer that outputs the classes); MPNNs only.
+        concat: multi-head MPNNs (``heads=True`` at registration): concatenate heads of
+            width ``channels / heads`` (True) or average heads of width ``channels``
+            (False); ``None`` concatenates when ``heads`` divides ``channels``.
     """
 
     channels: int
@@ -33,6 +39,12 @@ class OpContext:
     dropout: float = 0.0
     top_m: int = 8
     head_sparsity: float = 0.0
+    in_channels: Optional[int] = None
+    concat: Optional[bool] = None
+
+    @property
+    def in_width(self) -> int:
+        return self.channels if self.in_channels is None else self.in_channels
 
 
 OpFactory = Callable[[OpContext], nn.Module]
@@ -42,3 +54,4 @@ ATTENTION: Registry[OpFactory] = Registry("attention")
 ENCODING: Registry[type] = Registry("encoding")
 NORM: Registry[Callable[[int], nn.Module]] = Registry("norm")
 POOLING: Registry[Callable] = Registry("pooling")
+ACTIVATION: Registry[Callable[[], nn.Module]] = Registry("activation")

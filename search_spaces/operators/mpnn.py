@@ -4,6 +4,11 @@ Each adapter gives its PyG layer the common signature
 ``forward(x, edge_index, edge_attr=None, batch=None)`` and decides once, in its
 constructor, whether the layer consumes edge features. Operators that take no
 edge features ignore ``edge_attr``.
+
+Every operator maps ``[N, ctx.in_width] -> [N, ctx.channels]``: a first layer may read
+the raw features and a last layer may output the classes. Capabilities are declared at
+registration: ``heads`` (multi-head, ``ctx.concat`` applies) and ``attention_dropout``
+(``ctx.dropout`` drops attention coefficients).
 """
 from __future__ import annotations
 
@@ -32,38 +37,49 @@ class _Conv(nn.Module):
 
 
 def _head_split(ctx: OpContext) -> tuple[int, bool]:
-    """Per-head width and concat flag so that heads * width == channels when possible."""
-    if ctx.channels % ctx.heads == 0:
-        return ctx.channels // ctx.heads, True
-    return ctx.channels, False  # heads averaged instead of concatenated
+    """Per-head width and concat flag: heads of ``channels / heads`` concatenated, or heads
+    of ``channels`` averaged; by default concatenated when ``heads`` divides ``channels``."""
+    concat = ctx.channels % ctx.heads == 0 if ctx.concat is None else ctx.concat
+    if concat and ctx.channels % ctx.heads:
+        raise ValueError(f"concatenated heads need heads ({ctx.heads}) to divide the width ({ctx.channels})")
+    return (ctx.channels // ctx.heads, True) if concat else (ctx.channels, False)
 
 
-def _mlp(c: int) -> nn.Module:
-    return gnn.MLP([c, c, c], norm=None)
+def _mlp(ctx: OpContext, norm: str | None = None) -> nn.Module:
+    return gnn.MLP([ctx.in_width, ctx.channels, ctx.channels], norm=norm)
 
 
 @MPNN.register("gcn", "GCNConv: symmetric-normalised graph convolution (Kipf & Welling 2017)")
 def gcn(ctx: OpContext) -> nn.Module:
-    return _Conv(gnn.GCNConv(ctx.channels, ctx.channels))
+    return _Conv(gnn.GCNConv(ctx.in_width, ctx.channels))
 
 
-@MPNN.register("gat", "GATConv: attention over neighbours, multi-head (Velickovic et al. 2018)")
+@MPNN.register("gat", "GATConv: attention over neighbours, multi-head (Velickovic et al. 2018)",
+               heads=True, attention_dropout=True)
 def gat(ctx: OpContext) -> nn.Module:
     width, concat = _head_split(ctx)
-    conv = gnn.GATConv(ctx.channels, width, heads=ctx.heads, concat=concat, edge_dim=ctx.edge_dim)
+    conv = gnn.GATConv(ctx.in_width, width, heads=ctx.heads, concat=concat, dropout=ctx.dropout,
+                       edge_dim=ctx.edge_dim)
     return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
 
 
-@MPNN.register("gatv2", "GATv2Conv: dynamic neighbour attention (Brody et al. 2022)")
+@MPNN.register("gatv2", "GATv2Conv: dynamic neighbour attention (Brody et al. 2022)",
+               heads=True, attention_dropout=True)
 def gatv2(ctx: OpContext) -> nn.Module:
     width, concat = _head_split(ctx)
-    conv = gnn.GATv2Conv(ctx.channels, width, heads=ctx.heads, concat=concat, edge_dim=ctx.edge_dim)
+    conv = gnn.GATv2Conv(ctx.in_width, width, heads=ctx.heads, concat=concat, dropout=ctx.dropout,
+                         edge_dim=ctx.edge_dim)
     return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
 
 
 @MPNN.register("gin", "GINConv: sum aggregation + MLP, WL-expressive (Xu et al. 2019)")
 def gin(ctx: OpContext) -> nn.Module:
-    return _Conv(gnn.GINConv(_mlp(ctx.channels), train_eps=True))
+    return _Conv(gnn.GINConv(_mlp(ctx), train_eps=True))
+
+
+@MPNN.register("gin0", "GINConv with eps fixed at 0 and a batch-normalised MLP: GIN-0 (Xu et al. 2019)")
+def gin0(ctx: OpContext) -> nn.Module:
+    return _Conv(gnn.GINConv(_mlp(ctx, norm="batch_norm"), train_eps=False))
 
 
 class _GINE(nn.Module):
@@ -72,8 +88,8 @@ class _GINE(nn.Module):
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__()
-        self.conv = gnn.GINEConv(_mlp(ctx.channels), train_eps=True, edge_dim=ctx.edge_dim)
-        self.default_edge = None if ctx.edge_dim else nn.Parameter(torch.zeros(ctx.channels))
+        self.conv = gnn.GINEConv(_mlp(ctx), train_eps=True, edge_dim=ctx.edge_dim)
+        self.default_edge = None if ctx.edge_dim else nn.Parameter(torch.zeros(ctx.in_width))
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
@@ -92,29 +108,29 @@ def gine(ctx: OpContext) -> nn.Module:
 
 @MPNN.register("sage", "SAGEConv: mean aggregation with a root weight (Hamilton et al. 2017)")
 def sage(ctx: OpContext) -> nn.Module:
-    return _Conv(gnn.SAGEConv(ctx.channels, ctx.channels))
+    return _Conv(gnn.SAGEConv(ctx.in_width, ctx.channels))
 
 
 @MPNN.register("graphconv", "GraphConv: k-GNN sum aggregation with root weight (Morris et al. 2019)")
 def graphconv(ctx: OpContext) -> nn.Module:
-    return _Conv(gnn.GraphConv(ctx.channels, ctx.channels))
+    return _Conv(gnn.GraphConv(ctx.in_width, ctx.channels))
 
 
 @MPNN.register("cheb", "ChebConv: Chebyshev spectral filter, K=2 (Defferrard et al. 2016)")
 def cheb(ctx: OpContext) -> nn.Module:
-    return _Conv(gnn.ChebConv(ctx.channels, ctx.channels, K=2))
+    return _Conv(gnn.ChebConv(ctx.in_width, ctx.channels, K=2))
 
 
 @MPNN.register("arma", "ARMAConv: auto-regressive moving-average filter, 1 stack of depth 2 (Bianchi et al. 2021)")
 def arma(ctx: OpContext) -> nn.Module:
     # depth 2: with depth 1 PyG keeps an unused weight tensor (no gradient, counted as a parameter)
-    return _Conv(gnn.ARMAConv(ctx.channels, ctx.channels, num_stacks=1, num_layers=2))
+    return _Conv(gnn.ARMAConv(ctx.in_width, ctx.channels, num_stacks=1, num_layers=2))
 
 
 @MPNN.register("pna", "PNAConv: mean/min/max/std aggregators with degree scalers (Corso et al. 2020)")
 def pna(ctx: OpContext) -> nn.Module:
     deg = ctx.deg if ctx.deg is not None else torch.tensor([0, 1])
-    conv = gnn.PNAConv(ctx.channels, ctx.channels, aggregators=["mean", "min", "max", "std"],
+    conv = gnn.PNAConv(ctx.in_width, ctx.channels, aggregators=["mean", "min", "max", "std"],
                        scalers=["identity", "amplification", "attenuation"], deg=deg,
                        edge_dim=ctx.edge_dim, towers=1)
     return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
@@ -122,19 +138,19 @@ def pna(ctx: OpContext) -> nn.Module:
 
 @MPNN.register("gatedgcn", "ResGatedGraphConv: edge-gated graph convolution (Bresson & Laurent 2017)")
 def gatedgcn(ctx: OpContext) -> nn.Module:
-    conv = gnn.ResGatedGraphConv(ctx.channels, ctx.channels, edge_dim=ctx.edge_dim)
+    conv = gnn.ResGatedGraphConv(ctx.in_width, ctx.channels, edge_dim=ctx.edge_dim)
     return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
 
 
 @MPNN.register("mlp", "Linear layer on each node, no message passing (NAS-Bench-Graph's fc)")
 def mlp(ctx: OpContext) -> nn.Module:
-    return _Conv(_NodeLinear(ctx.channels))
+    return _Conv(_NodeLinear(ctx.in_width, ctx.channels))
 
 
 class _NodeLinear(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__()
-        self.lin = nn.Linear(channels, channels)
+        self.lin = nn.Linear(in_channels, channels)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.lin(x)
@@ -147,4 +163,7 @@ class _Identity(nn.Module):
 
 @MPNN.register("skip", "Identity: passes node features through unchanged")
 def skip(ctx: OpContext) -> nn.Module:
+    if ctx.in_width != ctx.channels:
+        raise ValueError(f"mpnn 'skip' cannot change the width ({ctx.in_width} -> {ctx.channels}): it cannot be "
+                         "a layer that reads the raw features or outputs the classes")
     return _Conv(_Identity())

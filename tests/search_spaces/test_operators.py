@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_spaces.operators import ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
 from search_spaces.registry import Registry, UnknownNameError
 
 C, EDGE_DIM = 16, 4
@@ -20,7 +20,8 @@ def make(kind: str, name: str, edge_dim=EDGE_DIM):
 
 def test_vocabulary_is_complete():
     assert set(MPNN.names()) == {"gcn", "gat", "gatv2", "gin", "gine", "sage", "graphconv", "cheb", "arma",
-                                 "pna", "gatedgcn", "mlp", "skip"}
+                                 "pna", "gatedgcn", "mlp", "skip", "gin0"}
+    assert set(ACTIVATION.names()) == {"relu", "elu", "leaky_relu", "prelu", "gelu", "tanh", "identity"}
     assert set(ATTENTION.names()) == {"none", "full", "masked", "performer", "linear", "flow", "agent", "gated",
                                       "softplus", "sgformer", "polynormer", "topm", "kv_from_mpnn"}
     assert set(ENCODING.names()) == {"none", "lap_pe", "rwse", "degree", "lap_pe_signnet"}

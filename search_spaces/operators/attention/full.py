@@ -31,5 +31,6 @@ class FullAttention(DenseAttention):
                                               dropout_p=self.dropout if self.training else 0.0)
 
 
-ATTENTION.register("full", "Multi-head softmax attention over all nodes of each graph, O(N^2)")(
+ATTENTION.register("full", "Multi-head softmax attention over all nodes of each graph, O(N^2)",
+                   attention_dropout=True)(
     FullAttention)

@@ -35,5 +35,6 @@ class MaskedAttention(nn.Module):
         return self.conv(x, edge_index)
 
 
-ATTENTION.register("masked", "Softmax attention over graph edges with edge features, O(E)")(
+ATTENTION.register("masked", "Softmax attention over graph edges with edge features, O(E)",
+                   attention_dropout=True)(
     MaskedAttention)

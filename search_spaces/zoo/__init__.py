@@ -1,0 +1,102 @@
+"""The zoo: reference designs from the literature, shipped as files (one YAML per design).
+
+Each file holds the architecture (every choice, as :class:`Architecture` takes it), the
+training protocol it was published with (epochs, patience, batch size, folds; lr, weight
+decay, dropout, optimiser and preprocessing are choices of the architecture itself), its
+source (paper and table) and the published figure per dataset. ``zoo:NAME`` works wherever
+an architecture file does (``graphnas train zoo:gat``, ``--reference zoo:gcn``).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from search_spaces.architecture import Architecture
+
+PREFIX = "zoo:"
+
+
+class ZooError(ValueError):
+    """An unknown zoo name or an invalid zoo file."""
+
+
+class Protocol(BaseModel):
+    """How the design is trained, beyond the choices its architecture holds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(default=200, ge=1)
+    patience: int = Field(default=200, ge=1)
+    batch_size: int = Field(default=32, ge=1)  # graphs per mini-batch (graph tasks)
+    folds: int = Field(default=1, ge=1)  # > 1: stratified k-fold cross-validation
+
+    def train_config(self) -> dict[str, int]:
+        """The fields of ``evaluators.TrainConfig`` this protocol sets."""
+        return self.model_dump()
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    paper: str
+    table: str
+    note: str = ""
+
+
+class ZooEntry(BaseModel):
+    """One reference design."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    title: str
+    task: str
+    source: Source
+    published: dict[str, float] = Field(default_factory=dict)  # dataset -> figure (percent or raw metric)
+    protocol: Protocol = Field(default_factory=Protocol)
+    architecture: Architecture
+
+    @property
+    def ref(self) -> str:
+        return f"{PREFIX}{self.name}"
+
+    def summary(self) -> dict[str, Any]:
+        arch = self.architecture
+        return {"name": self.name, "title": self.title, "task": self.task, "arch_id": arch.arch_id,
+                "layers": [layer.mpnn for layer in arch.layers], "published": self.published,
+                "protocol": {**self.protocol.model_dump(), "lr": arch.lr, "weight_decay": arch.weight_decay,
+                             "dropout": arch.dropout, "optimizer": arch.optimizer, "feature_norm": arch.feature_norm},
+                "source": self.source.model_dump()}
+
+
+def is_zoo_ref(text: Any) -> bool:
+    return isinstance(text, str) and text.startswith(PREFIX)
+
+
+def zoo_names() -> list[str]:
+    folder = resources.files("search_spaces").joinpath("zoo")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+@lru_cache(maxsize=None)
+def zoo_entry(name: str) -> ZooEntry:
+    """The entry ``name`` (``gat`` or ``zoo:gat``); unknown names list the zoo."""
+    name = name.removeprefix(PREFIX)
+    if name not in zoo_names():
+        raise ZooError(f"unknown zoo entry {name!r}; the zoo has: {', '.join(zoo_names())}")
+    raw = yaml.safe_load(resources.files("search_spaces").joinpath("zoo", f"{name}.yaml").read_text())
+    raw["architecture"] = {"space": f"{PREFIX}{name}", **raw.get("architecture", {}),
+                           "layers": tuple(raw.get("architecture", {}).get("layers", ()))}
+    try:
+        return ZooEntry.model_validate(raw)
+    except ValidationError as err:
+        raise ZooError(f"zoo/{name}.yaml: {err}") from None
+
+
+def zoo_entries(task: Optional[str] = None) -> list[ZooEntry]:
+    """Every entry, or those of one task."""
+    return [e for e in map(zoo_entry, zoo_names()) if task is None or e.task == task]
