@@ -35,7 +35,8 @@ def _fail(message: str) -> None:
 
 @app.command()
 def search(
-    space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: tiny]."),
+    space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: the "
+                                        "dataset task's space: node for node classification, else tiny]."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name, a .pt file of Data objects, or a dataset class "
                                           "by dotted path [default: synthetic]."),
     dataset_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE keyword argument of a dataset class "
@@ -88,6 +89,9 @@ def search(
     fix: Optional[list[str]] = typer.Option(None, help="darts/gdas: fix a choice DARTS does not search, "
                                             "FIELD=VALUE or layerI.FIELD=VALUE (repeatable) "
                                             "[default: first category, middle of a range]."),
+    reference: Optional[str] = typer.Option(None, help="Comma list of zoo designs run first as trials tagged "
+                                            "reference (zoo:gat,zoo:gcn), or none [default: the zoo entries of "
+                                            "the dataset's task that the space holds]."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
 ) -> None:
     """Search a space on a dataset; write trials, the Pareto front and the best architecture."""
@@ -116,6 +120,8 @@ def search(
         if fanouts is not None:
             train["fanouts"] = _int_list(fanouts, "--fanouts")
         darts = _darts_options(cost_weights, darts_epochs, alpha_lr, second_order, top_k, keep_none, fix)
+        if reference is not None:
+            given["references"] = [] if reference == "none" else [r.strip() for r in reference.split(",") if r.strip()]
         if "dataset_args" in given:
             given["dataset_args"] = _key_values(given["dataset_args"], "--dataset-arg")
         if resume:

@@ -64,6 +64,17 @@ Loader = Callable[[Path, Path], tuple]
 DATASETS: Registry[Loader] = Registry("dataset")
 
 
+# The preset a search gets without --space, by the task its dataset declared at registration.
+DEFAULT_SPACES = {"node_classification": "node"}
+FALLBACK_SPACE = "tiny"
+
+
+def default_space(dataset: str) -> str:
+    """The space made for ``dataset``'s task (``node`` for node classification), else ``tiny``."""
+    task = DATASETS.entry(dataset).capabilities.get("task") if dataset in DATASETS else None
+    return DEFAULT_SPACES.get(task, FALLBACK_SPACE)
+
+
 # --- roots and caches -------------------------------------------------------------------
 
 def default_cache_dir() -> Path:
@@ -122,11 +133,13 @@ def _planetoid(name: str) -> Loader:
 
 
 for _name in ("Cora", "CiteSeer", "PubMed"):
-    DATASETS.register(_name.lower(), f"Planetoid {_name}, public split (PyG)")(_planetoid(_name))
+    DATASETS.register(_name.lower(), f"Planetoid {_name}, public split (PyG)", task="node_classification")(
+        _planetoid(_name))
 
 
 @DATASETS.register("synthetic", "Embedded contextual SBM: 600 nodes, 5 classes, noisy features "
-                   "(no download; an MLP reaches ~0.46 test accuracy, a 2-layer GCN ~0.88)")
+                   "(no download; an MLP reaches ~0.46 test accuracy, a 2-layer GCN ~0.88)",
+                   task="node_classification")
 def synthetic(root: Path, cache_dir: Path) -> tuple[Data, Splits]:
     return contextual_sbm()
 
@@ -314,10 +327,11 @@ def add_encodings(bundle: DatasetBundle, encodings: dict[str, int], cache_dir: P
     return replace(bundle, data=data, encodings=done)
 
 
-def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Path) -> DatasetBundle:
+def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Optional[Path]) -> DatasetBundle:
     """Attach the features normalised by each of ``norms`` (``row``: PyG's
     ``NormalizeFeatures``, each node's features summing to 1) as ``data.x_row``, computed
-    once per dataset and cached like encodings. Integer (embedded) features are refused."""
+    once per dataset and cached like encodings (not cached without ``cache_dir``).
+    Integer (embedded) features are refused."""
     from search_spaces.builder import FEATURE_NORM_ATTRS
 
     norms = sorted(set(norms) - {"none"})
@@ -341,11 +355,13 @@ def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Pa
     return replace(bundle, graphs=graphs, data=sample_batch(graphs, bundle.splits))
 
 
-def cached_features(dataset: str, data: Union[Data, list[Data]], norm: str, cache_dir: Path) -> Tensor:
+def cached_features(dataset: str, data: Union[Data, list[Data]], norm: str, cache_dir: Optional[Path]) -> Tensor:
     """``[total nodes, F]``: the node features under ``norm``, per graph for a list."""
     from torch_geometric.transforms import NormalizeFeatures
 
     parts = data if isinstance(data, list) else [data]
+    if cache_dir is None:
+        return torch.cat([NormalizeFeatures()(Data(x=g.x.clone())).x for g in parts])
     h = hashlib.sha256(graph_hash(data).encode())
     for g in parts:
         h.update(g.x.cpu().numpy().tobytes())

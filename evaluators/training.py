@@ -252,6 +252,19 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW,  # decoupled weight decay (Loshchilov 
               "adam": torch.optim.Adam}  # L2 decay in the gradient: the GCN and GAT papers' protocol
 
 
+def with_feature_norm(bundle: DatasetBundle, arch: Architecture) -> DatasetBundle:
+    """``bundle`` with the features ``arch.feature_norm`` reads. A search precomputes them
+    once for its space (``load_dataset(feature_norms=...)``); a bundle loaded without them
+    gets them here, in memory."""
+    from evaluators.datasets import add_feature_norms
+    from search_spaces.builder import FEATURE_NORM_ATTRS
+
+    attr = FEATURE_NORM_ATTRS.get(arch.feature_norm)
+    if attr is None or getattr(bundle.data, attr, None) is not None:
+        return bundle
+    return add_feature_norms(bundle, {arch.feature_norm}, cache_dir=None)
+
+
 def _optimizer(model: nn.Module, arch: Architecture, config: TrainConfig) -> torch.optim.Optimizer:
     """The architecture's optimiser (Adam or AdamW) at its lr and weight decay; mask logits (gates, soft weight
     masks) in their own group at ``config.mask_lr`` without decay, which would pull them
@@ -308,6 +321,7 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     seed_everything(config.seed)
     device = resolve_device(config.device)
     metric = get_metric(config.metric or bundle.metric)
+    bundle = with_feature_norm(bundle, arch)
     model = build_model(arch, bundle.info).to(device)
     task = _task_class(bundle, config)(bundle, arch, device, config)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,

@@ -180,7 +180,7 @@ class Supernet(nn.Module):
         if not self.candidates:
             raise ValueError(f"space {space.name!r} has no operator choice with several candidates "
                              f"({', '.join(OPERATOR_FIELDS)}): nothing for DARTS to search")
-        self.model = build_model(self.base, info)
+        self.model = build_model(self.base, info, edge_features=True)  # candidates may read them
         gen = torch.Generator().manual_seed(seed)
         self.alphas = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(1e-3 * torch.randn(len(v), generator=gen))
                                         for k, v in self.candidates.items()})

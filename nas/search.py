@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch_geometric import seed_everything
 
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
-from evaluators.datasets import DatasetBundle
+from evaluators.datasets import DATASETS, DatasetBundle, default_space
 from evaluators.tabular import TABULAR, NasBenchGraph
 from evaluators.training import check_sampled_attention, resolve_device, trains_sampled
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
@@ -34,6 +34,7 @@ from results.store import JOURNAL, RunStore
 from search_spaces import Architecture, SearchSpace
 from search_spaces.builder import model_inputs
 from search_spaces.registry import UnknownNameError
+from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
 
 
@@ -51,7 +52,7 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    space: str = "tiny"
+    space: Optional[str] = None  # None: the default space of the dataset's task (evaluators.datasets.default_space)
     dataset: str = "synthetic"  # registered name, .pt file, or dotted path of a dataset class
     dataset_args: dict = Field(default_factory=dict)  # keyword arguments of a dataset class
     strategy: str = "tpe"
@@ -72,6 +73,9 @@ class SearchConfig(BaseModel):
     ray_cpus: Optional[int] = Field(default=None, ge=1)  # CPUs of a local Ray instance (None: all)
     cpus_per_trial: float = Field(default=1.0, gt=0)
     gpus_per_trial: float = Field(default=0.0, ge=0)
+    # Zoo designs run first as trials tagged ``reference`` (each must be in the space);
+    # None: every zoo entry of the dataset's task that the space holds.
+    references: Optional[list[str]] = None
     train: TrainConfig = Field(default_factory=TrainConfig)
     darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
 
@@ -127,6 +131,8 @@ class Search:
     """One search run over ``config``; ``run()`` executes or resumes it."""
 
     def __init__(self, config: SearchConfig, resume: bool = False) -> None:
+        if config.space is None:
+            config = config.model_copy(update={"space": default_space(config.dataset)})
         self.config = config
         self.run_dir = config.resolved_run_dir()
         if config.study_name is None:
@@ -166,6 +172,32 @@ class Search:
                              "multi-objective ones are pruned by the median rule on the metric objective: use "
                              "--pruner median, --objectives metric, or --backend ray (ASHA)")
         self.resume = resume
+        self.references = self._check_references()
+
+    def _check_references(self) -> list[ZooEntry]:
+        """The zoo entries to run first, each checked to be in the space (before any work)."""
+        cfg = self.config
+        if cfg.references is None:  # the default: what the zoo has for this task, where the space holds it
+            if cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train" or cfg.dataset not in DATASETS:
+                return []
+            task = DATASETS.entry(cfg.dataset).capabilities.get("task")
+            return [e for e in zoo_entries(task) if task and self.space.contains(e.architecture)]
+        if cfg.references and (cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train"):
+            raise ValueError("--reference adds trained trials to a black-box search (tpe, random, nsga2, ...); "
+                             f"not to --strategy {cfg.strategy} or --evaluator {cfg.evaluator}")
+        entries = [zoo_entry(ref) for ref in cfg.references]
+        for entry in entries:
+            if not self.space.contains(entry.architecture):
+                raise ValueError(f"--reference {entry.ref}: the design is not in space {self.space.name!r}, so it "
+                                 "cannot be one of its trials; use a space that holds it (the node preset holds "
+                                 "zoo:gcn and zoo:gat) or --reference none")
+        return entries
+
+    def _enqueue_references(self, study: optuna.Study) -> None:
+        """Queue the reference designs as the first trials of a new study: real trials,
+        counted in the budget, selected and plotted like any other, and seen by the sampler."""
+        for entry in self.references:
+            study.enqueue_trial(self.space.trial_params(entry.architecture), user_attrs={"reference": entry.ref})
 
     def _check_tabular(self) -> None:
         cfg = self.config
@@ -222,6 +254,7 @@ class Search:
             study = self.store.create_study(cfg.study_name, objectives, STRATEGIES.get(cfg.sampler)(
                 cfg.seed, len(objectives)), metric.name)
             study.pruner = PRUNERS.get(cfg.pruner)()
+            self._enqueue_references(study)
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
         if bundle.info is not None:  # a tabular evaluator builds no model
             study.set_user_attr("data_info", asdict(bundle.info))

@@ -18,6 +18,13 @@ def completed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["state"] == "COMPLETE"].sort_values("trial")
 
 
+def references(frame: pd.DataFrame) -> pd.DataFrame:
+    """The trials that are zoo designs run as references (``--reference``)."""
+    if "reference" not in frame:
+        return frame.iloc[:0]
+    return frame[frame["reference"].fillna("").astype(str) != ""]
+
+
 def best_so_far(frame: pd.DataFrame, maximize: bool) -> pd.DataFrame:
     """Per completed trial, in completion order: ``trial, elapsed_s, value, best``."""
     done = completed(frame)

@@ -76,6 +76,11 @@ def _pareto_traces(run: LoadedRun, name: str = "", grey: bool = True) -> list[go
                                  marker={"color": "#bbbbbb"}, customdata=done["trial"], hovertemplate=hover))
     traces.append(go.Scatter(x=front["flops"], y=front["val_metric"], mode="lines+markers", line_shape="hv",
                              name=f"Pareto front {name}".strip(), customdata=front["trial"], hovertemplate=hover))
+    refs = analysis.references(done)
+    if len(refs):  # the zoo designs run as trials: where the hand designs stand on the same axes
+        traces.append(go.Scatter(x=refs["flops"], y=refs["val_metric"], mode="markers+text", text=refs["reference"],
+                                 textposition="bottom right", marker={"symbol": "star", "size": 12, "color": "black"},
+                                 name=f"zoo references {name}".strip(), customdata=refs["trial"], hovertemplate=hover))
     return traces
 
 
@@ -139,6 +144,7 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
                         f"{run.config.get('strategy')}, objectives {run.config.get('objectives')}; trials: {states}")
     top = analysis.completed(run.frame).sort_values("val_metric", ascending=not maximize).head(10)
     cols = ["trial", "val_metric", "test_metric", "flops", "params", "latency_ms", "arch_id"]
+    cols += ["reference"] if "reference" in run.frame else []
     tables = ["<h2>Top trials (selected on validation; test only reported)</h2>", _table(top[cols]),
               "<h2>Pareto front</h2>", _table(run.front.trials[cols])]
     path.write_text(_page(f"graphnas report: {run.run_dir.name}", intro, figures, tables))

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import pandas as pd
 from rich.table import Table
 
+from results import analysis
 from results.pareto import ParetoFront
 
 
@@ -27,6 +28,12 @@ def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str
         pts = front.trials.sort_values(cost)
         ax.step(pts[cost], pts["val_metric"], where="post", c="#d62728", lw=1)
         ax.scatter(pts[cost], pts["val_metric"], c="#d62728", s=28, label="Pareto front", zorder=3)
+    refs = analysis.references(done)
+    if len(refs):  # the hand designs on the same axes
+        ax.scatter(refs[cost], refs["val_metric"], marker="*", c="black", s=90, label="zoo reference", zorder=4)
+        for _, row in refs.iterrows():
+            ax.annotate(row["reference"], (row[cost], row["val_metric"]), textcoords="offset points",
+                        xytext=(5, -10), fontsize=7)
     if len(done) and (done[cost] > 0).all():
         ax.set_xscale("log")
     ax.set_xlabel({"flops": "forward FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}[cost])
@@ -86,7 +93,9 @@ def _arch_summary(row: pd.Series) -> str:
     for i in range(depth):
         att = row.get(f"layer{i}.attention", "none")
         ops.append(str(row.get(f"layer{i}.mpnn")) + ("" if att == "none" else f"+{att}"))
-    return f"{row.get('hidden_dim')}d " + " > ".join(ops)
+    ref = row.get("reference")
+    tag = f" ({ref})" if isinstance(ref, str) and ref else ""
+    return f"{row.get('hidden_dim')}d " + " > ".join(ops) + tag
 
 
 def _trials_table(title: str, rows: pd.DataFrame, starred: set) -> Table:

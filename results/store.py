@@ -237,6 +237,7 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     for key in BASE_COLUMNS[2:]:
         row[key] = attrs.get(key, math.nan)
     row["error"] = attrs.get("error", "")
+    row["reference"] = attrs.get("reference", "")  # a zoo design run as a trial (zoo:gat), else empty
     for key in ("strategy", "cost_weight"):  # set by differentiable strategies
         if key in attrs:
             row[key] = attrs[key]

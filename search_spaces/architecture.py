@@ -223,8 +223,6 @@ def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
              f"attention {', '.join(ATTENTION.with_capability('attention_dropout'))}); the layers use mpnn "
              f"{', '.join(layer.mpnn for layer in layers)}")
     for i, layer in enumerate(layers):
-        if layer.head_merge == "auto":
-            continue
         if not MPNN.entry(layer.mpnn).can("heads") or layer.heads == 1:
             need(f"layer{i}.head_merge", layer.head_merge, "auto",
                  f"applies to multi-head MPNNs ({', '.join(MPNN.with_capability('heads'))}) with heads > 1; layer {i} "

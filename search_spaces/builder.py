@@ -239,7 +239,7 @@ class GraphModel(nn.Module):
     pe [N, k] | None)`` returns ``[N, out]`` for node tasks and ``[B, out]`` for graph tasks.
     """
 
-    def __init__(self, arch: Architecture, info: DataInfo) -> None:
+    def __init__(self, arch: Architecture, info: DataInfo, edge_features: Optional[bool] = None) -> None:
         super().__init__()
         c = arch.hidden_dim
         self.arch = arch
@@ -253,9 +253,13 @@ class GraphModel(nn.Module):
         self.input = (CategoricalEncoder(info.x_cardinalities, c) if self.categorical_x
                       else nn.Linear(info.num_features, c) if arch.input_projection else None)
         self.encoding = None if arch.encoding == "none" else ENCODING.get(arch.encoding)(arch.encoding_dim, c)
-        self.edge_input = (CategoricalEncoder(info.edge_cardinalities, c) if info.edge_cardinalities
-                           else nn.Linear(info.edge_dim, c) if info.edge_dim else None)
-        edge_dim = c if info.edge_dim else None
+        # Edge features are embedded only for a model with a layer that reads them (or when
+        # the caller says so: a supernet whose candidates may): otherwise the embedding
+        # would be trained by nothing and counted as parameters.
+        edges = bool(info.edge_dim) and (reads_edge_features(arch) if edge_features is None else edge_features)
+        self.edge_input = (None if not edges else CategoricalEncoder(info.edge_cardinalities, c)
+                           if info.edge_cardinalities else nn.Linear(info.edge_dim, c))
+        edge_dim = c if edges else None
         deg = torch.tensor(info.deg, dtype=torch.long)
         if arch.links is not None:
             self.body = Cell(arch, edge_dim, deg)
@@ -341,16 +345,27 @@ class GraphModel(nn.Module):
         # PyG's Linear also saves a parametrized weight as computed (``weight``), beside
         # the parametrization's own ``original``: that copy has no place to load into.
         masked = {f"{name}.weight" for name, m in self.named_modules() if parametrize.is_parametrized(m, "weight")}
-        self.load_state_dict({k: v for k, v in state.items() if k not in masked})
+        # States saved before unread edge features stopped being embedded hold that embedding
+        unread = "edge_input." if self.edge_input is None else None
+        self.load_state_dict({k: v for k, v in state.items()
+                              if k not in masked and not (unread and k.startswith(unread))})
         for module in self.modules():
             mask = getattr(module, "weight_mask", None)
             if isinstance(mask, Tensor):
                 mask.copy_((module.weight != 0).to(mask.dtype))
 
 
-def build_model(arch: Architecture, info: DataInfo) -> GraphModel:
-    """A freshly initialised model for ``arch`` on data described by ``info``."""
-    return GraphModel(arch, info)
+def build_model(arch: Architecture, info: DataInfo, edge_features: Optional[bool] = None) -> GraphModel:
+    """A freshly initialised model for ``arch`` on data described by ``info``; edge features
+    are embedded when a layer reads them, or as ``edge_features`` says."""
+    return GraphModel(arch, info, edge_features)
+
+
+def reads_edge_features(arch: Architecture) -> bool:
+    """Does a layer's operator read ``edge_attr`` (``edge_features`` at registration)?"""
+    return any(MPNN.entry(layer.mpnn).can("edge_features")
+               or (layer.attention != "none" and ATTENTION.entry(layer.attention).can("edge_features"))
+               for layer in arch.layers)
 
 
 def model_inputs(data: Data, arch: Architecture) -> dict[str, Any]:

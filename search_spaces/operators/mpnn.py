@@ -7,8 +7,9 @@ edge features ignore ``edge_attr``.
 
 Every operator maps ``[N, ctx.in_width] -> [N, ctx.channels]``: a first layer may read
 the raw features and a last layer may output the classes. Capabilities are declared at
-registration: ``heads`` (multi-head, ``ctx.concat`` applies) and ``attention_dropout``
-(``ctx.dropout`` drops attention coefficients).
+registration: ``heads`` (multi-head, ``ctx.concat`` applies), ``attention_dropout``
+(``ctx.dropout`` drops attention coefficients) and ``edge_features`` (reads ``edge_attr``:
+the model embeds edge features only when some layer does).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def gcn(ctx: OpContext) -> nn.Module:
 
 
 @MPNN.register("gat", "GATConv: attention over neighbours, multi-head (Velickovic et al. 2018)",
-               heads=True, attention_dropout=True)
+               heads=True, attention_dropout=True, edge_features=True)
 def gat(ctx: OpContext) -> nn.Module:
     width, concat = _head_split(ctx)
     conv = gnn.GATConv(ctx.in_width, width, heads=ctx.heads, concat=concat, dropout=ctx.dropout,
@@ -64,7 +65,7 @@ def gat(ctx: OpContext) -> nn.Module:
 
 
 @MPNN.register("gatv2", "GATv2Conv: dynamic neighbour attention (Brody et al. 2022)",
-               heads=True, attention_dropout=True)
+               heads=True, attention_dropout=True, edge_features=True)
 def gatv2(ctx: OpContext) -> nn.Module:
     width, concat = _head_split(ctx)
     conv = gnn.GATv2Conv(ctx.in_width, width, heads=ctx.heads, concat=concat, dropout=ctx.dropout,
@@ -101,7 +102,8 @@ class _GINE(nn.Module):
         return self.conv(x, edge_index, edge_attr)
 
 
-@MPNN.register("gine", "GINEConv: GIN with edge features added to messages (Hu et al. 2020)")
+@MPNN.register("gine", "GINEConv: GIN with edge features added to messages (Hu et al. 2020)",
+               edge_features=True)
 def gine(ctx: OpContext) -> nn.Module:
     return _GINE(ctx)
 
@@ -127,7 +129,8 @@ def arma(ctx: OpContext) -> nn.Module:
     return _Conv(gnn.ARMAConv(ctx.in_width, ctx.channels, num_stacks=1, num_layers=2))
 
 
-@MPNN.register("pna", "PNAConv: mean/min/max/std aggregators with degree scalers (Corso et al. 2020)")
+@MPNN.register("pna", "PNAConv: mean/min/max/std aggregators with degree scalers (Corso et al. 2020)",
+               edge_features=True)
 def pna(ctx: OpContext) -> nn.Module:
     deg = ctx.deg if ctx.deg is not None else torch.tensor([0, 1])
     conv = gnn.PNAConv(ctx.in_width, ctx.channels, aggregators=["mean", "min", "max", "std"],
@@ -136,10 +139,29 @@ def pna(ctx: OpContext) -> nn.Module:
     return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
 
 
-@MPNN.register("gatedgcn", "ResGatedGraphConv: edge-gated graph convolution (Bresson & Laurent 2017)")
+@MPNN.register("gatedgcn", "ResGatedGraphConv: edge-gated graph convolution (Bresson & Laurent 2017)",
+               edge_features=True)
 def gatedgcn(ctx: OpContext) -> nn.Module:
     conv = gnn.ResGatedGraphConv(ctx.in_width, ctx.channels, edge_dim=ctx.edge_dim)
     return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
+
+
+class _APPNP(nn.Module):
+    """A linear map, then personalised-PageRank propagation (PyG's APPNP, K=10, alpha=0.1)."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__()
+        self.lin = nn.Linear(ctx.in_width, ctx.channels)
+        self.prop = gnn.APPNP(K=10, alpha=0.1)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.prop(self.lin(x), edge_index)
+
+
+@MPNN.register("appnp", "Linear map then 10 steps of personalised-PageRank propagation, alpha 0.1 "
+               "(Klicpera et al. 2019)")
+def appnp(ctx: OpContext) -> nn.Module:
+    return _Conv(_APPNP(ctx))
 
 
 @MPNN.register("mlp", "Linear layer on each node, no message passing (NAS-Bench-Graph's fc)")

@@ -172,7 +172,7 @@ def test_a_search_killed_while_drawing_a_proposal_resumes_as_if_uninterrupted(tm
     from nas import Search, SearchConfig
 
     def config(name: str) -> SearchConfig:
-        return SearchConfig(run_dir=str(tmp_path / name), cache_dir=str(cache_dir), trials=4, strategy="tpe",
+        return SearchConfig(space="tiny", run_dir=str(tmp_path / name), cache_dir=str(cache_dir), trials=4, strategy="tpe",
                             seed=3, train=TrainConfig(epochs=10, patience=10, latency_repeats=1))
 
     def archs(study: optuna.Study) -> list[str]:

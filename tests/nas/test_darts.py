@@ -201,7 +201,7 @@ def test_trial_params_make_suggest_return_the_architecture(preset):
 
 def test_darts_run_records_one_trial_per_cost_weight_and_resumes(tmp_path, cache_dir):
     darts = DartsConfig(epochs=8, cost_weights=(0.0,))
-    config = SearchConfig(run_dir=str(tmp_path / "d"), cache_dir=str(cache_dir), train=FAST, strategy="darts",
+    config = SearchConfig(space="tiny", run_dir=str(tmp_path / "d"), cache_dir=str(cache_dir), train=FAST, strategy="darts",
                           darts=darts)
     Search(config).run()
     more = config.model_copy(update={"darts": darts.model_copy(update={"cost_weights": (0.0, 2.0)})})
@@ -224,7 +224,7 @@ def test_darts_run_records_one_trial_per_cost_weight_and_resumes(tmp_path, cache
 
 
 def test_darts_plus_tpe_narrows_then_searches_from_the_derived_architecture(tmp_path, cache_dir):
-    config = SearchConfig(run_dir=str(tmp_path / "dt"), cache_dir=str(cache_dir), train=FAST,
+    config = SearchConfig(space="tiny", run_dir=str(tmp_path / "dt"), cache_dir=str(cache_dir), train=FAST,
                           strategy="darts+tpe", trials=4, darts=DartsConfig(epochs=5, top_k=1))
     s = Search(config)
     study = s.run()

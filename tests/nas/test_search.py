@@ -16,7 +16,7 @@ FAST = TrainConfig(epochs=15, patience=10, latency_repeats=1)
 
 
 def run(tmp_path, cache_dir, name="run", resume=False, **kw) -> tuple[Search, optuna.Study]:
-    config = SearchConfig(run_dir=str(tmp_path / name), cache_dir=str(cache_dir), train=FAST,
+    config = SearchConfig(space="tiny", run_dir=str(tmp_path / name), cache_dir=str(cache_dir), train=FAST,
                           **{"trials": 4, **kw})
     search = Search(config, resume=resume)
     return search, search.run()
@@ -120,7 +120,7 @@ def test_graph_level_search_with_the_transformer_presets(space, tmp_path, cache_
 
 
 def test_parallel_workers_share_one_journal_study(tmp_path, cache_dir):
-    config = SearchConfig(run_dir=str(tmp_path / "par"), cache_dir=str(cache_dir), trials=6, workers=2,
+    config = SearchConfig(space="tiny", run_dir=str(tmp_path / "par"), cache_dir=str(cache_dir), trials=6, workers=2,
                           strategy="random", train=TrainConfig(epochs=15, patience=15, latency_repeats=1))
     search = Search(config)
     assert search.config.storage.startswith("journal:///") and search.config.storage.endswith("journal.log")
@@ -138,7 +138,7 @@ def test_two_workers_cannot_both_take_the_last_slot(tmp_path):
     import threading
     import time
 
-    search = Search(SearchConfig(run_dir=str(tmp_path / "lock"), trials=2, workers=2))
+    search = Search(SearchConfig(space="tiny", run_dir=str(tmp_path / "lock"), trials=2, workers=2))
     search.run_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study()
     study.tell(study.ask(), 1.0)  # one slot of two is left
@@ -171,7 +171,7 @@ def test_search_minimises_a_regression_metric(tmp_path, cache_dir):
 
 
 def test_median_pruner_stops_hopeless_trials(tmp_path, cache_dir):
-    config = SearchConfig(run_dir=str(tmp_path / "prune"), cache_dir=str(cache_dir), trials=10, objectives="metric",
+    config = SearchConfig(space="tiny", run_dir=str(tmp_path / "prune"), cache_dir=str(cache_dir), trials=10, objectives="metric",
                           pruner="median", strategy="random", seed=1,
                           train=TrainConfig(epochs=40, patience=40, latency_repeats=1))
     study = Search(config).run()

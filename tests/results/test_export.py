@@ -37,7 +37,7 @@ def test_export_then_rebuild_is_the_same_model(name, tmp_path, graph_batch):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, cache_dir):
     d = tmp_path_factory.mktemp("export") / "run"
-    Search(SearchConfig(run_dir=str(d), cache_dir=str(cache_dir), trials=4, strategy="random",
+    Search(SearchConfig(space="tiny", run_dir=str(d), cache_dir=str(cache_dir), trials=4, strategy="random",
                         train=TrainConfig(epochs=10, patience=5, latency_repeats=1))).run()
     return d
 

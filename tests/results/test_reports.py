@@ -50,7 +50,7 @@ def test_operator_frequency_among_top_trials():
 
 def run(tmp_path: Path, cache_dir: Path, name: str, **kw) -> Path:
     d = tmp_path / name
-    Search(SearchConfig(run_dir=str(d), cache_dir=str(cache_dir), trials=4, train=FAST, **kw)).run()
+    Search(SearchConfig(space="tiny", run_dir=str(d), cache_dir=str(cache_dir), trials=4, train=FAST, **kw)).run()
     return d
 
 

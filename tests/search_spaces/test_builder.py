@@ -15,6 +15,7 @@ def with_encodings(data, k: int = 16):
     data = data.clone()
     for name in ("lap_pe", "rwse", "degree"):
         setattr(data, ENCODING.get(name).attr, torch.rand(data.num_nodes, k))
+    data.x_row = data.x.abs() / data.x.abs().sum(-1, keepdim=True)  # what feature_norm: row reads
     return data
 
 

@@ -36,5 +36,5 @@ class KVFromMPNNAttention(nn.Module):
         return self.conv(pair, edge_index)
 
 
-ATTENTION.register("kv_from_mpnn", "DARTS-GT asymmetric attention: keys/values from the MPNN output, O(E)")(
+ATTENTION.register("kv_from_mpnn", "DARTS-GT asymmetric attention: keys/values from the MPNN output, O(E)", edge_features=True)(
     KVFromMPNNAttention)

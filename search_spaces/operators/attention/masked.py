@@ -36,5 +36,6 @@ class MaskedAttention(nn.Module):
 
 
 ATTENTION.register("masked", "Softmax attention over graph edges with edge features, O(E)",
-                   attention_dropout=True)(
+                   attention_dropout=True,
+                   edge_features=True)(
     MaskedAttention)
