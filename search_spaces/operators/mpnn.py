@@ -164,6 +164,46 @@ def appnp(ctx: OpContext) -> nn.Module:
     return _Conv(_APPNP(ctx))
 
 
+class _AdaptivePropagation(gnn.MessagePassing):
+    """DAGNN's propagation (Liu et al., Towards Deeper Graph Neural Networks, KDD 2020):
+    ``H_k = A_hat^k H`` for k = 0..K with the GCN normalisation, each node mixing its hops
+    by learned retention scores ``s_k = sigmoid(H_k w)``. Written here because PyG has no
+    DAGNN layer. Shapes: ``x [N, C]`` -> ``[N, C]``."""
+
+    def __init__(self, channels: int, k: int = 10) -> None:
+        super().__init__(aggr="add")
+        self.k = k
+        self.score = nn.Linear(channels, 1)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        edge_index, weight = gnn.conv.gcn_conv.gcn_norm(edge_index, None, x.size(0), add_self_loops=True)
+        hops = [x]
+        for _ in range(self.k):
+            hops.append(self.propagate(edge_index, x=hops[-1], weight=weight))
+        stack = torch.stack(hops, dim=1)  # [N, K + 1, C]
+        retain = torch.sigmoid(self.score(stack))  # [N, K + 1, 1]
+        return (retain * stack).sum(dim=1)
+
+    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
+        return weight.view(-1, 1) * x_j
+
+
+class _DAGNN(nn.Module):
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__()
+        self.lin = nn.Linear(ctx.in_width, ctx.channels)
+        self.prop = _AdaptivePropagation(ctx.channels)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.prop(self.lin(x), edge_index)
+
+
+@MPNN.register("dagnn", "A linear map, then 10 hops of GCN propagation mixed per node by learned retention "
+               "scores (DAGNN, Liu et al. 2020)")
+def dagnn(ctx: OpContext) -> nn.Module:
+    return _Conv(_DAGNN(ctx))
+
+
 @MPNN.register("mlp", "Linear layer on each node, no message passing (NAS-Bench-Graph's fc)")
 def mlp(ctx: OpContext) -> nn.Module:
     return _Conv(_NodeLinear(ctx.in_width, ctx.channels))

@@ -20,7 +20,7 @@ def make(kind: str, name: str, edge_dim=EDGE_DIM):
 
 def test_vocabulary_is_complete():
     assert set(MPNN.names()) == {"gcn", "gat", "gatv2", "gin", "gine", "sage", "graphconv", "cheb", "arma",
-                                 "pna", "gatedgcn", "mlp", "skip", "gin0", "appnp"}
+                                 "pna", "gatedgcn", "mlp", "skip", "gin0", "appnp", "dagnn"}
     assert set(ACTIVATION.names()) == {"relu", "elu", "leaky_relu", "prelu", "gelu", "tanh", "identity"}
     assert set(ATTENTION.names()) == {"none", "full", "masked", "performer", "linear", "flow", "agent", "gated",
                                       "softplus", "sgformer", "polynormer", "topm", "kv_from_mpnn"}
@@ -115,7 +115,7 @@ def test_registry_rejects_duplicates_and_lists_names():
     reg.register("a", "first")(object)
     with pytest.raises(ValueError, match="'a' is already registered"):
         reg.register("a", "again")(object)
-    with pytest.raises(UnknownNameError, match="unknown mpnn operator 'gcnn'; registered: appnp, arma, cheb"):
+    with pytest.raises(UnknownNameError, match="unknown mpnn operator 'gcnn'; registered: appnp, arma, cheb, dagnn"):
         MPNN.get("gcnn")
 
 
