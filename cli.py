@@ -335,12 +335,15 @@ def compare(
         return
     table = Table(title=f"Runs on {runs[0].dataset} (hypervolume reference: {runs[0].metric} "
                         f"{ref.metric:.4g}, {ref.flops:.4g} FLOPs)")
-    for col in ("run", "strategy", "space", "trials", "wall s", "best val", "test", "FLOPs", "hypervolume", "to 99% s"):
+    for col in ("run", "strategy", "space", "trials", "wall s", "best val", "test", "FLOPs", "hypervolume", "to 99% s",
+                "best reference (val, FLOPs)"):
         table.add_column(col, justify="left" if col in ("run", "strategy", "space") else "right")
     for s in summaries:
+        ref = ("-" if s.best_reference is None
+               else f"{s.best_reference} ({s.reference_val:.4f}, {s.reference_flops:.3g})")
         table.add_row(Path(s.run).name, s.strategy, s.space, str(s.trials), f"{s.wall_time_s:.0f}",
                       f"{s.best_val:.4f}", f"{s.test_of_best:.4f}", f"{s.flops_of_best:.3g}", f"{s.hypervolume:.4f}",
-                      "-" if s.time_to_99pct_s is None else f"{s.time_to_99pct_s:.0f}")
+                      "-" if s.time_to_99pct_s is None else f"{s.time_to_99pct_s:.0f}", ref)
     console.print(table)
     console.print(f"page: {output}")
 
@@ -390,20 +393,23 @@ def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     """List the preset spaces with their sizes."""
     if ctx.invoked_subcommand is not None:
         return
+    from evaluators.datasets import DEFAULT_SPACES, FALLBACK_SPACE
     from search_spaces import SearchSpace, preset_names
 
     listing = []
     for name in preset_names():
         sp = SearchSpace.preset(name)
-        listing.append({"name": name, "size": sp.size(), "description": sp.spec.description})
+        default_for = [task for task, space in DEFAULT_SPACES.items() if space == name]
+        listing.append({"name": name, "size": sp.size(), "description": sp.spec.description,
+                        "default_for": ", ".join(default_for) or ("every other task" if name == FALLBACK_SPACE else "")})
     if as_json:
         typer.echo(json.dumps(listing, indent=2))
         return
     table = Table(title="Preset search spaces (size: distinct discrete architectures)")
-    for col in ("name", "size", "description"):
+    for col in ("name", "size", "default for", "description"):
         table.add_column(col, justify="right" if col == "size" else "left")
     for row in listing:
-        table.add_row(row["name"], f"{row['size']:,}", row["description"])
+        table.add_row(row["name"], f"{row['size']:,}", row["default_for"], row["description"])
     console.print(table)
 
 

@@ -132,6 +132,18 @@ class RunSummary:
     flops_of_best: float
     hypervolume: float
     time_to_99pct_s: Optional[float]
+    # the best (by validation) zoo design run as a reference trial, if the run had any
+    best_reference: Optional[str] = None
+    reference_val: Optional[float] = None
+    reference_flops: Optional[float] = None
+
+
+def best_reference(frame: pd.DataFrame, maximize: bool) -> Optional[pd.Series]:
+    """The completed reference trial with the best validation metric (ties: fewer FLOPs)."""
+    refs = references(completed(frame))
+    if refs.empty:
+        return None
+    return refs.sort_values(["val_metric", "flops"], ascending=[not maximize, True]).iloc[0]
 
 
 def objective_direction(objectives: list[Objective]) -> bool:

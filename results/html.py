@@ -63,7 +63,15 @@ class LoadedRun:
             test_of_best=float(best["test_metric"]) if best is not None else float("nan"),
             flops_of_best=float(best["flops"]) if best is not None else float("nan"),
             hypervolume=analysis.hypervolume(self.frame, ref, self.maximize),
-            time_to_99pct_s=analysis.time_to_fraction(self.frame, self.maximize))
+            time_to_99pct_s=analysis.time_to_fraction(self.frame, self.maximize),
+            **self._reference_fields())
+
+    def _reference_fields(self) -> dict[str, Any]:
+        row = analysis.best_reference(self.frame, self.maximize)
+        if row is None:
+            return {}
+        return {"best_reference": row["reference"], "reference_val": float(row["val_metric"]),
+                "reference_flops": float(row["flops"])}
 
 
 def _pareto_traces(run: LoadedRun, name: str = "", grey: bool = True) -> list[go.Scatter]:

@@ -16,7 +16,7 @@ def test_ops_json_lists_every_kind():
     result = runner.invoke(app, ["ops", "--json"])
     assert result.exit_code == 0
     listing = json.loads(result.output)
-    assert set(listing) == {"mpnn", "attention", "encoding", "norm", "pooling"}
+    assert set(listing) == {"mpnn", "attention", "encoding", "norm", "pooling", "activation"}
     assert "gatedgcn" in listing["mpnn"] and "performer" in listing["attention"]
     assert all(desc for kind in listing.values() for desc in kind.values())
 
@@ -25,6 +25,8 @@ def test_spaces_json_lists_presets_with_sizes():
     result = runner.invoke(app, ["spaces", "--json"])
     sizes = {s["name"]: s["size"] for s in json.loads(result.output)}
     assert sizes["nas_bench_graph"] == 26206 and sizes["tiny"] == 4440  # distinct cells, as the benchmark counts
+    defaults = {s["name"]: s["default_for"] for s in json.loads(result.output)}
+    assert defaults["node"] == "node_classification" and defaults["tiny"] == "every other task"
 
 
 def test_spaces_validate(tmp_path):
@@ -113,3 +115,46 @@ def test_mutag_search_with_median_pruner_prunes_some_trials(tmp_path, shared_dat
     states = frame["state"].value_counts().to_dict()
     assert len(frame) == 10 and states.get("PRUNED", 0) >= 1 and states.get("COMPLETE", 0) >= 5
     assert frame.loc[frame["state"] == "COMPLETE", "val_metric"].between(0.5, 1).all()
+
+
+def test_zoo_lists_the_reference_designs():
+    result = runner.invoke(app, ["zoo", "--json"])
+    assert result.exit_code == 0
+    listing = {e["name"]: e for e in json.loads(result.output)}
+    assert {"gcn", "gat", "sage", "gin", "graphgps", "darts_gt"} <= set(listing)
+    assert listing["gat"]["published"] == {"cora": 83.0, "citeseer": 72.5}
+    assert listing["gat"]["protocol"]["optimizer"] == "adam" and listing["gin"]["protocol"]["folds"] == 10
+    assert "Velickovic" in listing["gat"]["source"]["paper"]
+    assert "Zoo of reference designs" in runner.invoke(app, ["zoo"]).output
+
+
+def test_train_takes_a_zoo_name_with_its_protocol(cache_dir):
+    result = runner.invoke(app, ["train", "zoo:gcn", "--dataset", "synthetic", "--seeds", "2", "--epochs", "5",
+                                 "--cache-dir", str(cache_dir)])
+    assert result.exit_code == 0, result.output
+    assert "gcn on synthetic, 2 seeds" in result.output
+    result = runner.invoke(app, ["train", "zoo:gatt", "--dataset", "synthetic"])
+    assert result.exit_code == 2 and "unknown zoo entry 'gatt'; the zoo has:" in result.output
+
+
+def test_train_folds_reports_over_folds(shared_datasets, cache_dir):
+    result = runner.invoke(app, ["train", "zoo:gin", "--dataset", "mutag", "--seeds", "1", "--folds", "3",
+                                 "--epochs", "3", "--data-root", str(shared_datasets), "--cache-dir", str(cache_dir)])
+    assert result.exit_code == 0, result.output
+    assert "gin on mutag, 1 seeds x 3 folds" in result.output
+
+
+def test_references_run_first_tagged_and_are_checked(tmp_path, cache_dir):
+    import pandas as pd
+
+    run_dir = tmp_path / "ref"
+    result = runner.invoke(app, ["search", "--trials", "3", "--epochs", "3", "--run-dir", str(run_dir), "--quiet",
+                                 "--cache-dir", str(cache_dir), "--reference", "zoo:gcn,zoo:gat"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(run_dir / "trials.csv")
+    assert list(frame["reference"].fillna("")) == ["zoo:gcn", "zoo:gat", ""]
+    assert list(frame["params"][:1]) == [32 * 16 + 16 + 16 * 5 + 5]  # Kipf's GCN on synthetic (32 features, 5 classes)
+    result = runner.invoke(app, ["search", "--trials", "3", "--run-dir", str(tmp_path / "r2"), "--quiet",
+                                 "--reference", "zoo:gin"])
+    assert result.exit_code == 2 and "--reference zoo:gin: the design is not in space 'node'" in result.output
+    assert not (tmp_path / "r2").exists()  # refused before any work

@@ -128,3 +128,23 @@ def test_pages_open_in_chromium_without_console_errors(two_runs, tmp_path):
     broken = tmp_path / "broken.html"  # the check itself can fail
     broken.write_text("<html><body><script>notDefined();</script></body></html>")
     assert any("notDefined" in e for e in screenshot(broken, tmp_path / "broken.png"))
+
+
+def test_reference_trials_are_drawn_and_compared(tmp_path, cache_dir, two_runs):
+    d = tmp_path / "node"
+    Search(SearchConfig(space="node", run_dir=str(d), cache_dir=str(cache_dir), trials=3, train=FAST,
+                        references=["zoo:gcn", "zoo:gat"])).run()
+    run = LoadedRun.open(d)
+    refs = analysis.references(run.frame)
+    assert list(refs["reference"]) == ["zoo:gcn", "zoo:gat"] and list(refs["trial"]) == [0, 1]
+    figures = json.loads(runner.invoke(app, ["report", str(d), "--json"]).output)
+    assert figures["states"] == {"COMPLETE": 3}
+    page = (d / "report.html").read_text()
+    assert "zoo references" in page and "zoo:gat" in page
+    best = analysis.best_reference(run.frame, True)
+    summaries = write_compare([run, LoadedRun.open(two_runs[0])], analysis.Reference.of([run.frame], True),
+                              tmp_path / "c.html")
+    assert summaries[0].best_reference == best["reference"] and summaries[0].reference_val == best["val_metric"]
+    assert summaries[1].best_reference is None
+    result = runner.invoke(app, ["compare", str(d), str(two_runs[0]), "--json", "-o", str(tmp_path / "c2.html")])
+    assert result.exit_code == 0 and json.loads(result.output)["runs"][0]["best_reference"] == best["reference"]
