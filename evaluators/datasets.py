@@ -65,7 +65,7 @@ DATASETS: Registry[Loader] = Registry("dataset")
 
 
 # The preset a search gets without --space, by the task its dataset declared at registration.
-DEFAULT_SPACES = {"node_classification": "node"}
+DEFAULT_SPACES = {"node_classification": "node", "graph_classification": "graph"}
 FALLBACK_SPACE = "tiny"
 
 
@@ -229,7 +229,8 @@ def csl(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
 
 
 for _key, _name in TU_DATASETS.items():
-    DATASETS.register(_key, f"TU {_name}, graph classification, seeded stratified 80/10/10 split (PyG)")(_tu(_name))
+    DATASETS.register(_key, f"TU {_name}, graph classification, seeded stratified 80/10/10 split (PyG)",
+                      task="graph_classification")(_tu(_name))
 
 
 def stratified_splits(y: Tensor, seed: int, val: float = 0.1, test: float = 0.1) -> Splits:

@@ -27,6 +27,7 @@ def test_spaces_json_lists_presets_with_sizes():
     assert sizes["nas_bench_graph"] == 26206 and sizes["tiny"] == 4440  # distinct cells, as the benchmark counts
     defaults = {s["name"]: s["default_for"] for s in json.loads(result.output)}
     assert defaults["node"] == "node_classification" and defaults["tiny"] == "every other task"
+    assert defaults["graph"] == "graph_classification"
 
 
 def test_spaces_validate(tmp_path):
@@ -107,7 +108,7 @@ def test_mutag_search_with_median_pruner_prunes_some_trials(tmp_path, shared_dat
     import pandas as pd
 
     run_dir = tmp_path / "mutag"
-    result = runner.invoke(app, ["search", "--dataset", "mutag", "--trials", "10", "--pruner", "median",
+    result = runner.invoke(app, ["search", "--dataset", "mutag", "--space", "tiny", "--trials", "10", "--pruner", "median",
                                  "--epochs", "40", "--data-root", str(shared_datasets), "--cache-dir", str(cache_dir),
                                  "--run-dir", str(run_dir), "--quiet"])
     assert result.exit_code == 0, result.output

@@ -122,3 +122,7 @@ def test_node_space_holds_gcn_and_gat():
         rebuilt = node.build(lambda key, choice: params.get(key, choice.values()[0]))
         assert build_model(rebuilt, CORA).state_dict().keys() == build_model(zoo_entry(name).architecture, CORA).state_dict().keys()
         assert count(build_model(rebuilt, CORA)) == count(build_model(zoo_entry(name).architecture, CORA))
+
+
+def test_graph_space_holds_gin():
+    assert SearchSpace.preset("graph").contains(zoo_entry("gin").architecture)
