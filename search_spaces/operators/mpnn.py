@@ -146,13 +146,14 @@ def gatedgcn(ctx: OpContext) -> nn.Module:
     return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
 
 
-class _APPNP(nn.Module):
-    """A linear map, then personalised-PageRank propagation (PyG's APPNP, K=10, alpha=0.1)."""
+class _LinearThenPropagate(nn.Module):
+    """A linear map, then a propagation without weights of its own (APPNP, DAGNN's): the
+    decoupled designs, whose first layer is a per-node MLP."""
 
-    def __init__(self, ctx: OpContext) -> None:
+    def __init__(self, ctx: OpContext, prop: nn.Module) -> None:
         super().__init__()
         self.lin = nn.Linear(ctx.in_width, ctx.channels)
-        self.prop = gnn.APPNP(K=10, alpha=0.1)
+        self.prop = prop
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.prop(self.lin(x), edge_index)
@@ -161,7 +162,7 @@ class _APPNP(nn.Module):
 @MPNN.register("appnp", "Linear map then 10 steps of personalised-PageRank propagation, alpha 0.1 "
                "(Klicpera et al. 2019)")
 def appnp(ctx: OpContext) -> nn.Module:
-    return _Conv(_APPNP(ctx))
+    return _Conv(_LinearThenPropagate(ctx, gnn.APPNP(K=10, alpha=0.1)))
 
 
 class _AdaptivePropagation(gnn.MessagePassing):
@@ -188,20 +189,10 @@ class _AdaptivePropagation(gnn.MessagePassing):
         return weight.view(-1, 1) * x_j
 
 
-class _DAGNN(nn.Module):
-    def __init__(self, ctx: OpContext) -> None:
-        super().__init__()
-        self.lin = nn.Linear(ctx.in_width, ctx.channels)
-        self.prop = _AdaptivePropagation(ctx.channels)
-
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self.prop(self.lin(x), edge_index)
-
-
 @MPNN.register("dagnn", "A linear map, then 10 hops of GCN propagation mixed per node by learned retention "
                "scores (DAGNN, Liu et al. 2020)")
 def dagnn(ctx: OpContext) -> nn.Module:
-    return _Conv(_DAGNN(ctx))
+    return _Conv(_LinearThenPropagate(ctx, _AdaptivePropagation(ctx.channels)))
 
 
 @MPNN.register("mlp", "Linear layer on each node, no message passing (NAS-Bench-Graph's fc)")
