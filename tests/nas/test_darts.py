@@ -240,3 +240,32 @@ def test_darts_plus_tpe_narrows_then_searches_from_the_derived_architecture(tmp_
 def test_differentiable_strategies_refuse_several_workers(tmp_path):
     with pytest.raises(ValueError, match="one process"):
         Search(SearchConfig(run_dir=str(tmp_path / "w"), strategy="gdas", workers=2))
+
+
+def test_supernet_over_the_node_space_mixes_a_raw_feature_layer_and_a_classifier_layer(synthetic):
+    """The published shapes in DARTS: the first layer's candidates read the raw features,
+    the last layer's candidates output the classes (no projection, no head)."""
+    from search_spaces.builder import ClassifierLayer
+
+    seed_everything(0)
+    node = SearchSpace.from_dict({"name": "n", "global": {"hidden_dim": 16, "num_layers": 2, "dropout": 0.5,
+                                                          "lr": 0.01, "weight_decay": 5e-4, "residual": False,
+                                                          "input_projection": False, "head": "last_layer",
+                                                          "attention_dropout": 0.6, "feature_norm": "row",
+                                                          "optimizer": "adam"},
+                                  "layers": {"mpnn": ["gat", "gcn", "dagnn"], "heads": 2, "norm": "none",
+                                             "activation": "elu"}})
+    bundle = load_dataset("synthetic", feature_norms={"row"})
+    net = Supernet(node, bundle.info)
+    assert net.model.input is None and net.model.head is None
+    first, last = net.model.body.layers
+    assert isinstance(last, ClassifierLayer) and isinstance(last.local, MixedOp)
+    assert first.local.ops[0].conv.in_channels == bundle.info.num_features  # gat reads the raw features
+    assert first.local.ops[0].conv.dropout == 0.6 and not hasattr(first.local.ops[1].conv, "dropout")
+    out = net(**model_inputs(bundle.data, net.base))
+    assert out.shape == (bundle.data.num_nodes, bundle.info.num_outputs)
+    net.measure_flops(model_inputs(bundle.data, net.base))
+    assert all(f.min() > 0 for f in net.flops.values())
+    search(net, bundle, epochs=2)
+    derived = net.derive()
+    assert node.contains(derived) and derived.input_projection is False and derived.head == "last_layer"
