@@ -66,7 +66,14 @@ def plain_darts_gt(info: DataInfo) -> nn.Module:
                           nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, info.num_outputs))])
 
 
-PLAIN = {"gcn": (plain_gcn, [CORA, CITESEER]), "gat": (plain_gat, [CORA, CITESEER]), "sage": (plain_sage, [CORA]),
+def plain_dagnn(info: DataInfo) -> nn.Module:
+    """A per-node MLP (F -> 64 -> C), then weightless propagation scored by one Linear(C, 1)
+    (PyG has no DAGNN layer: its parameters are these)."""
+    return nn.ModuleList([nn.Linear(info.num_features, 64), nn.Linear(64, info.num_outputs),
+                          nn.Linear(info.num_outputs, 1)])
+
+
+PLAIN = {"dagnn": (plain_dagnn, [CORA, CITESEER]), "gcn": (plain_gcn, [CORA, CITESEER]), "gat": (plain_gat, [CORA, CITESEER]), "sage": (plain_sage, [CORA]),
          "gin": (plain_gin, [MUTAG]), "graphgps": (plain_graphgps, [PEPTIDES_LIKE]),
          "darts_gt": (plain_darts_gt, [MUTAG])}
 
@@ -110,13 +117,13 @@ def test_entries_hold_source_protocol_and_figures():
 
 
 def test_unknown_entry_lists_the_zoo():
-    with pytest.raises(ZooError, match="unknown zoo entry 'gatt'; the zoo has: darts_gt, gat, gcn"):
+    with pytest.raises(ZooError, match="unknown zoo entry 'gatt'; the zoo has: dagnn, darts_gt, gat, gcn"):
         zoo_entry("zoo:gatt")
 
 
-def test_node_space_holds_gcn_and_gat():
+def test_node_space_holds_gcn_gat_and_dagnn():
     node = SearchSpace.preset("node")
-    for name in ("gcn", "gat"):
+    for name in ("gcn", "gat", "dagnn"):
         assert node.contains(zoo_entry(name).architecture)
         params = node.trial_params(zoo_entry(name).architecture)
         rebuilt = node.build(lambda key, choice: params.get(key, choice.values()[0]))
