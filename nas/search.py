@@ -196,7 +196,7 @@ class Search:
     def _enqueue_references(self, study: optuna.Study) -> None:
         """Queue the reference designs as the first trials of a new study: real trials,
         counted in the budget, selected and plotted like any other, and seen by the sampler."""
-        for entry in self.references:
+        for entry in self.references[:self.config.trials]:  # beyond the budget they would wait forever
             study.enqueue_trial(self.space.trial_params(entry.architecture), user_attrs={"reference": entry.ref})
 
     def _check_tabular(self) -> None:

@@ -16,8 +16,8 @@ FAST = TrainConfig(epochs=15, patience=10, latency_repeats=1)
 
 
 def run(tmp_path, cache_dir, name="run", resume=False, **kw) -> tuple[Search, optuna.Study]:
-    config = SearchConfig(space="tiny", run_dir=str(tmp_path / name), cache_dir=str(cache_dir), train=FAST,
-                          **{"trials": 4, **kw})
+    config = SearchConfig(run_dir=str(tmp_path / name), cache_dir=str(cache_dir), train=FAST,
+                          **{"trials": 4, "space": "tiny", **kw})
     search = Search(config, resume=resume)
     return search, search.run()
 

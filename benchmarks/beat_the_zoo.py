@@ -1,0 +1,68 @@
+"""Did the search beat the hand designs? Retrain a search's best-validation architecture and
+zoo designs over the same seeds, alternately in one run, with the same protocol.
+
+The run's best architecture (``best_arch.json``: selected on validation only) and each zoo
+entry named are trained from scratch with seeds 0..N-1 (for graph datasets: stratified
+K-fold, every fold a figure). Printed: mean ± std of validation and test, FLOPs and
+parameters, for each. Test figures are only reported; nothing here selects on them.
+
+    python benchmarks/beat_the_zoo.py RUN_DIR [--zoo gat,gcn] [--seeds 5] [--folds K] [--data-root ../shared/datasets]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from evaluators import TrainConfig, load_dataset
+from results.export import read_export
+from results.retrain import retrain
+from search_spaces.zoo import zoo_entry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--zoo", default="gat")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=None, help="[default: the search's]")
+    parser.add_argument("--data-root", default="../shared/datasets")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    best, _, record = read_export(f"{args.run_dir}/best_arch.json")
+    import yaml
+
+    config = yaml.safe_load(open(f"{args.run_dir}/config.yaml"))
+    dataset = config["dataset"]
+    patience = args.patience or config["train"]["patience"]
+    designs = {f"search best (trial {record.get('trial')})": best}
+    designs.update({f"zoo:{name}": zoo_entry(name).architecture for name in args.zoo.split(",")})
+    norms = {a.feature_norm for a in designs.values()}
+    bundle = load_dataset(dataset, args.data_root, args.cache_dir, feature_norms=norms)
+    train = TrainConfig(epochs=args.epochs, patience=patience, folds=args.folds, device="cpu")
+    results: dict[str, list] = {name: [] for name in designs}
+    for seed in range(args.seeds):  # alternately, the order swapped every seed
+        order = list(designs) if seed % 2 == 0 else list(designs)[::-1]
+        for name in order:
+            report, _ = retrain(designs[name], bundle, train.model_copy(update={"seed": seed}), seeds=1)
+            results[name] += report.results
+    over = f"{args.seeds} seeds" + (f" x {args.folds} folds" if args.folds > 1 else "")
+    print(f"{dataset}: {args.epochs} epochs, patience {patience}, {over}; torch {torch.get_num_threads()} thread(s)")
+    print("| design | val (mean ± std) | test (mean ± std) | FLOPs | params |")
+    print("|---|---:|---:|---:|---:|")
+    for name, rs in results.items():
+        val = [100 * r.val_metric for r in rs]
+        test = [100 * r.test_metric for r in rs]
+        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
+        print(f"| {name} | {statistics.fmean(val):.1f} ± {sd(val):.1f} | {statistics.fmean(test):.1f} ± {sd(test):.1f} "
+              f"| {rs[0].flops:,} | {rs[0].params:,} |")
+
+
+if __name__ == "__main__":
+    main()
