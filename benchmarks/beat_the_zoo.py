@@ -14,6 +14,7 @@ import argparse
 import statistics
 
 import torch
+import yaml
 
 from evaluators import TrainConfig, load_dataset
 from results.export import read_export
@@ -36,8 +37,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     best, _, record = read_export(f"{args.run_dir}/best_arch.json")
-    import yaml
-
     config = yaml.safe_load(open(f"{args.run_dir}/config.yaml"))
     dataset = config["dataset"]
     patience = args.patience or config["train"]["patience"]

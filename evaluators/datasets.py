@@ -69,10 +69,14 @@ DEFAULT_SPACES = {"node_classification": "node", "graph_classification": "graph"
 FALLBACK_SPACE = "tiny"
 
 
+def dataset_task(dataset: str) -> Optional[str]:
+    """The task a registered dataset declared at registration; ``None`` for others."""
+    return DATASETS.entry(dataset).capabilities.get("task") if dataset in DATASETS else None
+
+
 def default_space(dataset: str) -> str:
     """The space made for ``dataset``'s task (``node`` for node classification), else ``tiny``."""
-    task = DATASETS.entry(dataset).capabilities.get("task") if dataset in DATASETS else None
-    return DEFAULT_SPACES.get(task, FALLBACK_SPACE)
+    return DEFAULT_SPACES.get(dataset_task(dataset), FALLBACK_SPACE)
 
 
 # --- roots and caches -------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch_geometric import seed_everything
 
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
-from evaluators.datasets import DATASETS, DatasetBundle, default_space
+from evaluators.datasets import DatasetBundle, dataset_task, default_space
 from evaluators.tabular import TABULAR, NasBenchGraph
 from evaluators.training import check_sampled_attention, resolve_device, trains_sampled
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
@@ -178,10 +178,10 @@ class Search:
         """The zoo entries to run first, each checked to be in the space (before any work)."""
         cfg = self.config
         if cfg.references is None:  # the default: what the zoo has for this task, where the space holds it
-            if cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train" or cfg.dataset not in DATASETS:
+            task = dataset_task(cfg.dataset)
+            if cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train" or task is None:
                 return []
-            task = DATASETS.entry(cfg.dataset).capabilities.get("task")
-            return [e for e in zoo_entries(task) if task and self.space.contains(e.architecture)]
+            return [e for e in zoo_entries(task) if self.space.contains(e.architecture)]
         if cfg.references and (cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train"):
             raise ValueError("--reference adds trained trials to a black-box search (tpe, random, nsga2, ...); "
                              f"not to --strategy {cfg.strategy} or --evaluator {cfg.evaluator}")

@@ -106,7 +106,7 @@ class SearchSpace:
 
     def contains(self, arch: Architecture) -> bool:
         g = self.spec.global_
-        moot = _moot_choices(arch)  # set by the space whatever was picked
+        moot = moot_keys(arch)  # set by the space whatever was picked
         if not all(getattr(g, f).contains(_plain(getattr(arch, f))) for f in GLOBAL_FIELDS if f not in moot):
             return False
         for field in LAYER_FIELDS:
@@ -227,11 +227,6 @@ def _apply_canonical(values: dict[str, Any], layers: list[dict[str, Any]]) -> No
             layers[int(key[5:key.index(".")])][key.rsplit(".", 1)[1]] = want
         else:
             values[key] = want
-
-
-def _moot_choices(arch: Architecture) -> set[str]:
-    """Keys (``jk``, ``layer1.norm``) whose value the space set because they cannot apply."""
-    return moot_keys(arch)
 
 
 def _moot_dimensions(layers: tuple[LayerArch, ...]) -> list[str]:
