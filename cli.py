@@ -92,6 +92,9 @@ def search(
     reference: Optional[str] = typer.Option(None, help="Comma list of zoo designs run first as trials tagged "
                                             "reference (zoo:gat,zoo:gcn), or none [default: the zoo entries of "
                                             "the dataset's task that the space holds]."),
+    protocol: Optional[str] = typer.Option(None, help="With --folds K: xu (every trial is a K-fold CV, Xu et al.) | "
+                                           "errica (a search inside every outer fold, its best retrained 3 times "
+                                           "and tested on the fold: Errica et al.'s fair protocol) [default: xu]."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
 ) -> None:
     """Search a space on a dataset; write trials, the Pareto front and the best architecture."""
@@ -99,6 +102,7 @@ def search(
 
     from evaluators import DatasetError, TrainConfig
     from nas import Search, SearchConfig
+    from nas.assessment import ASSESSMENT_FILE, Assessment
     from results.report import results_table
     from results.store import RunStore
     from search_spaces import SpaceError
@@ -108,7 +112,7 @@ def search(
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
                                      pruner=pruner, evaluator=evaluator, backend=backend, ray_address=address,
                                      cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                                     dataset_args=dataset_arg,
+                                     dataset_args=dataset_arg, protocol=protocol,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
     if evaluator not in (None, "train") and objectives is None and not resume:
@@ -127,7 +131,8 @@ def search(
         if resume:
             if run_dir is None:
                 _fail("--resume needs --run-dir DIR")
-            stored = RunStore(run_dir, storage).read_config()
+            assessment = run_dir / ASSESSMENT_FILE
+            stored = Assessment.read_config(assessment) if assessment.is_file() else RunStore(run_dir, storage).read_config()
             stored.pop("space_source", None)
             stored["train"] = {**stored.get("train", {}), **train}
             stored["darts"] = {**stored.get("darts", {}), **darts}
@@ -135,6 +140,9 @@ def search(
         else:
             config = SearchConfig(**given, run_dir=str(run_dir) if run_dir else None,
                                   train=TrainConfig(**train), darts=darts)
+        if config.protocol == "errica":
+            _assess(config, resume, quiet)
+            return
         runner = Search(config, resume=resume)
     except (SpaceError, DatasetError, UnknownNameError, FileNotFoundError, ValidationError, ValueError) as err:
         _fail(str(err))
@@ -157,6 +165,41 @@ def search(
         console.print(results_table(outputs.frame, outputs.front, metric_name))
         console.print(f"Pareto front: {len(outputs.front)} trials. Files in [bold]{runner.run_dir}[/]: "
                       "trials.csv, pareto.json, pareto.png, best_arch.json, summary.md")
+
+
+def _assess(config, resume: bool, quiet: bool) -> None:
+    """Errica et al.'s protocol: a search per outer fold, then the table of folds."""
+    from nas.assessment import assess
+
+    config = config.model_copy(update={"run_dir": str(config.resolved_run_dir())})  # one time stamp
+    total = config.train.folds
+    if not quiet:
+        console.print(f"[bold]graphnas search[/] --protocol errica: {total} outer folds, a {config.trials}-trial "
+                      f"search inside each, its best retrained 3 times; dataset [cyan]{config.dataset}[/]")
+
+    def observer_for(fold: int):
+        if quiet:
+            return None
+        return lambda p: console.print(f"fold {fold + 1}/{total}: trial {p.done}/{p.total} {p.last_state}, "
+                                       f"best validation {p.best_value if p.best_value is not None else '-'}",
+                                       highlight=False)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        result = assess(config, resume=resume, observer_for=observer_for)
+    table = Table(title=f"Errica et al.'s protocol on {config.dataset}: test of each fold's selected architecture")
+    for col in ("fold", "trial", "architecture", "val", "test (mean of 3)", "FLOPs"):
+        table.add_column(col, justify="left" if col == "architecture" else "right")
+    for f in result.folds:
+        table.add_row(str(f.fold), str(f.trial), f.reference or f.arch_id, f"{f.val_metric:.4f}",
+                      f"{f.test_mean:.4f}", f"{f.flops:,}")
+    mean, std = result.stat()
+    console.print(table)
+    console.print(f"test over {len(result.folds)} folds: {mean:.4f} ± {std:.4f}. Each fold's search is in "
+                  f"{config.resolved_run_dir()}/fold_K; the figures in assessment.json")
 
 
 def _darts_options(cost_weights, epochs, alpha_lr, second_order, top_k, keep_none, fix) -> dict:

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 from torch_geometric import seed_everything
 
@@ -52,6 +52,9 @@ class TrainConfig(BaseModel):
     latency_repeats: int = Field(default=5, ge=1)
     batch_size: int = Field(default=32, ge=1)  # graphs per mini-batch (graph tasks)
     folds: int = Field(default=1, ge=1)  # > 1: stratified k-fold cross-validation (graph tasks, TU convention)
+    # With folds > 1: train and score this fold only (its training part, its own validation
+    # part, its test part); the searches inside each fold of Errica et al.'s protocol use it.
+    fold: Optional[int] = Field(default=None, ge=0)
     # Node tasks on graphs with more nodes than this train on NeighborLoader mini-batches
     # of `node_batch_size` seed nodes, sampling fanouts[i] in-neighbours at hop i (the last
     # fan-out repeats for deeper models); validation and test use the same sampling.
@@ -72,6 +75,12 @@ class TrainConfig(BaseModel):
             raise ValueError(f"fanouts must be positive (or -1 for all neighbours), got {list(value)}")
         return value
 
+    @model_validator(mode="after")
+    def _fold(self) -> "TrainConfig":
+        if self.fold is not None and self.fold >= self.folds:
+            raise ValueError(f"fold must be below folds ({self.folds}), got {self.fold}")
+        return self
+
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
@@ -91,10 +100,21 @@ def evaluate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
              report: Optional[Report] = None) -> TrialResult:
     """Train ``arch`` from scratch on ``bundle`` and measure it. Raises on failure
     (:class:`TrainingDiverged`, out of memory, ...): the caller records a failed trial.
-    With ``config.folds > 1``, the mean over folds (see :func:`cross_validate`)."""
-    if config.folds > 1:
+    With ``config.folds > 1``, the mean over folds (see :func:`cross_validate`), or with
+    ``config.fold`` set that one fold's figures."""
+    if config.folds > 1 and config.fold is None:
         return cross_validate(arch, bundle, config, report)[0]
-    return train_model(arch, bundle, config, report).result
+    fold_bundle, fold_config = one_fold(bundle, config)
+    return train_model(arch, fold_bundle, fold_config, report).result
+
+
+def one_fold(bundle: DatasetBundle, config: TrainConfig) -> tuple[DatasetBundle, TrainConfig]:
+    """The bundle and config of a single training: with ``config.fold`` set, the bundle split
+    as that fold of ``config.folds`` and a one-split config; otherwise both unchanged."""
+    if config.fold is None or config.folds == 1:
+        return bundle, config
+    splits = fold_splits(bundle, config.folds)[config.fold]
+    return replace(bundle, splits=splits), config.model_copy(update={"folds": 1, "fold": None})
 
 
 def fold_splits(bundle: DatasetBundle, folds: int, seed: int = 0) -> list[Splits]:

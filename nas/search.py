@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import optuna
 import torch
@@ -76,6 +76,9 @@ class SearchConfig(BaseModel):
     # Zoo designs run first as trials tagged ``reference`` (each must be in the space);
     # None: every zoo entry of the dataset's task that the space holds.
     references: Optional[list[str]] = None
+    # With train.folds > 1: xu, every trial is a k-fold cross-validation (Xu et al. 2019); errica,
+    # a separate search inside every outer fold (Errica et al. 2020; nas.assessment.assess).
+    protocol: Literal["xu", "errica"] = "xu"
     train: TrainConfig = Field(default_factory=TrainConfig)
     darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
 
@@ -99,7 +102,7 @@ class SearchConfig(BaseModel):
         if self.run_dir:
             return Path(self.run_dir)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        return Path("runs") / f"{Path(self.space).stem}-{self.dataset}-{stamp}"
+        return Path("runs") / f"{Path(self.space or default_space(self.dataset)).stem}-{self.dataset}-{stamp}"
 
 
 @dataclass
@@ -133,6 +136,8 @@ class Search:
     def __init__(self, config: SearchConfig, resume: bool = False) -> None:
         if config.space is None:
             config = config.model_copy(update={"space": default_space(config.dataset)})
+        if config.protocol == "errica":
+            raise ValueError("protocol errica runs one search per outer fold: use nas.assessment.assess")
         self.config = config
         self.run_dir = config.resolved_run_dir()
         if config.study_name is None:

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 
 from evaluators import TrainConfig, TrialResult, train_model
-from evaluators.training import cross_validate
+from evaluators.training import cross_validate, one_fold
 from evaluators.datasets import DatasetBundle
 from results.export import ExportError, export_program
 from search_spaces import Architecture, DataInfo, model_inputs
@@ -52,17 +52,17 @@ def retrain(arch: Architecture, bundle: DatasetBundle, config: TrainConfig, seed
     write ``seed{N}.pt`` (state_dict), ``figures.json``, ``arch.json`` and, with ``fmt``,
     ``model.pt2``/``model.onnx`` of the first seed. With ``config.folds > 1`` every seed is a
     stratified k-fold cross-validation and the report holds one result per fold (no
-    weights are saved). Returns the report and the export note."""
+    weights are saved); with ``config.fold`` also set, every seed trains that one fold. Returns the report and the export note."""
     results, note = [], None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "arch.json").write_text(arch.to_json(indent=2))
     for i in range(seeds):
         seed = config.seed + i
-        if config.folds > 1:  # k-fold: every fold's figures, the mean and std are over folds (and seeds)
+        if config.folds > 1 and config.fold is None:  # k-fold: every fold's figures; mean and std over folds (and seeds)
             results += cross_validate(arch, bundle, config.model_copy(update={"seed": seed}))[1]
             continue
-        trained = train_model(arch, bundle, config.model_copy(update={"seed": seed}))
+        trained = train_model(arch, *one_fold(bundle, config.model_copy(update={"seed": seed})))
         results.append(trained.result)
         if out_dir is None:
             continue

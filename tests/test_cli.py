@@ -145,6 +145,20 @@ def test_train_folds_reports_over_folds(shared_datasets, cache_dir):
     assert "gin on mutag, 1 seeds x 3 folds" in result.output
 
 
+def test_search_protocol_errica_prints_the_folds(tmp_path, shared_datasets, cache_dir):
+    args = ["search", "--dataset", "mutag", "--folds", "2", "--protocol", "errica", "--trials", "1", "--epochs", "2",
+            "--strategy", "random", "--reference", "none", "--data-root", str(shared_datasets),
+            "--cache-dir", str(cache_dir), "--run-dir", str(tmp_path / "e")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Errica et al.'s protocol on mutag" in result.output and "test over 2 folds" in result.output
+    assert (tmp_path / "e" / "fold_1" / "trials.csv").is_file()
+    result = runner.invoke(app, args + ["--resume"])  # both folds done: the table again, nothing retrained
+    assert result.exit_code == 0 and "test over 2 folds" in result.output, result.output
+    result = runner.invoke(app, ["search", "--dataset", "mutag", "--protocol", "errica", "--run-dir", str(tmp_path / "f")])
+    assert result.exit_code == 2 and "give --folds K" in result.output
+
+
 def test_references_run_first_tagged_and_are_checked(tmp_path, cache_dir):
     import pandas as pd
 

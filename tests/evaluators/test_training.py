@@ -142,5 +142,9 @@ def test_k_fold_cross_validation_averages_over_folds(shared_datasets, cache_dir)
     assert mean.val_metric == pytest.approx(sum(r.val_metric for r in per_fold) / 3)
     assert mean.test_metric == pytest.approx(sum(r.test_metric for r in per_fold) / 3)
     assert evaluate(arch("gin", layers=2), mutag, config).val_metric == pytest.approx(mean.val_metric)
+    one = evaluate(arch("gin", layers=2), mutag, config.model_copy(update={"fold": 2}))  # Errica's inner searches
+    assert (one.val_metric, one.test_metric) == pytest.approx((per_fold[2].val_metric, per_fold[2].test_metric))
+    with pytest.raises(ValueError, match="fold must be below folds"):
+        TrainConfig(folds=3, fold=3)
     with pytest.raises(ValueError, match="graph-level datasets"):
         fold_splits(load_dataset("synthetic", cache_dir=cache_dir), 3)
