@@ -92,6 +92,9 @@ def search(
     reference: Optional[str] = typer.Option(None, help="Comma list of zoo designs run first as trials tagged "
                                             "reference (zoo:gat,zoo:gcn), or none [default: the zoo entries of "
                                             "the dataset's task that the space holds]."),
+    confirm: Optional[int] = typer.Option(None, min=0, help="After the budget, train the top K trials by validation "
+                                          "with 2 more seeds; the best architecture is the one of best mean "
+                                          "validation [default: 3 for 20 trials or more, else 0]."),
     protocol: Optional[str] = typer.Option(None, help="With --folds K: xu (every trial is a K-fold CV, Xu et al.) | "
                                            "errica (a search inside every outer fold, its best retrained 3 times "
                                            "and tested on the fold: Errica et al.'s fair protocol) [default: xu]."),
@@ -112,7 +115,7 @@ def search(
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
                                      pruner=pruner, evaluator=evaluator, backend=backend, ray_address=address,
                                      cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                                     dataset_args=dataset_arg, protocol=protocol,
+                                     dataset_args=dataset_arg, protocol=protocol, confirm=confirm,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
     if evaluator not in (None, "train") and objectives is None and not resume:

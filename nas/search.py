@@ -30,7 +30,7 @@ from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas
 from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
 from nas.samplers import STRATEGIES
 from results.objectives import Objective, parse_objectives
-from results.store import JOURNAL, RunStore
+from results.store import CONFIRM_ATTR, JOURNAL, RunStore
 from search_spaces import Architecture, SearchSpace
 from search_spaces.builder import model_inputs
 from search_spaces.registry import UnknownNameError
@@ -79,6 +79,11 @@ class SearchConfig(BaseModel):
     # With train.folds > 1: xu, every trial is a k-fold cross-validation (Xu et al. 2019); errica,
     # a separate search inside every outer fold (Errica et al. 2020; nas.assessment.assess).
     protocol: Literal["xu", "errica"] = "xu"
+    # After the budget, the top `confirm` trials by validation (distinct architectures) train
+    # again with `confirm_seeds` more seeds, and the best architecture is the one of best mean
+    # validation over its seeds. None: 3 for budgets of at least 20 trials, else 0.
+    confirm: Optional[int] = Field(default=None, ge=0)
+    confirm_seeds: int = Field(default=2, ge=1)
     train: TrainConfig = Field(default_factory=TrainConfig)
     darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
 
@@ -97,6 +102,13 @@ class SearchConfig(BaseModel):
         if self.strategy in ("darts", "gdas"):
             return len(self.darts.cost_weights)
         return self.trials
+
+    @property
+    def confirm_top(self) -> int:
+        """How many trials the search confirms (0 for tabular evaluators: a table has one seed)."""
+        if self.evaluator != "train":
+            return 0
+        return self.confirm if self.confirm is not None else (3 if self.trials >= 20 else 0)
 
     def resolved_run_dir(self) -> Path:
         if self.run_dir:
@@ -275,9 +287,39 @@ class Search:
             else:
                 self._run_workers(study, observer)
                 self.loop(study, bundle, objectives, observer)  # the retries of workers that died
+            self.confirm(study, bundle, objectives, observer)
         finally:
             self.store.write_outputs(study)
         return study
+
+    def confirm(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
+                observer: Optional[Observer] = None) -> None:
+        """Train the top ``confirm_top`` completed trials by validation (one per architecture)
+        again with seeds ``seed + 1 .. seed + confirm_seeds``, and record every seed's
+        figures in the study (:data:`CONFIRM_ATTR`): :func:`results.store.best_row` then
+        selects on the mean. Validation only selects; test figures are recorded to be
+        reported. Trials confirmed before (a resumed run) are not trained again."""
+        top = self.config.confirm_top
+        if top == 0 or not any(o.name == "metric" for o in objectives):
+            return
+        frame = self.store.trials_frame(study)
+        done = frame[frame["state"] == "COMPLETE"].drop_duplicates("arch_id")
+        ascending = next(o for o in objectives if o.name == "metric").direction == "minimize"
+        ranked = done.sort_values(["val_metric", "flops", "trial"], ascending=[ascending, True, True]).head(top)
+        records = dict(study.user_attrs.get(CONFIRM_ATTR, {}))
+        train = self.config.train
+        for n, row in enumerate(ranked.itertuples()):
+            if str(row.trial) in records:
+                continue
+            if observer:
+                self._observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(ranked)})")
+            arch = Architecture.from_json(row.arch_json)
+            seeds = [train.seed + 1 + i for i in range(self.config.confirm_seeds)]
+            results = [evaluate(arch, bundle, train.model_copy(update={"seed": seed})) for seed in seeds]
+            records[str(row.trial)] = {"seeds": [train.seed, *seeds],
+                                       "val": [float(row.val_metric), *(r.val_metric for r in results)],
+                                       "test": [float(row.test_metric), *(r.test_metric for r in results)]}
+            study.set_user_attr(CONFIRM_ATTR, records)  # after each trial: a resumed run keeps it
 
     def _check_fits(self, bundle: DatasetBundle) -> None:
         """Refuse, before the first trial, a space whose choices cannot train on this data."""

@@ -134,6 +134,10 @@ def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Opt
                   f"trial {int(best['trial'])}: validation {metric} {best['val_metric']:.4f}, "
                   f"test {metric} {best['test_metric']:.4f}, {_fmt_flops(best['flops'])} FLOPs, "
                   f"{int(best['params']):,} parameters: {_arch_summary(best)}", ""]
+        if best.get("confirm_seeds", 0) > 0:
+            lines[-1:] = [f"Selected among the top trials retrained with more seeds: mean over "
+                          f"{int(best['confirm_seeds'])} seeds, validation {best['confirmed_val']:.4f}, "
+                          f"test {best['confirmed_test']:.4f}.", ""]
     lines += ["## Pareto front (validation metric versus FLOPs)", "",
               f"| trial | val {metric} | test {metric} | FLOPs | params | architecture |",
               "|---:|---:|---:|---:|---:|---|"]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import optuna
+import numpy as np
 import pandas as pd
 import yaml
 from optuna.trial import FrozenTrial, TrialState
@@ -42,6 +43,10 @@ BASE_COLUMNS = ["trial", "state", "val_metric", "test_metric", "flops", "params"
 
 
 JOURNAL = "journal:///"
+# Study user attribute: {trial number: {"seeds": [...], "val": [...], "test": [...]}}, the
+# trial's own figures first, then those of its confirmation seeds (Search.confirm). A study
+# attribute because Optuna refuses new attributes on a finished trial.
+CONFIRM_ATTR = "confirmations"
 
 
 def open_storage(url: str):
@@ -173,8 +178,12 @@ class RunStore:
 
     @staticmethod
     def trials_frame(study: optuna.Study) -> pd.DataFrame:
-        """One row per trial: base columns, then every flattened choice (``layer{i}.mpnn``)."""
-        rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+        """One row per trial: base columns, then every flattened choice (``layer{i}.mpnn``).
+        ``confirmed_val``/``confirmed_test``: the means over the trial's own seed and its
+        confirmation seeds, where the search confirmed it (:data:`CONFIRM_ATTR`)."""
+        confirmed = study.user_attrs.get(CONFIRM_ATTR, {})
+        rows = [{**trial_row(t), **confirmed_figures(confirmed.get(str(t.number)))}
+                for t in study.get_trials(deepcopy=False)]
         frame = pd.DataFrame(rows)
         if frame.empty:
             return pd.DataFrame(columns=BASE_COLUMNS)
@@ -246,14 +255,31 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     return row
 
 
+def confirmed_figures(record: Optional[dict]) -> dict[str, float]:
+    """The confirmed_* columns of one trial from its confirmation record (NaN when none)."""
+    if not record:
+        return {"confirmed_val": math.nan, "confirmed_test": math.nan, "confirm_seeds": 0}
+    return {"confirmed_val": float(np.mean(record["val"])), "confirmed_test": float(np.mean(record["test"])),
+            "confirm_seeds": len(record["val"])}
+
+
 def best_row(frame: pd.DataFrame, objectives: list[Objective]) -> Optional[pd.Series]:
-    """Best completed trial by validation metric; ties go to fewer FLOPs, then the earlier trial."""
+    """Best completed trial by validation metric; ties go to fewer FLOPs, then the earlier
+    trial. Once the search has confirmed its top trials over more seeds, the best is the
+    confirmed trial of best mean validation: one seed's figure flatters whichever trial
+    drew a lucky split of the noise (the winner's curse), and the mean of several does less."""
     done = frame[frame["state"] == "COMPLETE"]
     if done.empty:
         return None
+    if "confirmed_val" in done and done["confirmed_val"].notna().any():
+        confirmed = done[done["confirmed_val"].notna()].assign(val_metric=lambda d: d["confirmed_val"])
+        return frame.loc[_ranked(confirmed, objectives).index[0]]
+    return _ranked(done, objectives).iloc[0]
+
+
+def _ranked(done: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
     metric = next((o for o in objectives if o.name == "metric"), None)
     ascending = metric is not None and metric.direction == "minimize"
     if metric is None:  # cost-only search: the cheapest
-        first = objectives[0]
-        return done.sort_values([first.column, "trial"]).iloc[0]
-    return done.sort_values(["val_metric", "flops", "trial"], ascending=[ascending, True, True]).iloc[0]
+        return done.sort_values([objectives[0].column, "trial"])
+    return done.sort_values(["val_metric", "flops", "trial"], ascending=[ascending, True, True])

@@ -222,3 +222,33 @@ def test_hyperband_and_multi_objective_pruner_rules(tmp_path):
     with pytest.raises(ValueError, match="multi-objective ones are pruned by the median rule on the metric objective"):
         Search(SearchConfig(run_dir=str(tmp_path / "z"), pruner="hyperband"))
     Search(SearchConfig(run_dir=str(tmp_path / "w"), pruner="median"))  # metric,flops with the median rule
+
+
+def test_confirmation_retrains_the_top_trials_and_selects_on_their_mean(tmp_path, cache_dir):
+    from results.store import CONFIRM_ATTR
+
+    search, study = run(tmp_path, cache_dir, trials=5, confirm=2, confirm_seeds=2)
+    records = study.user_attrs[CONFIRM_ATTR]
+    frame = pd.read_csv(tmp_path / "run" / "trials.csv")
+    done = frame[frame["state"] == "COMPLETE"].drop_duplicates("arch_id")
+    top = done.sort_values(["val_metric", "flops", "trial"], ascending=[False, True, True]).head(2)
+    assert sorted(records) == sorted(str(t) for t in top["trial"])
+    for trial, record in records.items():
+        assert record["seeds"] == [0, 1, 2] and len(record["val"]) == len(record["test"]) == 3
+        row = frame[frame["trial"] == int(trial)].iloc[0]
+        assert record["val"][0] == pytest.approx(row["val_metric"])  # its own seed first
+        assert row["confirmed_val"] == pytest.approx(sum(record["val"]) / 3) and row["confirm_seeds"] == 3
+    assert frame["confirmed_val"].isna().sum() == len(frame) - 2
+    best = json.loads((tmp_path / "run" / "best_arch.json").read_text())
+    chosen = max(records, key=lambda t: (sum(records[t]["val"]), -int(t)))
+    assert best["trial"] == int(chosen)
+    assert "retrained with more seeds: mean over 3 seeds" in (tmp_path / "run" / "summary.md").read_text()
+
+    again = Search(search.config, resume=True)  # nothing left: no trial and no confirmation trained again
+    assert again.run().user_attrs[CONFIRM_ATTR] == records
+
+
+def test_confirmation_defaults_to_three_for_twenty_trials_or_more():
+    assert SearchConfig(trials=20).confirm_top == 3 and SearchConfig(trials=19).confirm_top == 0
+    assert SearchConfig(trials=50, confirm=0).confirm_top == 0
+    assert SearchConfig(trials=50, evaluator="nas-bench-graph").confirm_top == 0
