@@ -41,7 +41,8 @@ def search(
                                           "by dotted path [default: synthetic]."),
     dataset_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE keyword argument of a dataset class "
                                                     "(repeatable), e.g. --dataset-arg name=MUTAG."),
-    strategy: Optional[str] = typer.Option(None, help="tpe | random | nsga2 (black-box), darts | gdas | darts+tpe "
+    strategy: Optional[str] = typer.Option(None, help="tpe | random | nsga2 | evolution | local | predictor "
+                                           "(black-box), darts | gdas | darts+tpe "
                                            "(differentiable) [default: tpe]."),
     objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency "
                                              "[default: metric,flops]."),

@@ -37,7 +37,7 @@ DEFAULT = "tpe"  # the engine's default strategy
 def run_one(job: tuple[str, str, int, bool]) -> dict:
     """One search; returns the per-query validation/test/latency sequence."""
     from evaluators.tabular import NasBenchGraph
-    from nas.samplers import STRATEGIES
+    from nas.strategies import STRATEGIES
     from search_spaces import SearchSpace
 
     dataset, strategy, seed, multi = job
@@ -46,7 +46,8 @@ def run_one(job: tuple[str, str, int, bool]) -> dict:
     table = NasBenchGraph(dataset)
     space = SearchSpace.preset("nas_bench_graph")
     directions = ["maximize", "minimize"] if multi else ["maximize"]
-    study = optuna.create_study(directions=directions, sampler=STRATEGIES.get(strategy)(seed, len(directions)))
+    sampler = STRATEGIES.get(strategy)(space, seed, len(directions)).sampler()
+    study = optuna.create_study(directions=directions, sampler=sampler)
     rows = []
     for _ in range(max(BUDGETS)):
         trial = study.ask()
@@ -60,6 +61,31 @@ def run_one(job: tuple[str, str, int, bool]) -> dict:
         study.tell(trial, [result.val_metric, result.latency_ms] if multi else result.val_metric)
         rows.append((result.val_metric, result.test_metric, result.latency_ms))
     return {"dataset": dataset, "strategy": strategy, "seed": seed, "multi": multi, "rows": rows}
+
+
+def proposal_time(strategy: str, trials: int = 1000, dataset: str = "cora") -> float:
+    """Milliseconds per proposal (ask + the space's suggest) over the last 100 of ``trials``
+    proposals of one single-objective search, answered by the table."""
+    from evaluators.tabular import NasBenchGraph
+    from nas.strategies import STRATEGIES
+    from search_spaces import SearchSpace
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore")
+    table, space = NasBenchGraph(dataset), SearchSpace.preset("nas_bench_graph")
+    study = optuna.create_study(direction="maximize", sampler=STRATEGIES.get(strategy)(space, 0, 1).sampler())
+    spent = 0.0
+    for i in range(trials):
+        start = time.perf_counter()
+        trial = study.ask()
+        arch = space.suggest(trial)
+        if i >= trials - 100:
+            spent += time.perf_counter() - start
+        try:
+            study.tell(trial, table.evaluate(arch).val_metric)
+        except ValueError:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return 1000 * spent / 100
 
 
 def true_front_hv(dataset: str) -> tuple[float, tuple[float, float]]:
@@ -105,6 +131,8 @@ def main() -> None:
     parser.add_argument("--datasets", default="cora,citeseer,pubmed")
     parser.add_argument("--strategies", default="random,tpe,nsga2")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--proposal-trials", type=int, default=1000,
+                        help="trials of the proposal-time search per strategy (0: skip it)")
     args = parser.parse_args()
     datasets, strategies = args.datasets.split(","), args.strategies.split(",")
     jobs = list(itertools.product(datasets, strategies, range(args.seeds), (False, True)))
@@ -120,6 +148,13 @@ def main() -> None:
     print(table.unstack("budget").round(2).to_string(), "\n")
     print("Hypervolume of the found (validation accuracy, latency) front / the true front's")
     print(multi.groupby(["dataset", "strategy", "budget"])["hv_ratio"].mean().unstack("budget").round(3).to_string(), "\n")
+    if args.proposal_trials:
+        with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+            times = pool.starmap(proposal_time, [(s, args.proposal_trials) for s in strategies])
+        print(f"Proposal time (ms per trial, the last 100 of {args.proposal_trials} on cora; target <= 50):")
+        for strategy, ms in zip(strategies, times):
+            print(f"  {strategy}: {ms:.1f} ms {'met' if ms <= 50 else 'NOT met'}")
+        print()
     at100 = single[single["budget"] == 100].groupby(["dataset", "strategy"])["regret"].mean().unstack()
     hv200 = multi[multi["budget"] == 200].groupby(["dataset", "strategy"])["hv_ratio"].mean().unstack()
     if "random" in at100 and DEFAULT in at100:

@@ -1,5 +1,5 @@
 """Search strategies: they propose architectures and record every evaluation in the run store."""
-from nas.samplers import STRATEGIES
+from nas.strategies import STRATEGIES
 from nas.search import Progress, Search, SearchConfig
 
 __all__ = ["STRATEGIES", "Progress", "Search", "SearchConfig"]

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import optuna
-from optuna.trial import TrialState
 
 from evaluators import TrainConfig, evaluate, get_metric
 from evaluators.result import TrialResult
-from results.store import RunStore
+from nas.outcome import completed, failed, pruned, tell
 from search_spaces import Architecture
 
 try:
@@ -100,20 +99,13 @@ class RecordingOptunaSearch(OptunaSearch):
         if arch_json:
             ot_trial.set_user_attr("arch_json", arch_json)
             ot_trial.set_user_attr("arch_id", Architecture.from_json(arch_json).arch_id)
-        state, values = TrialState.COMPLETE, None
         if error or "error" in result:
-            ot_trial.set_user_attr("error", result.get("error", "the Ray worker running this trial died"))
-            state = TrialState.FAIL
+            outcome = failed(result.get("error", "the Ray worker running this trial died"))
         elif not result.get("final"):
-            ot_trial.set_user_attr("pruned", f"stopped by ASHA at epoch {result.get('epoch')}")
-            state = TrialState.PRUNED
+            outcome = pruned(f"stopped by ASHA at epoch {result.get('epoch')}")
         else:
-            RunStore.record(ot_trial, TrialResult.from_attrs(result))
-            values = [float(result[o.column]) for o in self.objectives]
-            if not all(math.isfinite(v) for v in values):  # Optuna would store inf as COMPLETE
-                ot_trial.set_user_attr("error", f"non-finite objective values {values}")
-                state, values = TrialState.FAIL, None
-        self._ot_study.tell(ot_trial, values, state=state)
+            outcome = completed(TrialResult.from_attrs(result), self.objectives)
+        tell(self._ot_study, ot_trial, outcome)
         self._completed_trials.add(trial_id)
 
 
@@ -124,8 +116,6 @@ def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
-
-    from nas.samplers import STRATEGIES
 
     from nas.search import count_finished
 
@@ -146,7 +136,7 @@ def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
         objectives,
         space=SuggestArchitecture(search.space),
         metric=columns if len(columns) > 1 else columns[0], mode=modes if len(modes) > 1 else modes[0],
-        sampler=STRATEGIES.get(cfg.sampler)(cfg.seed + len(study.trials), len(objectives)),
+        sampler=search.make_sampler(cfg.seed + len(study.trials), len(objectives)),
         study_name=study.study_name, storage=_storage_object(search.store.backend))
     pruning = cfg.pruner != "none"
     scheduler = (ASHAScheduler(metric="val_metric", mode=mode, max_t=cfg.train.epochs + 1, grace_period=10,

@@ -28,7 +28,8 @@ from evaluators.tabular import TABULAR, NasBenchGraph
 from evaluators.training import check_sampled_attention, resolve_device, trains_sampled
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
 from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
-from nas.samplers import STRATEGIES
+from nas.outcome import completed, failed, pruned, tell
+from nas.strategies import STRATEGIES
 from results.objectives import Objective, parse_objectives
 from results.store import CONFIRM_ATTR, JOURNAL, RunStore
 from search_spaces import Architecture, SearchSpace
@@ -175,6 +176,14 @@ class Search:
         if config.strategy not in STRATEGIES and config.strategy not in DIFFERENTIABLE:
             raise UnknownNameError(f"unknown strategy {config.strategy!r}; strategies: "
                              f"{', '.join([*STRATEGIES.names(), *DIFFERENTIABLE])}")
+        if config.strategy in STRATEGIES:  # what the strategy declared at registration
+            entry, several = STRATEGIES.entry(config.strategy), len(config.objectives.split(",")) > 1
+            if several and not entry.can("multi_objective"):
+                raise ValueError(f"--strategy {config.strategy} optimises one objective: give --objectives metric, "
+                                 "or a multi-objective strategy (" + ", ".join(STRATEGIES.with_capability(
+                                     "multi_objective")) + ")")
+            if config.workers > 1 and not entry.can("parallel"):
+                raise ValueError(f"--strategy {config.strategy} is not safe with several workers: use --workers 1")
         if config.strategy in DIFFERENTIABLE and config.workers > 1:
             raise ValueError(f"--strategy {config.strategy} trains one supernet in one process: use --workers 1")
         self.narrowed_path = self.run_dir / "narrowed_space.yaml"  # darts+tpe's second phase
@@ -268,8 +277,8 @@ class Search:
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage, "space_source": self.space.source})
-            study = self.store.create_study(cfg.study_name, objectives, STRATEGIES.get(cfg.sampler)(
-                cfg.seed, len(objectives)), metric.name)
+            study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
+                                            metric.name)
             study.pruner = PRUNERS.get(cfg.pruner)()
             self._enqueue_references(study)
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
@@ -345,10 +354,14 @@ class Search:
         metric = get_metric(self.config.train.metric or bundle.metric)
         return metric, parse_objectives(self.config.objectives, metric.direction)
 
+    def make_sampler(self, seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+        """The sampler of the run's strategy over its space (see :mod:`nas.strategies`)."""
+        return STRATEGIES.get(self.config.sampler)(self.space, seed, n_objectives).sampler()
+
     def attach(self, study: optuna.Study, objectives: list[Objective], seed: int) -> None:
         """Give an opened study this run's sampler (seeded with ``seed``) and pruner: they
         live in the process, not in the storage."""
-        study.sampler = STRATEGIES.get(self.config.sampler)(seed, len(objectives))
+        study.sampler = self.make_sampler(seed, len(objectives))
         study.pruner = PRUNERS.get(self.config.pruner)()
 
     def loop(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
@@ -413,22 +426,12 @@ class Search:
                 self.store.save_sampler(study.sampler, trial.number)
             trial.set_user_attr("arch_id", arch.arch_id)
             trial.set_user_attr("arch_json", arch.to_json())
-            result = self._evaluate(study, arch, bundle, trial)
-            values = [float(getattr(result, o.column)) for o in objectives]
-            self.store.record(trial, result)
-            if not all(math.isfinite(v) for v in values):  # Optuna would store inf as COMPLETE
-                raise ValueError(f"non-finite objective values {values}")
+            outcome = completed(self._evaluate(study, arch, bundle, trial), objectives)
         except TrialPruned as stop:  # stopped early by the pruner: recorded, counted, not failed
-            trial.set_user_attr("pruned", str(stop))
-            study.tell(trial, state=TrialState.PRUNED)
-            return "PRUNED"
+            outcome = pruned(str(stop))
         except Exception as err:  # any failure of a candidate fails only its trial
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:2000])
-            study.tell(trial, state=TrialState.FAIL)
-            state = "FAIL"
-        else:
-            study.tell(trial, values)
-            state = "COMPLETE"
+            outcome = failed(err)
+        state = tell(study, trial, outcome)
         if state == "FAIL" and torch.cuda.is_available():
             torch.cuda.empty_cache()  # outside the except: its traceback no longer pins the tensors
         return state

@@ -1,0 +1,477 @@
+"""Black-box search strategies, one concept: a :class:`Strategy` is given the space and
+hands the study an Optuna sampler, so storage, resume, parallel workers and Ray work
+unchanged whichever strategy runs.
+
+Lifecycle (in the style of Optuna's ``BaseSampler``):
+
+1. **Registration** declares what a strategy can do: ``multi_objective`` (it uses every
+   objective, not just the first), ``parallel`` (safe with several workers on one study),
+   ``distinct`` (it never proposes a canonical architecture the study already holds, so no
+   query is spent on a repeat).
+2. **Construction**, once per process: ``STRATEGIES.get(name)(space, seed, n_objectives)``.
+3. **sampler()** gives the sampler of the study. A resumed single-process run restores the
+   sampler it pickled after each proposal, so the search goes on as if never stopped.
+
+Optuna's samplers (TPE, NSGA-II, random) are wrapped as they are. The strategies Optuna
+does not have, regularized evolution (Real et al. 2019) and local search (White et al.
+2021), are :class:`ProposalStrategy` subclasses: they propose whole architectures, as a
+complete set of the space's parameters, from the history of the study. They are written
+here because no installable package offers them over a define-by-run Optuna space with
+conditional choices (nevergrad, HEBO, SMAC and syne-tune each bring their own loop and
+space language; our trials must stay Optuna trials).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import SearchSpace
+from search_spaces.registry import Registry
+
+
+class Strategy(ABC):
+    """A black-box strategy over ``space`` (see the module docstring for its lifecycle)."""
+
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int) -> None:
+        self.space, self.seed, self.n_objectives = space, seed, n_objectives
+
+    @abstractmethod
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler that proposes this strategy's trials."""
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+@STRATEGIES.register("tpe", "Tree-structured Parzen estimator (multi-objective MOTPE when several objectives)",
+                     multi_objective=True, parallel=True, distinct=False)
+class TPE(Strategy):
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        # multivariate + group model the choices jointly, per set of parameters that occur
+        # together (layer2.* exists only with 3 layers); constant_liar keeps parallel workers
+        # from proposing the same candidate.
+        with warnings.catch_warnings():  # these options are marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=8, multivariate=True, group=True,
+                                              constant_liar=True)
+
+
+@STRATEGIES.register("random", "Uniform random sampling of the space", multi_objective=True, parallel=True,
+                     distinct=False)
+class Random(Strategy):
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=self.seed)
+
+
+@STRATEGIES.register("nsga2", "NSGA-II evolutionary multi-objective search", multi_objective=True, parallel=True,
+                     distinct=False)
+class NSGA2(Strategy):
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.NSGAIISampler(seed=self.seed, population_size=10)
+
+
+# --- strategies that propose whole architectures -------------------------------------------
+@dataclass(frozen=True)
+class Evaluated:
+    """A finished trial as a strategy sees it: its parameters and its objective values,
+    signed so that larger is better."""
+
+    number: int
+    params: dict[str, Any]
+    score: tuple[float, ...]
+
+
+@dataclass
+class History:
+    """What a proposal may use: the evaluated trials, best first, and the canonical ids of
+    every architecture the study holds (finished, failed or running)."""
+
+    ranked: list[Evaluated]
+    seen: set[str]
+    next_number: int  # the number of the trial being proposed
+
+    @property
+    def by_number(self) -> list[Evaluated]:
+        return sorted(self.ranked, key=lambda e: e.number)
+
+
+class ProposalStrategy(Strategy):
+    """A strategy that proposes the complete parameters of an architecture not yet seen.
+    Subclasses implement :meth:`propose`; helpers draw random members and neighbours."""
+
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int) -> None:
+        super().__init__(space, seed, n_objectives)
+        self.rng = np.random.default_rng(seed)
+        self._ids: dict[int, Optional[str]] = {}  # trial number -> canonical id, for finished trials
+        # complete parameter sets -> (parameters asked, canonical id): the space's suggest
+        # costs about a millisecond, and the neighbours of the top trials recur proposal
+        # after proposal
+        self._memo: dict[tuple, tuple[dict[str, Any], str]] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_memo": {}}  # the run store pickles the sampler after every proposal; a cache
+
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        return ProposalSampler(self)
+
+    @abstractmethod
+    def propose(self, history: History) -> dict[str, Any]:
+        """The Optuna parameters of the next architecture to evaluate."""
+
+    # --- helpers ---------------------------------------------------------------------------
+    def complete(self, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """``params`` completed with random draws for the choices they lack (a mutation
+        that adds a layer adds its choices), restricted to those the space asks; and the
+        canonical id of the architecture they build."""
+        key = tuple(sorted(params.items()))
+        if key in self._memo:  # only complete sets are memoised: a hit draws nothing, as a miss would not
+            return self._memo[key]
+        trial = _DrawTrial(params, self.rng)
+        arch = self.space.suggest(trial)
+        if not trial.drawn:
+            self._memo[key] = (trial.params, arch.arch_id)
+        return trial.params, arch.arch_id
+
+    def random_unseen(self, history: History, tries: int = 100) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for _ in range(tries):
+            params, arch_id = self.complete({})
+            if arch_id not in history.seen:
+                return params
+        return params  # a space nearly exhausted: a repeat rather than no proposal
+
+    def neighbours(self, params: dict[str, Any], history: History) -> Iterator[dict[str, Any]]:
+        """Every architecture one choice away from ``params`` and not yet seen, in a random
+        order: another value of a categorical or integer choice, a step of a float choice
+        (x2 or /2 on a log scale, a tenth of the range otherwise)."""
+        distributions = self._distributions(params)
+        moves = [(name, value) for name, dist in distributions.items() for value in _moves(dist, params[name])]
+        own = self.complete(params)[1]
+        found = {own}
+        for i in self.rng.permutation(len(moves)):
+            name, value = moves[i]
+            child, arch_id = self.complete({**params, name: value})
+            if arch_id in history.seen or arch_id in found:
+                continue
+            found.add(arch_id)
+            yield child
+
+    def _distributions(self, params: dict[str, Any]) -> dict[str, BaseDistribution]:
+        trial = _DrawTrial(params, self.rng)
+        self.space.suggest(trial)
+        return trial.distributions
+
+    def canonical_id(self, trial: FrozenTrial) -> Optional[str]:
+        """The canonical id of a trial's architecture; None while its parameters are partial."""
+        if trial.number in self._ids:
+            return self._ids[trial.number]
+        params = trial.system_attrs.get("fixed_params") or trial.params
+        try:
+            arch_id = self.space.suggest(optuna.trial.FixedTrial(params)).arch_id
+        except (ValueError, KeyError):  # a running trial that has not drawn every choice yet
+            arch_id = None
+        if trial.state.is_finished():
+            self._ids[trial.number] = arch_id
+        return arch_id
+
+
+class ProposalSampler(optuna.samplers.BaseSampler):
+    """Optuna's side of a :class:`ProposalStrategy`: before each trial it asks the strategy
+    for a proposal, then answers each ``suggest_*`` from it. Enqueued trials (reference
+    designs, retried trials) keep their fixed parameters."""
+
+    def __init__(self, strategy: ProposalStrategy) -> None:
+        self.strategy = strategy
+        self._fallback = optuna.samplers.RandomSampler(seed=strategy.seed)
+        self._pending: dict[int, dict[str, Any]] = {}
+
+    def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if "fixed_params" in trial.system_attrs:
+            return
+        self._pending[trial.number] = self.strategy.propose(self.history(study, trial.number))
+
+    def sample_independent(self, study, trial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        params = self._pending.get(trial.number, {})
+        if param_name in params and _in(param_distribution, params[param_name]):
+            return params[param_name]
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._pending.pop(trial.number, None)
+
+    def history(self, study: optuna.Study, number: int) -> History:
+        signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
+        evaluated, seen = [], set()
+        for trial in study.get_trials(deepcopy=False):
+            if trial.number == number:
+                continue
+            arch_id = self.strategy.canonical_id(trial)
+            if arch_id is not None:
+                seen.add(arch_id)
+            if trial.state == TrialState.COMPLETE and all(math.isfinite(v) for v in trial.values):
+                evaluated.append(Evaluated(trial.number, dict(trial.params),
+                                           tuple(s * v for s, v in zip(signs, trial.values))))
+        seen.update(self.strategy.complete(p)[1] for p in self._pending.values())
+        return History(_rank(evaluated), seen, number)
+
+
+@STRATEGIES.register("evolution", "Regularized evolution (Real et al. 2019): tournament parents from the youngest "
+                     "trials, one-choice mutations, never a repeat", multi_objective=True, parallel=True, distinct=True)
+class RegularizedEvolution(ProposalStrategy):
+    """The population is the ``population`` most recent evaluated trials (the oldest dies
+    as each new one joins: aging); the parent is the best of ``tournament`` of them drawn
+    at random (Pareto rank first with several objectives); the child is a random unseen
+    neighbour of the parent. The first ``population`` proposals are random."""
+
+    population, tournament = 20, 5
+
+    def propose(self, history: History) -> dict[str, Any]:
+        alive = history.by_number[-self.population:]
+        if len(alive) < self.population:
+            return self.random_unseen(history)
+        rank = {e.number: i for i, e in enumerate(history.ranked)}
+        picks = self.rng.choice(len(alive), size=min(self.tournament, len(alive)), replace=False)
+        parent = min((alive[i] for i in picks), key=lambda e: rank[e.number])
+        return next(self.neighbours(parent.params, history), None) or self.random_unseen(history)
+
+
+@STRATEGIES.register("local", "Local search (White et al. 2021): the unseen neighbours of the best architecture of "
+                     "the current climb; a random restart at a local optimum", multi_objective=True, parallel=True,
+                     distinct=True)
+class LocalSearch(ProposalStrategy):
+    """After ``initial`` random proposals, each proposal is an unseen neighbour of the best
+    trial of the current climb (all trials since the last restart). When that trial has no
+    unseen neighbour left, it is a local optimum: the climb restarts from a random
+    architecture."""
+
+    initial = 5
+
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int) -> None:
+        super().__init__(space, seed, n_objectives)
+        self.climb_start = 0  # trial number at which the current climb began
+
+    def propose(self, history: History) -> dict[str, Any]:
+        if len(history.ranked) < self.initial:
+            return self.random_unseen(history)
+        climb = [e for e in history.ranked if e.number >= self.climb_start]  # best first
+        if climb:
+            child = next(self.neighbours(climb[0].params, history), None)
+            if child is not None:
+                return child
+        self.climb_start = history.next_number
+        return self.random_unseen(history)
+
+
+@STRATEGIES.register("predictor", "Surrogate-guided search (BANANAS-style): an ensemble of small MLPs on a one-hot "
+                     "encoding proposes the mutation of a top architecture with the highest expected improvement",
+                     multi_objective=False, parallel=True, distinct=True)
+class PredictorSearch(ProposalStrategy):
+    """BANANAS (White et al. 2021) over a stack space: after ``initial`` random proposals,
+    an ensemble of ``members`` MLPs (:class:`MLPEnsemble`, each its own initialisation) is fitted to the
+    first objective of the evaluated trials, each encoded one-hot per choice (floats as
+    their position in the range). The candidates are the unseen neighbours of the ``top``
+    best trials; the proposal is the candidate of highest expected improvement under the
+    ensemble's mean and spread. The ensemble is refitted when the history has grown by a
+    tenth since the last fit, and by at least five trials (BANANAS too proposes in batches
+    from one fit), so proposals stay cheap at 1,000 trials."""
+
+    initial, members, top, candidates = 10, 5, 5, 50
+
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int) -> None:
+        super().__init__(space, seed, n_objectives)
+        self._fitted_on, self._ensemble = 0, None
+        self._columns: dict[tuple[str, Any], int] = {}  # (choice, value) -> column; (choice, None) for a float
+        self._floats: dict[str, optuna.distributions.FloatDistribution] = {}
+
+    def propose(self, history: History) -> dict[str, Any]:
+        if len(history.ranked) < self.initial:
+            return self.random_unseen(history)
+        self._refit(history.ranked)
+        pool: list[dict[str, Any]] = []
+        for k, parent in enumerate(history.ranked[:self.top]):  # an equal share of candidates per parent
+            for child in self.neighbours(parent.params, history):
+                pool.append(child)
+                if len(pool) >= self.candidates * (k + 1) // self.top:
+                    break
+        if not pool:
+            return self.random_unseen(history)
+        x = self._encode(pool)
+        predictions = self._ensemble.predict(x)
+        mean, std = predictions.mean(0), predictions.std(0) + 1e-9
+        best = history.ranked[0].score[0]
+        z = (mean - best) / std
+        ei = std * (z * _normal_cdf(z) + np.exp(-z * z / 2) / math.sqrt(2 * math.pi))
+        return pool[int(np.argmax(ei))]
+
+    def _refit(self, ranked: list[Evaluated]) -> None:
+        if self._ensemble is not None and len(ranked) < max(self._fitted_on + 5, self._fitted_on * 1.1):
+            return
+        for e in ranked:  # the encoding's columns: every (choice, value) seen so far
+            self._add_columns(e.params)
+        x, y = self._encode([e.params for e in ranked]), np.array([e.score[0] for e in ranked])
+        self._ensemble = MLPEnsemble.fit(x, y, self.members, seed=int(self.rng.integers(2 ** 31)))
+        self._fitted_on = len(ranked)
+
+    def _add_columns(self, params: dict[str, Any]) -> None:
+        for name, dist in self._distributions(params).items():
+            if isinstance(dist, optuna.distributions.FloatDistribution):
+                self._columns.setdefault((name, None), len(self._columns))
+                self._floats[name] = dist
+            else:
+                self._columns.setdefault((name, params[name]), len(self._columns))
+
+    def _encode(self, batch: list[dict[str, Any]]) -> np.ndarray:
+        x = np.zeros((len(batch), len(self._columns)))
+        for i, params in enumerate(batch):
+            for name, value in params.items():
+                if (name, None) in self._columns:  # a float: its position in the range
+                    dist = self._floats[name]
+                    lo, hi, v = (map(math.log, (dist.low, dist.high, value)) if dist.log
+                                 else (dist.low, dist.high, value))
+                    x[i, self._columns[(name, None)]] = (v - lo) / ((hi - lo) or 1.0)
+                elif (name, value) in self._columns:  # a value no evaluated trial had stays all-zero
+                    x[i, self._columns[(name, value)]] = 1.0
+        return x
+
+
+class MLPEnsemble:
+    """``members`` two-layer MLPs (32 units) trained together, full batch, on standardised
+    targets: one batched matrix product per layer, so a fit on 1,000 trials takes a tenth
+    of a second where scikit-learn's per-model minibatch loop took seconds."""
+
+    def __init__(self, layers: list, mean: float, scale: float) -> None:
+        self.layers, self.mean, self.scale = layers, mean, scale
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, members: int, seed: int, hidden: int = 32, steps: int = 300,
+            lr: float = 0.01) -> "MLPEnsemble":
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        mean, scale = float(y.mean()), float(y.std()) or 1.0
+        xt = torch.as_tensor(x, dtype=torch.float32).expand(members, *x.shape)
+        yt = torch.as_tensor((y - mean) / scale, dtype=torch.float32).expand(members, len(y))
+        sizes = [x.shape[1], hidden, hidden, 1]
+        layers = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            w = (torch.rand(members, fan_in, fan_out, generator=gen) * 2 - 1) / max(fan_in, 1) ** 0.5
+            layers += [w.requires_grad_(), torch.zeros(members, 1, fan_out, requires_grad=True)]
+        opt = torch.optim.Adam(layers, lr=lr, weight_decay=1e-4)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = ((cls._forward(layers, xt).squeeze(-1) - yt) ** 2).mean()
+            loss.backward()
+            opt.step()
+        return cls([t.detach() for t in layers], mean, scale)
+
+    @staticmethod
+    def _forward(layers: list, x):
+        import torch
+
+        out = x
+        for i in range(0, len(layers), 2):
+            out = torch.baddbmm(layers[i + 1], out, layers[i])
+            if i + 2 < len(layers):
+                out = torch.relu(out)
+        return out
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(members, len(x)) predictions in the target's units."""
+        import torch
+
+        with torch.no_grad():
+            xt = torch.as_tensor(x, dtype=torch.float32).expand(self.layers[0].shape[0], *x.shape)
+            return self._forward(self.layers, xt).squeeze(-1).numpy() * self.scale + self.mean
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    return ndtr(z)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _rank(evaluated: list[Evaluated]) -> list[Evaluated]:
+    """Best first: by objective with one; with several, by the number of trials that
+    dominate it (0 = Pareto front), then by the first objective (the metric)."""
+    if not evaluated:
+        return []
+    scores = np.array([e.score for e in evaluated])
+    if scores.shape[1] == 1:
+        order = np.lexsort(([e.number for e in evaluated], -scores[:, 0]))
+    else:
+        dominated = ((scores[None, :, :] >= scores[:, None, :]).all(-1)
+                     & (scores[None, :, :] > scores[:, None, :]).any(-1)).sum(1)
+        order = np.lexsort(([e.number for e in evaluated], -scores[:, 0], dominated))
+    return [evaluated[i] for i in order]
+
+
+def _moves(dist: BaseDistribution, value: Any) -> list[Any]:
+    """The values one step from ``value`` in ``dist``."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return [c for c in dist.choices if c != value]
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return [v for v in range(dist.low, dist.high + 1, dist.step) if v != value]
+    if dist.log:
+        steps = [value * 2, value / 2]
+    else:
+        steps = [value + (dist.high - dist.low) / 10, value - (dist.high - dist.low) / 10]
+    return [float(min(max(s, dist.low), dist.high)) for s in steps if not math.isclose(s, value)]
+
+
+def _in(dist: BaseDistribution, value: Any) -> bool:
+    try:
+        return dist._contains(dist.to_internal_repr(value))
+    except (ValueError, TypeError):
+        return False
+
+
+@dataclass
+class _DrawTrial:
+    """A stand-in for an Optuna trial: answers each ``suggest_*`` from ``given`` where it
+    holds a valid value, draws at random otherwise, and records what was asked."""
+
+    given: dict[str, Any]
+    rng: np.random.Generator
+    params: dict[str, Any] = field(default_factory=dict)
+    distributions: dict[str, BaseDistribution] = field(default_factory=dict)
+    drawn: bool = False  # whether some answer was drawn at random
+
+    def _answer(self, name: str, dist: BaseDistribution, draw) -> Any:
+        value = self.given.get(name)
+        if name not in self.given or not _in(dist, value):
+            value, self.drawn = draw(), True
+        self.params[name], self.distributions[name] = value, dist
+        return value
+
+    def suggest_categorical(self, name: str, choices) -> Any:
+        choices = list(choices)
+        return self._answer(name, optuna.distributions.CategoricalDistribution(choices),
+                            lambda: choices[int(self.rng.integers(len(choices)))])
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        def draw() -> int:
+            if log:
+                return int(min(high, math.floor(math.exp(self.rng.uniform(math.log(low), math.log(high + 1))))))
+            return int(low + step * self.rng.integers((high - low) // step + 1))
+        return self._answer(name, optuna.distributions.IntDistribution(low, high, log=log, step=step), draw)
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        def draw() -> float:
+            return float(math.exp(self.rng.uniform(math.log(low), math.log(high))) if log
+                         else self.rng.uniform(low, high))
+        return self._answer(name, optuna.distributions.FloatDistribution(low, high, log=log), draw)

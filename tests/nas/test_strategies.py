@@ -1,0 +1,130 @@
+"""Contract tests over every registered black-box strategy (as Optuna's parametrize_sampler
+runs its sampler tests over every sampler): members only, repeatable, no repeats where
+declared, failed and pruned trials, several objectives, resume."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.strategies import STRATEGIES, LocalSearch, RegularizedEvolution
+from search_spaces import SearchSpace
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+SPACES = ("tiny", "nas_bench_graph")
+
+
+def score(arch_id: str, i: int = 0) -> float:
+    """A fixed, arbitrary objective per architecture (no training)."""
+    return int(hashlib.sha256(f"{arch_id}:{i}".encode()).hexdigest()[:8], 16) / 16 ** 8
+
+
+def drive(strategy: str, space: SearchSpace, n: int, seed: int = 0, objectives: int = 1, study=None, sampler=None,
+          fail_every: int = 0, prune_every: int = 0):
+    """Ask and tell ``n`` trials; returns (study, sampler, proposed arch ids)."""
+    sampler = sampler or STRATEGIES.get(strategy)(space, seed, objectives).sampler()
+    study = study or optuna.create_study(directions=["maximize"] * objectives, sampler=sampler)
+    study.sampler = sampler
+    ids = []
+    for k in range(n):
+        trial = study.ask()
+        arch = space.suggest(trial)
+        assert space.contains(arch), f"{strategy} proposed a non-member: {arch.to_json()}"
+        ids.append(arch.arch_id)
+        if fail_every and k % fail_every == fail_every - 1:
+            study.tell(trial, state=TrialState.FAIL)
+        elif prune_every and k % prune_every == prune_every - 1:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, [score(arch.arch_id, i) for i in range(objectives)])
+    return study, sampler, ids
+
+
+@pytest.fixture(scope="module", params=SPACES)
+def space(request) -> SearchSpace:
+    return SearchSpace.preset(request.param)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_every_strategy_proposes_members_and_repeats_itself_given_the_seed(strategy, space):
+    _, _, first = drive(strategy, space, 20, seed=3)
+    _, _, again = drive(strategy, space, 20, seed=3)
+    assert first == again
+    assert drive(strategy, space, 20, seed=4)[2] != first
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_strategies_that_declare_distinct_never_query_an_architecture_twice(strategy, space):
+    _, _, ids = drive(strategy, space, 30)
+    if STRATEGIES.entry(strategy).can("distinct"):
+        assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_every_strategy_survives_failed_and_pruned_trials(strategy, space):
+    study, _, ids = drive(strategy, space, 20, fail_every=3, prune_every=5)
+    states = [t.state for t in study.trials]
+    assert TrialState.FAIL in states and TrialState.PRUNED in states and len(ids) == 20
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.with_capability("multi_objective"))
+def test_multi_objective_strategies_take_several_objectives(strategy, space):
+    study, _, _ = drive(strategy, space, 25, objectives=2)
+    assert all(len(t.values) == 2 for t in study.trials) and study.best_trials
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_every_strategy_resumes_from_its_pickled_sampler(strategy, space):
+    study, sampler, head = drive(strategy, space, 12)
+    restored = pickle.loads(pickle.dumps(sampler))  # what the run store keeps after each proposal
+    _, _, tail = drive(strategy, space, 8, study=study, sampler=restored)
+    _, _, whole = drive(strategy, space, 20)
+    assert head + tail == whole
+
+
+def test_local_search_climbs_to_the_best_neighbour_then_restarts():
+    space = SearchSpace.preset("nas_bench_graph")
+    study, sampler, ids = drive("local", space, 60)
+    strategy: LocalSearch = sampler.strategy
+    best = max(study.trials, key=lambda t: t.value)
+    # the best architecture's neighbourhood was searched: some later trial is one choice away
+    later = [t for t in study.trials if t.number > best.number]
+    assert any(sum(t.params[k] != best.params.get(k) for k in t.params) == 1 for t in later) or not later
+    assert strategy.climb_start >= LocalSearch.initial  # it has reached a local optimum and restarted
+
+
+def test_evolution_mutates_one_choice_of_a_tournament_winner():
+    space = SearchSpace.preset("nas_bench_graph")
+    study, _, _ = drive("evolution", space, RegularizedEvolution.population + 10)
+    young = study.trials[RegularizedEvolution.population:]
+    parents = study.trials[:RegularizedEvolution.population]
+    # every child differs from some earlier trial in few choices (one, plus those it moots or adds)
+    for child in young:
+        distance = min(sum(child.params.get(k) != p.params.get(k) for k in set(child.params) | set(p.params))
+                       for p in study.trials[:child.number])
+        assert distance <= 3, distance
+    assert len(parents) == RegularizedEvolution.population
+
+
+def test_a_search_refuses_several_objectives_for_a_single_objective_strategy(tmp_path):
+    from nas import Search, SearchConfig
+
+    with pytest.raises(ValueError, match="--strategy predictor optimises one objective: give --objectives metric"):
+        Search(SearchConfig(run_dir=str(tmp_path / "p"), strategy="predictor", objectives="metric,flops", space="tiny"))
+    Search(SearchConfig(run_dir=str(tmp_path / "q"), strategy="predictor", objectives="metric", space="tiny"))
+
+
+def test_predictor_ensemble_learns_the_history_it_proposes_from():
+    space = SearchSpace.preset("nas_bench_graph")
+    study, sampler, _ = drive("predictor", space, 25)
+    strategy = sampler.strategy
+    assert strategy._ensemble is not None and strategy._fitted_on >= strategy.initial
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    x = strategy._encode([t.params for t in done])
+    fit = strategy._ensemble.predict(x).mean(0)
+    truth = [t.value for t in done]
+    assert np.corrcoef(fit, truth)[0, 1] > 0.5  # the ensemble has learned the history it was fitted on
