@@ -301,6 +301,7 @@ def train(
     from evaluators import DatasetError, TrainConfig, load_dataset
     from results.export import ExportError, read_export
     from results.retrain import check_compatible, retrain
+    from search_spaces.zoo import zoo_entry
 
     if fmt not in (None, "pt2", "onnx"):
         _fail(f"--format must be pt2 or onnx, got {fmt!r}")
@@ -311,6 +312,8 @@ def train(
         name = dataset or record.get("dataset")
         if not name:
             _fail(f"{arch_file} does not say which dataset it was found on: pass --dataset")
+        if record.get("zoo"):  # the design as its source publishes it for this dataset
+            arch = zoo_entry(record["zoo"]).architecture_for(name)
         bundle = load_dataset(name, data_root, cache_dir, encodings={arch.encoding: arch.encoding_dim},
                               feature_norms={arch.feature_norm})
         check_compatible(arch, info, bundle)

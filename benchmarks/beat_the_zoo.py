@@ -41,7 +41,7 @@ def main() -> None:
     dataset = config["dataset"]
     patience = args.patience or config["train"]["patience"]
     designs = {f"search best (trial {record.get('trial')})": best}
-    designs.update({f"zoo:{name}": zoo_entry(name).architecture for name in args.zoo.split(",")})
+    designs.update({f"zoo:{name}": zoo_entry(name).architecture_for(dataset) for name in args.zoo.split(",")})
     norms = {a.feature_norm for a in designs.values()}
     bundle = load_dataset(dataset, args.data_root, args.cache_dir, feature_norms=norms)
     train = TrainConfig(epochs=args.epochs, patience=patience, folds=args.folds, device="cpu")

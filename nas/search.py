@@ -207,13 +207,13 @@ class Search:
             task = dataset_task(cfg.dataset)
             if cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train" or task is None:
                 return []
-            return [e for e in zoo_entries(task) if self.space.contains(e.architecture)]
+            return [e for e in zoo_entries(task) if self.space.contains(e.architecture_for(cfg.dataset))]
         if cfg.references and (cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train"):
             raise ValueError("--reference adds trained trials to a black-box search (tpe, random, nsga2, ...); "
                              f"not to --strategy {cfg.strategy} or --evaluator {cfg.evaluator}")
         entries = [zoo_entry(ref) for ref in cfg.references]
         for entry in entries:
-            if not self.space.contains(entry.architecture):
+            if not self.space.contains(entry.architecture_for(cfg.dataset)):
                 raise ValueError(f"--reference {entry.ref}: the design is not in space {self.space.name!r}, so it "
                                  "cannot be one of its trials; use a space that holds it (the node preset holds "
                                  "zoo:gcn and zoo:gat) or --reference none")
@@ -223,7 +223,8 @@ class Search:
         """Queue the reference designs as the first trials of a new study: real trials,
         counted in the budget, selected and plotted like any other, and seen by the sampler."""
         for entry in self.references[:self.config.trials]:  # beyond the budget they would wait forever
-            study.enqueue_trial(self.space.trial_params(entry.architecture), user_attrs={"reference": entry.ref})
+            study.enqueue_trial(self.space.trial_params(entry.architecture_for(self.config.dataset)),
+                                user_attrs={"reference": entry.ref})
 
     def _check_tabular(self) -> None:
         cfg = self.config

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from search_spaces.architecture import Architecture
 
@@ -59,6 +59,26 @@ class ZooEntry(BaseModel):
     published: dict[str, float] = Field(default_factory=dict)  # dataset -> figure (percent or raw metric)
     protocol: Protocol = Field(default_factory=Protocol)
     architecture: Architecture
+    # dataset -> the global choices the source publishes for that dataset (weight_decay,
+    # dropout, ...), which replace the architecture's own there
+    datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _dataset_settings(self) -> "ZooEntry":
+        for dataset in self.datasets:
+            self.architecture_for(dataset)  # raises on an unknown or invalid choice
+        return self
+
+    def architecture_for(self, dataset: Optional[str]) -> Architecture:
+        """The design as published for ``dataset`` (the architecture itself where the source
+        gives no settings of that dataset)."""
+        settings = self.datasets.get((dataset or "").lower())
+        if not settings:
+            return self.architecture
+        bad = [k for k in settings if k == "layers" or k not in Architecture.model_fields]
+        if bad:
+            raise ValueError(f"datasets.{dataset}: {bad[0]!r} is not a global choice of the architecture")
+        return Architecture.model_validate({**self.architecture.model_dump(), **settings})
 
     @property
     def ref(self) -> str:
@@ -70,7 +90,7 @@ class ZooEntry(BaseModel):
                 "layers": [layer.mpnn for layer in arch.layers], "published": self.published,
                 "protocol": {**self.protocol.model_dump(), "lr": arch.lr, "weight_decay": arch.weight_decay,
                              "dropout": arch.dropout, "optimizer": arch.optimizer, "feature_norm": arch.feature_norm},
-                "source": self.source.model_dump()}
+                "datasets": self.datasets, "source": self.source.model_dump()}
 
 
 def is_zoo_ref(text: Any) -> bool:

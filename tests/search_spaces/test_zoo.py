@@ -133,3 +133,18 @@ def test_node_space_holds_gcn_gat_and_dagnn():
 
 def test_graph_space_holds_gin():
     assert SearchSpace.preset("graph").contains(zoo_entry("gin").architecture)
+
+
+def test_an_entry_takes_the_settings_its_source_publishes_per_dataset(tmp_path):
+    from nas import Search, SearchConfig
+    from search_spaces.zoo import ZooEntry
+
+    dagnn = zoo_entry("dagnn")
+    citeseer = dagnn.architecture_for("CiteSeer")
+    assert (citeseer.dropout, citeseer.weight_decay) == (0.5, 0.02)
+    assert dagnn.architecture_for("cora") == dagnn.architecture  # no settings of its own: the entry's
+    assert citeseer.layers == dagnn.architecture.layers and SearchSpace.preset("node").contains(citeseer)
+    search = Search(SearchConfig(dataset="citeseer", run_dir=str(tmp_path / "r")))  # the reference trial is CiteSeer's
+    assert [e.architecture_for("citeseer") for e in search.references if e.name == "dagnn"] == [citeseer]
+    with pytest.raises(ValueError, match="datasets.cora: 'layers' is not a global choice"):
+        ZooEntry.model_validate({**dagnn.model_dump(), "datasets": {"cora": {"layers": []}}})
