@@ -7,19 +7,41 @@ K-fold, every fold a figure). Printed: mean ± std of validation and test, FLOPs
 parameters, for each. Test figures are only reported; nothing here selects on them.
 
     python benchmarks/beat_the_zoo.py RUN_DIR [--zoo gat,gcn] [--seeds 5] [--folds K] [--data-root ../shared/datasets]
+                                      [--within-flops-of gin]
+
+``--within-flops-of NAME``: instead of the run's best, its best-validation trial (the
+confirmed mean where the search confirmed trials) among those with at most the FLOPs of
+zoo entry NAME's reference trial: "did the search beat it at equal or fewer FLOPs?".
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 
+import pandas as pd
 import torch
 import yaml
 
 from evaluators import TrainConfig, load_dataset
 from results.export import read_export
 from results.retrain import retrain
+from search_spaces import Architecture
 from search_spaces.zoo import zoo_entry
+
+
+def best_within_flops(run_dir: str, reference: str) -> tuple[Architecture, dict]:
+    """The best-validation completed trial with at most the FLOPs of the reference trial."""
+    trials = pd.read_csv(f"{run_dir}/trials.csv")
+    done = trials[trials["state"] == "COMPLETE"]
+    ref = done[done["reference"] == reference]
+    if ref.empty:
+        raise SystemExit(f"{run_dir} has no completed reference trial {reference}")
+    cheap = done[(done["flops"] <= ref["flops"].iloc[0]) & (done["reference"] != reference)].copy()
+    if cheap.empty:
+        raise SystemExit(f"no trial of {run_dir} has at most the FLOPs of {reference}")
+    val = cheap["confirmed_val"].fillna(cheap["val_metric"]) if "confirmed_val" in cheap else cheap["val_metric"]
+    row = cheap.loc[val.sort_values(ascending=False, kind="stable").index[0]]
+    return Architecture.from_json(row["arch_json"]), {"trial": int(row["trial"])}
 
 
 def main() -> None:
@@ -33,10 +55,13 @@ def main() -> None:
     parser.add_argument("--data-root", default="../shared/datasets")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--within-flops-of", default=None, help="a zoo entry run as a reference trial of the search")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     best, _, record = read_export(f"{args.run_dir}/best_arch.json")
+    if args.within_flops_of:
+        best, record = best_within_flops(args.run_dir, f"zoo:{args.within_flops_of}")
     config = yaml.safe_load(open(f"{args.run_dir}/config.yaml"))
     dataset = config["dataset"]
     patience = args.patience or config["train"]["patience"]
