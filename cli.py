@@ -48,6 +48,9 @@ def search(
                                              "[default: metric,flops]."),
     trials: Optional[int] = typer.Option(None, help="Trial budget, counting finished trials of a resumed run [default: 20]."),
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
+    trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial that trains longer than this many seconds "
+                                                  "(all its folds) at the end of its epoch; it is recorded as "
+                                                  "failed and the search goes on."),
     epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per trial [default: 200]."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs [default: 50]."),
     folds: Optional[int] = typer.Option(None, min=1, help="Graph datasets: stratified k-fold cross-validation, "
@@ -122,7 +125,7 @@ def search(
     if evaluator not in (None, "train") and objectives is None and not resume:
         given["objectives"] = "metric,latency"  # tables have latency and params, no FLOPs
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,
-                                     device=device, folds=folds, sample_above_nodes=sample_above_nodes,
+                                     trial_timeout=trial_timeout, device=device, folds=folds, sample_above_nodes=sample_above_nodes,
                                      node_batch_size=node_batch_size).items() if v is not None}
     try:
         if fanouts is not None:

@@ -8,9 +8,10 @@ from evaluators.datasets import DATASETS, DatasetBundle, DatasetError, Splits, l
 from evaluators import molecules as _molecules  # noqa: F401  (registers the molecular datasets)
 from evaluators.metrics import METRICS, Metric, get_metric
 from evaluators.result import TrialResult
-from evaluators.training import (TrainConfig, TrainedModel, TrainingDiverged, TrialPruned, evaluate,
+from evaluators.training import (TrainConfig, TrainedModel, TrainingDiverged, TrialPruned, TrialTimeout, evaluate,
                                  resolve_device, train_model)
 
 __all__ = ["Cost", "DATASETS", "DatasetBundle", "DatasetError", "METRICS", "Metric", "Splits",
-           "TrainConfig", "TrainedModel", "TrainingDiverged", "TrialPruned", "TrialResult", "evaluate", "flops_of",
+           "TrainConfig", "TrainedModel", "TrainingDiverged", "TrialPruned", "TrialTimeout", "TrialResult", "evaluate",
+           "flops_of",
            "get_metric", "load_dataset", "measure_cost", "params_of", "resolve_device", "train_model"]

@@ -38,6 +38,10 @@ class TrialPruned(RuntimeError):
     """``report`` asked to stop this trial early."""
 
 
+class TrialTimeout(RuntimeError):
+    """The trial ran past ``TrainConfig.trial_timeout``; the search records it as failed."""
+
+
 class TrainConfig(BaseModel):
     """How candidates are trained. Passed explicitly; there is no global config."""
 
@@ -55,6 +59,9 @@ class TrainConfig(BaseModel):
     # With folds > 1: train and score this fold only (its training part, its own validation
     # part, its test part); the searches inside each fold of Errica et al.'s protocol use it.
     fold: Optional[int] = Field(default=None, ge=0)
+    # Seconds a trial may train (all its folds together); past it, it stops at the end of
+    # the epoch it is in and fails with TrialTimeout. None: no limit.
+    trial_timeout: Optional[float] = Field(default=None, gt=0)
     # Node tasks on graphs with more nodes than this train on NeighborLoader mini-batches
     # of `node_batch_size` seed nodes, sampling fanouts[i] in-neighbours at hop i (the last
     # fan-out repeats for deeper models); validation and test use the same sampling.
@@ -140,7 +147,9 @@ def cross_validate(arch: Architecture, bundle: DatasetBundle, config: TrainConfi
     folds (costs are those of the first fold's model). Early stopping of the trial
     (``report``) watches the first fold."""
     single = config.model_copy(update={"folds": 1})
-    results = [train_model(arch, replace(bundle, splits=splits), single, report if i == 0 else None).result
+    deadline = _deadline(config)  # the limit is the trial's, across its folds
+    results = [train_model(arch, replace(bundle, splits=splits), single, report if i == 0 else None,
+                           deadline=deadline).result
                for i, splits in enumerate(fold_splits(bundle, config.folds))]
     mean = lambda key: float(np.mean([getattr(r, key) for r in results]))  # noqa: E731
     first = results[0]
@@ -328,8 +337,12 @@ def _step(loss: Tensor, opt: torch.optim.Optimizer) -> None:
     opt.step()
 
 
+def _deadline(config: TrainConfig) -> Optional[float]:
+    return time.monotonic() + config.trial_timeout if config.trial_timeout else None
+
+
 def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
-                report: Optional[Report] = None) -> TrainedModel:
+                report: Optional[Report] = None, deadline: Optional[float] = None) -> TrainedModel:
     """As :func:`evaluate`, and keep the model, restored to its best validation epoch (the
     epoch whose figures are reported).
 
@@ -338,6 +351,7 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     forward pass over the whole graph); graph tasks in mini-batches of ``config.batch_size``. For
     graph tasks FLOPs are per graph (the mean over the bundle's sample batch of training
     graphs) and latency is that of the sample batch."""
+    deadline = deadline if deadline is not None else _deadline(config)
     seed_everything(config.seed)
     device = resolve_device(config.device)
     metric = get_metric(config.metric or bundle.metric)
@@ -378,6 +392,9 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
                 raise TrialPruned(f"stopped at epoch {epoch} with validation {metric.name} {val_value:.4f}")
             if stale >= config.patience:
                 break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TrialTimeout(f"stopped at epoch {epoch} after running past --trial-timeout "
+                                   f"{config.trial_timeout:g} s")
     train_time = time.perf_counter() - start
     model.load_state_dict(best_state)
 

@@ -135,7 +135,7 @@ Observer = Callable[[Progress], None]
 # Settings that make two runs different searches: resuming with another value is refused.
 IDENTITY_KEYS = ("space", "dataset", "dataset_args", "evaluator", "objectives", "study_name", "train")
 # Training settings that do not change what a trial measures.
-NEUTRAL_TRAIN_KEYS = ("device", "latency_repeats")
+NEUTRAL_TRAIN_KEYS = ("device", "latency_repeats", "trial_timeout")
 
 
 def _identity(config: dict) -> dict:

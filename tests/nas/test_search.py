@@ -16,8 +16,8 @@ FAST = TrainConfig(epochs=15, patience=10, latency_repeats=1)
 
 
 def run(tmp_path, cache_dir, name="run", resume=False, **kw) -> tuple[Search, optuna.Study]:
-    config = SearchConfig(run_dir=str(tmp_path / name), cache_dir=str(cache_dir), train=FAST,
-                          **{"trials": 4, "space": "tiny", **kw})
+    config = SearchConfig(run_dir=str(tmp_path / name), cache_dir=str(cache_dir),
+                          **{"trials": 4, "space": "tiny", "train": FAST, **kw})
     search = Search(config, resume=resume)
     return search, search.run()
 
@@ -252,3 +252,26 @@ def test_confirmation_defaults_to_three_for_twenty_trials_or_more():
     assert SearchConfig(trials=20).confirm_top == 3 and SearchConfig(trials=19).confirm_top == 0
     assert SearchConfig(trials=50, confirm=0).confirm_top == 0
     assert SearchConfig(trials=50, evaluator="nas-bench-graph").confirm_top == 0
+
+
+def test_trial_timeout_stops_a_slow_trial_and_records_it_failed(tmp_path, cache_dir, monkeypatch):
+    import time
+
+    from torch_geometric.nn import GCNConv
+
+    space = tmp_path / "slow.yaml"
+    space.write_text("name: slow\nglobal:\n  num_layers: 1\n  hidden_dim: [16, 32]\nlayers:\n  mpnn: gcn\n")
+    forward = GCNConv.forward
+
+    def sleepy(self, *args, **kwargs):  # an operator that hangs: 0.2 s a call
+        time.sleep(0.2)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(GCNConv, "forward", sleepy)
+    slow = TrainConfig(epochs=1000, patience=1000, latency_repeats=1, trial_timeout=1.0)
+    start = time.monotonic()
+    search, study = run(tmp_path, cache_dir, space=str(space), trials=2, train=slow, references=[])
+    assert time.monotonic() - start < 30  # 1000 epochs of 0.4 s would be minutes
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+    assert all("running past --trial-timeout 1 s" in t.user_attrs["error"] for t in study.trials)
+    assert count_finished(study) == 2  # failed by the candidate: counted, not retried on resume
