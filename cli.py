@@ -141,6 +141,7 @@ def search(
             assessment = run_dir / ASSESSMENT_FILE
             stored = Assessment.read_config(assessment) if assessment.is_file() else RunStore(run_dir, storage).read_config()
             stored.pop("space_source", None)
+            stored.pop("space_spec", None)
             stored["train"] = {**stored.get("train", {}), **train}
             stored["darts"] = {**stored.get("darts", {}), **darts}
             config = SearchConfig.model_validate({**stored, **given, "run_dir": str(run_dir)})
@@ -167,11 +168,23 @@ def search(
         _fail(str(err))
         return
     outputs = runner.store.outputs(study)  # the run has written its files already
+    if outputs.best is None:
+        _fail_no_trial(outputs.frame, runner.run_dir)
     if not quiet:
         metric_name = study.user_attrs.get("metric", "metric")
         console.print(results_table(outputs.frame, outputs.front, metric_name))
         console.print(f"Pareto front: {len(outputs.front)} trials. Files in [bold]{runner.run_dir}[/]: "
                       "trials.csv, pareto.json, pareto.png, best_arch.json, summary.md")
+
+
+def _fail_no_trial(frame, run_dir: Path) -> None:
+    """Every trial failed (or none ran): say why, grouped by error, and exit 1."""
+    errors = frame["error"].fillna("").replace("", "interrupted: its process ended mid-trial") if len(frame) else []
+    err_console.print(f"[bold red]error:[/] no trial completed in {run_dir}; nothing to select "
+                      f"(no best_arch.json). {len(frame)} trial(s):", highlight=False)
+    for message, count in (errors.value_counts().items() if len(frame) else []):
+        err_console.print(f"  {count} x {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(code=1)
 
 
 def _assess(config, resume: bool, quiet: bool) -> None:

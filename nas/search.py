@@ -31,7 +31,7 @@ from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedi
 from nas.outcome import completed, failed, pruned, tell
 from nas.strategies import STRATEGIES
 from results.objectives import Objective, parse_objectives
-from results.store import CONFIRM_ATTR, JOURNAL, RunStore
+from results.store import CONFIRM_ATTR, JOURNAL_STORAGE, RunStore
 from search_spaces import Architecture, SearchSpace
 from search_spaces.builder import model_inputs
 from search_spaces.registry import UnknownNameError
@@ -157,7 +157,7 @@ class Search:
             config = config.model_copy(update={"study_name": self.run_dir.resolve().name})
             self.config = config
         if config.workers > 1 and config.storage is None:  # SQLite is for one writing process
-            config = config.model_copy(update={"storage": f"{JOURNAL}{(self.run_dir / 'journal.log').resolve()}"})
+            config = config.model_copy(update={"storage": JOURNAL_STORAGE})
             self.config = config
         if config.workers > 1 and (config.storage or "").startswith("sqlite"):
             raise ValueError("--workers > 1 cannot share an SQLite storage (one writing process only): leave "
@@ -169,6 +169,8 @@ class Search:
             raise ValueError(f"{self.run_dir} already holds a run (study {config.study_name!r}); "
                              "continue it with --resume or choose another --run-dir")
         self.space = SearchSpace.load(config.space)
+        if resume:
+            self._check_space_unchanged()
         if config.evaluator != "train":
             self._check_tabular()
         if resume and config.strategy == "darts+tpe" and self.narrowed_path.is_file():
@@ -240,6 +242,18 @@ class Search:
         if cfg.strategy in DIFFERENTIABLE:
             raise ValueError(f"--strategy {cfg.strategy} trains a supernet; it cannot use a tabular evaluator")
 
+    def _check_space_unchanged(self) -> None:
+        """Refuse to resume a run whose space file now says something else: its finished
+        trials were drawn from the old space, and Optuna cannot mix the two."""
+        stored = self.store.read_config().get("space_spec")
+        if stored is None:  # a run from before the space was stored: nothing to compare with
+            return
+        changed = _changed_paths(stored, space_content(self.space))
+        if changed:
+            raise ValueError(f"cannot resume {self.run_dir}: space {self.config.space!r} has changed since the run "
+                             f"began ({', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); restore it or "
+                             "start a new run")
+
     def _check_resume(self) -> None:
         # Settings added since the run was written take their defaults (older runs resume).
         old = _identity({**SearchConfig().model_dump(mode="json"), **self.store.read_config()})
@@ -277,7 +291,8 @@ class Search:
                 study.sampler = saved.sampler
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
-                                     "storage": self.store.storage, "space_source": self.space.source})
+                                     "storage": self.store.storage_template, "space_source": self.space.source,
+                                     "space_spec": space_content(self.space)})
             study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
                                             metric.name)
             study.pruner = PRUNERS.get(cfg.pruner)()
@@ -519,6 +534,19 @@ class Search:
             "derived_arch_id": arch.arch_id, "search_time_s": time.perf_counter() - start,
             "candidate_flops": {k: v.tolist() for k, v in net.flops.items()}})
         return net, arch
+
+
+def space_content(space: SearchSpace) -> dict:
+    """The space as config.yaml records it: its validated content, not its path."""
+    return space.spec.model_dump(mode="json", by_alias=True)
+
+
+def _changed_paths(old: object, new: object, prefix: str = "") -> list[str]:
+    """Dotted paths at which two JSON-like values differ (``global.dropout``)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [p for key in sorted(set(old) | set(new), key=str)
+                for p in _changed_paths(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".") or "(the whole space)"]
 
 
 def run_worker(config_json: str, index: int) -> None:

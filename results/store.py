@@ -43,6 +43,9 @@ BASE_COLUMNS = ["trial", "state", "val_metric", "test_metric", "flops", "params"
 
 
 JOURNAL = "journal:///"
+RUN_DIR_TOKEN = "{run_dir}"  # in a storage URL: the run directory, wherever it is now
+DEFAULT_STORAGE = f"sqlite:///{RUN_DIR_TOKEN}/study.db"
+JOURNAL_STORAGE = f"{JOURNAL}{RUN_DIR_TOKEN}/journal.log"  # the default of several local workers
 # Study user attribute: {trial number: {"seeds": [...], "val": [...], "test": [...]}}, the
 # trial's own figures first, then those of its confirmation seeds (Search.confirm). A study
 # attribute because Optuna refuses new attributes on a finished trial.
@@ -76,7 +79,10 @@ class RunStore:
 
     def __init__(self, run_dir: str | Path, storage: Optional[str] = None) -> None:
         self.run_dir = Path(run_dir)
-        self.storage = storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+        # config.yaml keeps the template, so a run directory that is moved or copied opens
+        # its own database, never the one it was copied from; a user's URL is kept as given
+        self.storage_template = storage or DEFAULT_STORAGE
+        self.storage = self.storage_template.replace(RUN_DIR_TOKEN, str(self.run_dir.resolve()))
         self.backend = open_storage(self.storage)
 
     @classmethod

@@ -173,3 +173,14 @@ def test_references_run_first_tagged_and_are_checked(tmp_path, cache_dir):
                                  "--reference", "zoo:gin"])
     assert result.exit_code == 2 and "--reference zoo:gin: the design is not in space 'node'" in result.output
     assert not (tmp_path / "r2").exists()  # refused before any work
+
+
+def test_a_search_whose_every_trial_failed_says_why_and_exits_1(tmp_path, cache_dir):
+    space = tmp_path / "broken.yaml"  # heads 3 does not divide 32 channels: every trial fails
+    space.write_text("name: broken\nglobal:\n  hidden_dim: 32\n  num_layers: 1\n"
+                     "layers:\n  mpnn: [gcn, sage]\n  attention: full\n  heads: 3\n")
+    result = runner.invoke(app, ["search", "--space", str(space), "--trials", "2", "--epochs", "2", "--quiet",
+                                 "--run-dir", str(tmp_path / "r"), "--cache-dir", str(cache_dir)])
+    assert result.exit_code == 1, result.output
+    assert "no trial completed" in result.output and "2 x ValueError" in result.output
+    assert "channels divisible by heads" in result.output and not (tmp_path / "r" / "best_arch.json").exists()

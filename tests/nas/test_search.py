@@ -6,6 +6,7 @@ import json
 import optuna
 import pandas as pd
 import pytest
+import yaml
 
 from evaluators import TrainConfig
 from nas import Search, SearchConfig
@@ -275,3 +276,28 @@ def test_trial_timeout_stops_a_slow_trial_and_records_it_failed(tmp_path, cache_
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
     assert all("running past --trial-timeout 1 s" in t.user_attrs["error"] for t in study.trials)
     assert count_finished(study) == 2  # failed by the candidate: counted, not retried on resume
+
+
+def test_a_moved_or_copied_run_directory_uses_its_own_database(tmp_path, cache_dir):
+    import shutil
+
+    from results.store import RunStore
+
+    search, _ = run(tmp_path, cache_dir, name="base", trials=2)
+    assert "{run_dir}" in yaml.safe_load((tmp_path / "base" / "config.yaml").read_text())["storage"]
+    shutil.copytree(tmp_path / "base", tmp_path / "copy")
+    copied = Search(search.config.model_copy(update={"run_dir": str(tmp_path / "copy"), "trials": 3}), resume=True)
+    assert len(copied.run().trials) == 3
+    assert len(RunStore.open(tmp_path / "base")[1].trials) == 2  # the original is untouched
+    shutil.move(tmp_path / "base", tmp_path / "moved")
+    store, study = RunStore.open(tmp_path / "moved")  # report and export open it where it is now
+    assert len(study.trials) == 2 and str(tmp_path / "moved") in store.storage
+
+
+def test_resume_refuses_a_space_file_that_changed(tmp_path, cache_dir):
+    space = tmp_path / "space.yaml"
+    space.write_text("name: s\nglobal:\n  num_layers: 1\n  dropout: [0.1, 0.5]\nlayers:\n  mpnn: [gcn, sage]\n")
+    search, _ = run(tmp_path, cache_dir, space=str(space), trials=1)
+    space.write_text("name: s\nglobal:\n  num_layers: 1\n  dropout: [0.1, 0.6]\nlayers:\n  mpnn: [gcn, gat]\n")
+    with pytest.raises(ValueError, match=r"has changed since the run began \(global.dropout.choices, layers.mpnn.choices\)"):
+        Search(search.config.model_copy(update={"trials": 2}), resume=True)
