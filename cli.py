@@ -46,13 +46,13 @@ def search(
                                            "(differentiable) [default: tpe]."),
     objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency "
                                              "[default: metric,flops]."),
-    trials: Optional[int] = typer.Option(None, help="Trial budget, counting finished trials of a resumed run [default: 20]."),
+    trials: Optional[int] = typer.Option(None, min=1, help="Trial budget, counting finished trials of a resumed run [default: 20]."),
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
     trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial that trains longer than this many seconds "
                                                   "(all its folds) at the end of its epoch; it is recorded as "
                                                   "failed and the search goes on."),
-    epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per trial [default: 200]."),
-    patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs [default: 50]."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Maximum training epochs per trial [default: 200]."),
+    patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience in epochs [default: 50]."),
     folds: Optional[int] = typer.Option(None, min=1, help="Graph datasets: stratified k-fold cross-validation, "
                                         "the trial's figures are means over folds [default: 1, one split]."),
     sample_above_nodes: Optional[int] = typer.Option(None, min=1, help="Node tasks: graphs with more nodes train on "
@@ -83,7 +83,7 @@ def search(
     cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings [default: $GRAPHNAS_CACHE or ~/.cache/graphnas]."),
     cost_weights: Optional[str] = typer.Option(None, help="darts/gdas: comma list of FLOPs penalty weights "
                                                "lambda, one search each [default: 0]."),
-    darts_epochs: Optional[int] = typer.Option(None, help="darts/gdas: supernet epochs [default: 100]."),
+    darts_epochs: Optional[int] = typer.Option(None, min=1, help="darts/gdas: supernet epochs [default: 100]."),
     alpha_lr: Optional[float] = typer.Option(None, help="darts/gdas: Adam lr of the architecture parameters [default: 0.03]."),
     second_order: Optional[bool] = typer.Option(None, "--second-order/--first-order",
                                                 help="darts: unrolled (second-order) architecture gradient [default: first-order]."),
@@ -302,8 +302,8 @@ def train(
     arch_file: Path = typer.Argument(..., help="An export file (graphnas export), architecture JSON, or zoo:NAME."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name [default: the one the architecture was found on]."),
     seeds: int = typer.Option(5, min=1, help="Retrain with this many seeds."),
-    epochs: Optional[int] = typer.Option(None, help="Maximum epochs [default: the zoo entry's protocol, else 200]."),
-    patience: Optional[int] = typer.Option(None, help="Early-stopping patience [default: the zoo protocol's, else 50]."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Maximum epochs [default: the zoo entry's protocol, else 200]."),
+    patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience [default: the zoo protocol's, else 50]."),
     folds: Optional[int] = typer.Option(None, min=1, help="Stratified K-fold CV of a graph dataset: mean ± std over "
                                         "folds [default: the zoo protocol's, else 1]."),
     seed: int = typer.Option(0, help="First seed."),

@@ -6,9 +6,10 @@ twice or asking for an unknown name is an error that lists the valid names.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Generic, Iterator, Mapping, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -34,8 +35,9 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """An explicit name -> factory map for one kind of primitive."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, noun: Optional[str] = None) -> None:
         self.kind = kind
+        self.noun = noun or kind  # how messages name an entry: "mpnn operator", "metric"
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, description: str, **capabilities: Any) -> Callable[[T], T]:
@@ -45,9 +47,9 @@ class Registry(Generic[T]):
 
         def add(factory: T) -> T:
             if name in self._entries:
-                raise ValueError(f"{self.kind} operator {name!r} is already registered")
+                raise ValueError(f"{self.noun} {name!r} is already registered")
             if not description:
-                raise ValueError(f"{self.kind} operator {name!r} needs a description")
+                raise ValueError(f"{self.noun} {name!r} needs a description")
             self._entries[name] = Entry(name, factory, description, MappingProxyType(dict(capabilities)))
             return factory
 
@@ -60,9 +62,9 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown {self.kind} operator {name!r}; registered: {', '.join(self.names())}"
-            ) from None
+            close = difflib.get_close_matches(str(name), self.names(), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UnknownNameError(f"unknown {self.noun} {name!r}{hint}; registered: {', '.join(self.names())}") from None
 
     def with_capability(self, capability: str) -> list[str]:
         """Names of the entries that declared ``capability``, sorted."""

@@ -184,3 +184,9 @@ def test_a_search_whose_every_trial_failed_says_why_and_exits_1(tmp_path, cache_
     assert result.exit_code == 1, result.output
     assert "no trial completed" in result.output and "2 x ValueError" in result.output
     assert "channels divisible by heads" in result.output and not (tmp_path / "r" / "best_arch.json").exists()
+
+
+def test_zero_budgets_name_the_flag(tmp_path):
+    for flag in ("--trials", "--epochs"):
+        result = runner.invoke(app, ["search", flag, "0", "--run-dir", str(tmp_path / "z")])
+        assert result.exit_code == 2 and f"Invalid value for '{flag}'" in result.output, result.output

@@ -49,9 +49,9 @@ class OpContext:
 
 OpFactory = Callable[[OpContext], nn.Module]
 
-MPNN: Registry[OpFactory] = Registry("mpnn")
-ATTENTION: Registry[OpFactory] = Registry("attention")
-ENCODING: Registry[type] = Registry("encoding")
-NORM: Registry[Callable[[int], nn.Module]] = Registry("norm")
-POOLING: Registry[Callable] = Registry("pooling")
-ACTIVATION: Registry[Callable[[], nn.Module]] = Registry("activation")
+MPNN: Registry[OpFactory] = Registry("mpnn", noun="mpnn operator")
+ATTENTION: Registry[OpFactory] = Registry("attention", noun="attention operator")
+ENCODING: Registry[type] = Registry("encoding", noun="encoding operator")
+NORM: Registry[Callable[[int], nn.Module]] = Registry("norm", noun="norm operator")
+POOLING: Registry[Callable] = Registry("pooling", noun="pooling operator")
+ACTIVATION: Registry[Callable[[], nn.Module]] = Registry("activation", noun="activation operator")

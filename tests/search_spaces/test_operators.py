@@ -6,6 +6,7 @@ import torch
 
 from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
 from search_spaces.registry import Registry, UnknownNameError
+from evaluators.metrics import METRICS
 
 C, EDGE_DIM = 16, 4
 OPERATORS = [("mpnn", n) for n in MPNN.names()] + [("attention", n) for n in ATTENTION.names()]
@@ -115,8 +116,11 @@ def test_registry_rejects_duplicates_and_lists_names():
     reg.register("a", "first")(object)
     with pytest.raises(ValueError, match="'a' is already registered"):
         reg.register("a", "again")(object)
-    with pytest.raises(UnknownNameError, match="unknown mpnn operator 'gcnn'; registered: appnp, arma, cheb, dagnn"):
+    with pytest.raises(UnknownNameError,
+                       match=r"unknown mpnn operator 'gcnn' \(did you mean 'gcn'\?\); registered: appnp, arma, cheb"):
         MPNN.get("gcnn")
+    with pytest.raises(UnknownNameError, match=r"^unknown metric 'foo'; registered: accuracy"):  # no "operator"
+        METRICS.get("foo")
 
 
 def test_signnet_is_invariant_to_eigenvector_signs(small_graph):
