@@ -110,6 +110,7 @@ def search(
     from evaluators import DatasetError, TrainConfig
     from nas import Search, SearchConfig
     from nas.assessment import ASSESSMENT_FILE, Assessment
+    from nas.search import RUN_FACTS
     from results.report import results_table
     from results.store import RunStore
     from search_spaces import SpaceError
@@ -140,8 +141,8 @@ def search(
                 _fail("--resume needs --run-dir DIR")
             assessment = run_dir / ASSESSMENT_FILE
             stored = Assessment.read_config(assessment) if assessment.is_file() else RunStore(run_dir, storage).read_config()
-            stored.pop("space_source", None)
-            stored.pop("space_spec", None)
+            for key in RUN_FACTS:
+                stored.pop(key, None)
             stored["train"] = {**stored.get("train", {}), **train}
             stored["darts"] = {**stored.get("darts", {}), **darts}
             config = SearchConfig.model_validate({**stored, **given, "run_dir": str(run_dir)})
@@ -156,7 +157,14 @@ def search(
         _fail(str(err))
         return
 
+    try:
+        features = getattr(getattr(runner.prepare(), "info", None), "node_features", None)
+    except (DatasetError, FileNotFoundError, ValueError) as err:  # before the banner: one line
+        _fail(str(err))
+        return
     if not quiet:
+        if features:
+            console.print(f"node features: {features}", highlight=False)
         console.print(f"[bold]graphnas search[/]: space [cyan]{runner.space.name}[/] "
                       f"({runner.space.size():,} architectures), dataset [cyan]{config.dataset}[/], "
                       f"strategy {config.strategy}, objectives {config.objectives}, run dir {runner.run_dir}")

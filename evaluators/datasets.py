@@ -204,18 +204,31 @@ TU_DATASETS = {"mutag": "MUTAG", "proteins": "PROTEINS", "enzymes": "ENZYMES", "
                "ptc_mr": "PTC_MR", "imdb-binary": "IMDB-BINARY"}
 
 
+MAX_ONE_HOT_DEGREE = 64  # wider than most TU graphs' degrees; IMDB-BINARY's hubs (up to 135) share the last column
+
+
+def one_hot_degree(g: Data, cap: int) -> Tensor:
+    """One-hot in-degree, degrees above ``cap`` in the last column: GIN's features for graphs
+    without any. (PyG's OneHotDegree fails on a degree above its maximum instead of capping.)"""
+    deg = degree(g.edge_index[1], g.num_nodes, dtype=torch.long).clamp(max=cap)
+    return torch.nn.functional.one_hot(deg, cap + 1)
+
+
 def _tu(name: str) -> Loader:
     def load(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
         from torch_geometric.datasets import TUDataset
 
         work = working_root(root, cache_dir, f"TUDataset/{name}", name.lower(), f"{name}_A.txt etc.")
         dataset = TUDataset(str(work / "TUDataset"), name=name)
+        featureless = dataset[0].x is None  # IMDB-BINARY: structure only
         graphs = []
         for g in dataset:
-            x = g.x if g.x is not None else torch.ones(g.num_nodes, 1)  # IMDB-BINARY has no features
+            x = one_hot_degree(g, MAX_ONE_HOT_DEGREE) if featureless else g.x
             graphs.append(Data(x=x.float(), edge_index=g.edge_index, y=g.y,
                                edge_attr=g.edge_attr.float() if g.edge_attr is not None else None))
-        return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0)
+        meta = {"node_features": f"one-hot degree 0..{MAX_ONE_HOT_DEGREE} (higher clamped): the graphs have no node "
+                                 "features (Xu et al.)"} if featureless else {}
+        return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0), meta
 
     return load
 
@@ -229,7 +242,8 @@ def csl(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
     dataset = GNNBenchmarkDataset(str(work / "GNNBenchmarkDataset"), name="CSL")
     # no node features: every node the same, so only structure (and encodings) can tell
     graphs = [Data(x=torch.ones(g.num_nodes, 1), edge_index=g.edge_index, y=g.y.view(-1)) for g in dataset]
-    return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0)
+    meta = {"node_features": "constant 1: CSL is told apart by structure (and encodings) only"}
+    return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0), meta
 
 
 for _key, _name in TU_DATASETS.items():

@@ -201,6 +201,7 @@ class Search:
                              "--pruner median, --objectives metric, or --backend ray (ASHA)")
         self.resume = resume
         self.references = self._check_references()
+        self._prepared: Optional[DatasetBundle | NasBenchGraph] = None
 
     def _check_references(self) -> list[ZooEntry]:
         """The zoo entries to run first, each checked to be in the space (before any work)."""
@@ -263,13 +264,17 @@ class Search:
             raise ValueError(f"cannot resume {self.run_dir} with different settings: " + "; ".join(diffs))
 
     def prepare(self) -> DatasetBundle | NasBenchGraph:
-        """The dataset, or for a tabular evaluator its table (which answers trials itself)."""
-        if self.config.evaluator != "train":
-            return TABULAR.get(self.config.evaluator)(self.config.dataset)
-        return load_dataset(self.config.dataset, self.config.data_root,
-                            Path(self.config.cache_dir) if self.config.cache_dir else None,
-                            encodings=self.space.encodings(), dataset_args=self.config.dataset_args,
-                            feature_norms=self.space.feature_norms())
+        """The dataset, or for a tabular evaluator its table (which answers trials itself);
+        loaded once per search (the CLI asks for it before its banner)."""
+        if self._prepared is None:
+            if self.config.evaluator != "train":
+                self._prepared = TABULAR.get(self.config.evaluator)(self.config.dataset)
+            else:
+                self._prepared = load_dataset(self.config.dataset, self.config.data_root,
+                                              Path(self.config.cache_dir) if self.config.cache_dir else None,
+                                              encodings=self.space.encodings(), dataset_args=self.config.dataset_args,
+                                              feature_norms=self.space.feature_norms())
+        return self._prepared
 
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
@@ -291,8 +296,7 @@ class Search:
                 study.sampler = saved.sampler
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
-                                     "storage": self.store.storage_template, "space_source": self.space.source,
-                                     "space_spec": space_content(self.space)})
+                                     "storage": self.store.storage_template, **run_facts(self.space, bundle)})
             study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
                                             metric.name)
             study.pruner = PRUNERS.get(cfg.pruner)()
@@ -534,6 +538,16 @@ class Search:
             "derived_arch_id": arch.arch_id, "search_time_s": time.perf_counter() - start,
             "candidate_flops": {k: v.tolist() for k, v in net.flops.items()}})
         return net, arch
+
+
+# What config.yaml records beside the settings (not settings: a resume does not take them)
+RUN_FACTS = ("space_source", "space_spec", "node_features")
+
+
+def run_facts(space: SearchSpace, bundle) -> dict:
+    info = getattr(bundle, "info", None)
+    return {"space_source": space.source, "space_spec": space_content(space),
+            "node_features": info.node_features if info is not None else None}
 
 
 def space_content(space: SearchSpace) -> dict:

@@ -48,6 +48,8 @@ class DataInfo:
             each column (molecules: atom type, chirality, ...); embedded, not projected.
         edge_cardinalities: the same for integer edge features (bond type, ...).
         num_edges: edges of the one graph of a node task (learned edge masks need it).
+        node_features: what the node features are where the loader made them (graphs
+            without node features: one-hot degree); ``None``: the dataset's own.
     """
 
     task: str
@@ -58,6 +60,7 @@ class DataInfo:
     x_cardinalities: Optional[tuple[int, ...]] = None
     edge_cardinalities: Optional[tuple[int, ...]] = None
     num_edges: Optional[int] = None
+    node_features: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -190,3 +190,17 @@ def test_zero_budgets_name_the_flag(tmp_path):
     for flag in ("--trials", "--epochs"):
         result = runner.invoke(app, ["search", flag, "0", "--run-dir", str(tmp_path / "z")])
         assert result.exit_code == 2 and f"Invalid value for '{flag}'" in result.output, result.output
+
+
+def test_search_banner_and_config_say_what_the_node_features_are(tmp_path, shared_datasets, cache_dir):
+    import yaml
+
+    result = runner.invoke(app, ["search", "--dataset", "imdb-binary", "--space", "tiny", "--trials", "1", "--epochs", "1",
+                                 "--reference", "none", "--data-root", str(shared_datasets), "--cache-dir",
+                                 str(cache_dir), "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "node features: one-hot degree 0..64" in result.output
+    config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert config["node_features"].startswith("one-hot degree")
+    export = runner.invoke(app, ["export", str(tmp_path / "r"), "-o", str(tmp_path / "a.json")])
+    assert export.exit_code == 0 and "one-hot degree" in (tmp_path / "a.json").read_text()

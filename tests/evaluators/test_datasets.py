@@ -84,3 +84,15 @@ def test_triangles_counts_triangles(cache_dir):
         count = sum(1 for a, b, c in combinations(range(g.num_nodes), 3)
                     if (a, b) in edges and (b, c) in edges and (a, c) in edges)
         assert g.y.item() == count
+
+
+def test_graphs_without_node_features_get_one_hot_degree_and_say_so(shared_datasets, cache_dir):
+    from evaluators.datasets import MAX_ONE_HOT_DEGREE
+
+    imdb = load_dataset("imdb-binary", shared_datasets, cache_dir)
+    g = imdb.graphs[0]
+    assert g.x.shape == (g.num_nodes, MAX_ONE_HOT_DEGREE + 1) and torch.all(g.x.sum(1) == 1)
+    deg = torch.bincount(g.edge_index[1], minlength=g.num_nodes).clamp(max=MAX_ONE_HOT_DEGREE)
+    assert torch.equal(g.x.argmax(1), deg)
+    assert imdb.info.num_features == MAX_ONE_HOT_DEGREE + 1 and "one-hot degree" in imdb.info.node_features
+    assert load_dataset("mutag", shared_datasets, cache_dir).info.node_features is None  # its own features
