@@ -230,7 +230,7 @@ def check_sampled_attention(attentions: list[str], num_nodes: int, config: Train
     """Refuse attention forms that score all node pairs on a graph trained in sampled
     batches (more than ``config.sample_above_nodes`` nodes): they would need the whole
     N x N graph at once, and within a sampled batch they would no longer be global."""
-    from search_spaces.operators.attention import quadratic_forms
+    from search_spaces.operators.attention import forms_costing, quadratic_forms
 
     if num_nodes <= config.sample_above_nodes:
         return
@@ -240,8 +240,8 @@ def check_sampled_attention(attentions: list[str], num_nodes: int, config: Train
             f"{where} uses attention {', '.join(bad)}, which scores all N^2 node pairs; this graph has "
             f"{num_nodes:,} nodes (> sample_above_nodes={config.sample_above_nodes:,}), so it trains on "
             f"NeighborLoader mini-batches where such attention is neither affordable nor global. Use a "
-            f"local form (masked, kv_from_mpnn), a linear one (linear, performer, flow, agent, sgformer, "
-            f"polynormer) or none, or raise --sample-above-nodes")
+            f"local form ({', '.join(forms_costing('edges'))}), a linear one ({', '.join(forms_costing('linear'))}) "
+            f"or none, or raise --sample-above-nodes")
 
 
 class _GraphTask:

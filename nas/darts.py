@@ -34,6 +34,7 @@ from evaluators.training import TrainingDiverged, task_loss
 from search_spaces import Architecture, SearchSpace
 from search_spaces.builder import Cell, ClassifierLayer, DataInfo, GPSLayer, build_model, model_inputs
 from search_spaces.operators import ATTENTION, MPNN, NORM, OpContext
+from search_spaces.operators.attention import takes_kv
 from search_spaces.schema import Categorical, FloatRange, IntRange
 
 OPERATOR_FIELDS = ("mpnn", "attention", "kv_source")
@@ -113,7 +114,7 @@ class _AttentionBranch(nn.Module):
         super().__init__()
         self.op = None if name == "none" else ATTENTION.get(name)(ctx)
         self.norm = NORM.get(norm)(ctx.channels) if self.op is not None else None
-        self.takes_kv = getattr(self.op, "takes_kv", False)
+        self.takes_kv = self.op is not None and takes_kv(name)
         self.dropout = dropout
 
     def forward(self, h: Tensor, kv: Tensor, skip: Tensor | int, edge_index: Tensor,
@@ -305,7 +306,7 @@ class Supernet(nn.Module):
                 chosen[name] = self.fixed[name]
             if field == "kv_source" and chosen[name] == "mpnn" and choice.contains("features"):
                 attention = chosen.get(name.replace("kv_source", "attention"), chosen.get("attention"))
-                if not getattr(ATTENTION.get(attention), "takes_kv", False):
+                if not takes_kv(attention):
                     chosen[name] = "features"
             return chosen[name]
 

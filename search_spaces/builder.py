@@ -26,6 +26,7 @@ from torch_geometric.explain.algorithm.utils import clear_masks
 
 from search_spaces.architecture import Architecture, LayerArch
 from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+from search_spaces.operators.attention import takes_kv
 from search_spaces.sparsity import EdgeSparsifier, Gates, WeightSparsifier
 
 # feature_norm -> the attribute of Data that holds the features so normalised (computed
@@ -118,7 +119,7 @@ class GPSLayer(nn.Module):
         self.local_norm = NORM.get(layer.norm)(channels)
         self.attn = None if layer.attention == "none" else ATTENTION.get(layer.attention)(ctx)
         self.kv_from_local = layer.kv_source == "mpnn"
-        if self.kv_from_local and not getattr(self.attn, "takes_kv", False):
+        if self.kv_from_local and not (self.attn is not None and takes_kv(layer.attention)):
             raise ValueError(f"kv_source='mpnn' needs an attention form that takes keys and values from the "
                              f"MPNN (kv_from_mpnn), got attention={layer.attention!r}")
         self.attn_norm = NORM.get(layer.norm)(channels) if self.attn is not None else None

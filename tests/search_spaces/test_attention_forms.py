@@ -167,3 +167,14 @@ PROJ = lambda n: 2 * n * C * 3 * C + 2 * n * C * C  # noqa: E731  q, k, v and ou
 def test_flops_formula_per_form(name, body):
     n = 40
     assert count(name, n) == PROJ(n) + body(n)
+
+
+def test_every_attention_form_declares_its_cost_at_registration():
+    from search_spaces.operators.attention import COSTS, forms_costing, head_prunable_forms, quadratic_forms
+
+    for entry in ATTENTION:
+        assert entry.capabilities.get("cost") in COSTS, f"{entry.name} declares no cost= (one of {COSTS})"
+        assert not hasattr(entry.factory, "quadratic") and not hasattr(entry.factory, "takes_kv")  # one place
+    assert set(quadratic_forms()) == {"full", "gated", "softplus", "topm"}
+    assert forms_costing("none") == ["none"] and "kv_from_mpnn" in forms_costing("edges")
+    assert "masked" not in head_prunable_forms() and "full" in head_prunable_forms()

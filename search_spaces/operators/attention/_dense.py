@@ -28,7 +28,6 @@ class DenseAttention(nn.Module):
     that lost: their rows of ``qkv`` and columns of ``out`` go, so their FLOPs go too.
     Subclasses with more per-head parameters extend :meth:`prune_heads`."""
 
-    prunable_heads = True  # sparsity.heads applies (see search_spaces.space)
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__()

@@ -39,5 +39,6 @@ class AgentAttention(DenseAttention):
         return F.scaled_dot_product_attention(q, agents, agent_values)
 
 
-ATTENTION.register("agent", f"Agent attention via {NUM_AGENTS} pooled agent tokens (Han et al. 2023), O(N n)")(
+ATTENTION.register("agent", f"Agent attention via {NUM_AGENTS} pooled agent tokens (Han et al. 2023), O(N n)",
+                   cost="linear", prunable_heads=True)(
     AgentAttention)

@@ -46,5 +46,6 @@ class FlowAttention(DenseAttention):
         return ((q / incoming) @ summary) * allocation
 
 
-ATTENTION.register("flow", "Flow-Attention: conservation, competition, allocation (Wu et al. 2022), O(N)")(
+ATTENTION.register("flow", "Flow-Attention: conservation, competition, allocation (Wu et al. 2022), O(N)",
+                   cost="linear", prunable_heads=True)(
     FlowAttention)

@@ -20,7 +20,6 @@ class FullAttention(DenseAttention):
     for scores and weighted sum.
     """
 
-    quadratic = True  # scores every pair of nodes of a graph: refused on sampled large graphs
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -32,5 +31,6 @@ class FullAttention(DenseAttention):
 
 
 ATTENTION.register("full", "Multi-head softmax attention over all nodes of each graph, O(N^2)",
+                   cost="quadratic", prunable_heads=True,
                    attention_dropout=True)(
     FullAttention)

@@ -20,7 +20,6 @@ class GatedAttention(DenseAttention):
     Cost: O(N^2 D) like ``full``. FLOPs: the ``2 N C 4C`` projections, ``2 N C C`` for the
     gate and ``4 B H L^2 D`` for scores and weighted sum."""
 
-    quadratic = True  # scores every pair of nodes of a graph: refused on sampled large graphs
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -42,5 +41,6 @@ class GatedAttention(DenseAttention):
         return torch.sigmoid(self.gate(x))
 
 
-ATTENTION.register("gated", "Softmax attention with a per-head sigmoid output gate (Qiu et al. 2025), O(N^2)")(
+ATTENTION.register("gated", "Softmax attention with a per-head sigmoid output gate (Qiu et al. 2025), O(N^2)",
+                   cost="quadratic", prunable_heads=True)(
     GatedAttention)

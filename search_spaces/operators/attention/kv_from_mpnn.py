@@ -20,7 +20,6 @@ class KVFromMPNNAttention(nn.Module):
     Shapes: ``x [N, C]``, ``kv [N, C]``, ``edge_index [2, E]`` -> ``[N, C]``. Cost: O(E C) plus
     the projections. FLOPs: ``2 N C 4C`` (q, k, v, root) + ``4 E C`` (+ ``2 E edge_dim C``)."""
 
-    takes_kv = True
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__()
@@ -36,5 +35,6 @@ class KVFromMPNNAttention(nn.Module):
         return self.conv(pair, edge_index)
 
 
-ATTENTION.register("kv_from_mpnn", "DARTS-GT asymmetric attention: keys/values from the MPNN output, O(E)", edge_features=True)(
+ATTENTION.register("kv_from_mpnn", "DARTS-GT asymmetric attention: keys/values from the MPNN output, O(E)",
+                   cost="edges", takes_kv=True, edge_features=True)(
     KVFromMPNNAttention)

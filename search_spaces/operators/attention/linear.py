@@ -24,5 +24,6 @@ class LinearAttention(DenseAttention):
         return linear_attention(F.elu(q) + 1, k_feat, v)
 
 
-ATTENTION.register("linear", "Linear attention, elu+1 feature map (Katharopoulos et al. 2020), O(N)")(
+ATTENTION.register("linear", "Linear attention, elu+1 feature map (Katharopoulos et al. 2020), O(N)",
+                   cost="linear", prunable_heads=True)(
     LinearAttention)

@@ -36,6 +36,7 @@ class MaskedAttention(nn.Module):
 
 
 ATTENTION.register("masked", "Softmax attention over graph edges with edge features, O(E)",
+                   cost="edges",
                    attention_dropout=True,
                    edge_features=True)(
     MaskedAttention)

@@ -21,4 +21,5 @@ class NoAttention(nn.Module):
         return x.new_zeros(x.shape)
 
 
-ATTENTION.register("none", "No global attention: the layer is a pure MPNN layer")(NoAttention)
+ATTENTION.register("none", "No global attention: the layer is a pure MPNN layer",
+                   cost="none")(NoAttention)

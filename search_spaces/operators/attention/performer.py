@@ -49,5 +49,6 @@ class PerformerAttention(nn.Module):
         return out[mask]
 
 
-ATTENTION.register("performer", "Performer FAVOR+ linear attention (PyG PerformerAttention), O(N)")(
+ATTENTION.register("performer", "Performer FAVOR+ linear attention (PyG PerformerAttention), O(N)",
+                   cost="linear")(
     PerformerAttention)

@@ -49,6 +49,8 @@ class PolynormerAttention(_PerGraph):
         super().__init__(PyGPolynormer(ctx.channels, heads=ctx.heads, head_channels=head_width(ctx)))
 
 
-ATTENTION.register("sgformer", "SGFormer simple global attention (PyG SGFormerAttention), O(N)")(SGFormerAttention)
-ATTENTION.register("polynormer", "Polynormer linear global attention (PyG PolynormerAttention), O(N)")(
+ATTENTION.register("sgformer", "SGFormer simple global attention (PyG SGFormerAttention), O(N)",
+                   cost="linear")(SGFormerAttention)
+ATTENTION.register("polynormer", "Polynormer linear global attention (PyG PolynormerAttention), O(N)",
+                   cost="linear")(
     PolynormerAttention)

@@ -20,7 +20,6 @@ class SoftplusAttention(DenseAttention):
 
     Cost: O(N^2 D). FLOPs: the ``2 N C 4C`` projections and ``4 B H L^2 D``."""
 
-    quadratic = True  # scores every pair of nodes of a graph: refused on sampled large graphs
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, **kw) -> Tensor:
         n = mask.sum(1).clamp(min=2).to(q.dtype)  # log 1 = 0 would flatten a one-node graph
@@ -29,5 +28,6 @@ class SoftplusAttention(DenseAttention):
         return (scores / scores.sum(-1, keepdim=True).clamp(min=1e-12)) @ v
 
 
-ATTENTION.register("softplus", "Softplus attention, l1-normalised, log N scaled (Gao et al. 2025), O(N^2)")(
+ATTENTION.register("softplus", "Softplus attention, l1-normalised, log N scaled (Gao et al. 2025), O(N^2)",
+                   cost="quadratic", prunable_heads=True)(
     SoftplusAttention)

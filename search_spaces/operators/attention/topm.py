@@ -22,7 +22,6 @@ class TopMAttention(DenseAttention):
     chunk) plus O(N m D) for the aggregation. FLOPs: the ``2 N C 4C`` projections,
     ``2 B H L^2 D`` for the scores and ``2 B H L m D`` for the weighted sum."""
 
-    quadratic = True  # scores every pair of nodes of a graph: refused on sampled large graphs
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -45,4 +44,5 @@ class TopMAttention(DenseAttention):
         return torch.cat(outs, dim=2)
 
 
-ATTENTION.register("topm", "Each node attends to its top-m most similar nodes (TANGNN), chunked")(TopMAttention)
+ATTENTION.register("topm", "Each node attends to its top-m most similar nodes (TANGNN), chunked",
+                   cost="quadratic", prunable_heads=True)(TopMAttention)
