@@ -29,7 +29,7 @@ class Outcome:
 def completed(result: TrialResult, objectives: list[Objective]) -> Outcome:
     """COMPLETE with the result's objective values, or FAIL when one is not finite: Optuna
     would store an infinite value as COMPLETE and it would top the Pareto front."""
-    attrs = result.to_attrs()
+    attrs = result.to_record()
     values = [float(getattr(result, o.column)) for o in objectives]
     if not all(math.isfinite(v) for v in values):
         return Outcome(TrialState.FAIL, attrs={**attrs, "error": f"non-finite objective values {values}"})

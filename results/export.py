@@ -62,7 +62,7 @@ def export_record(run_dir: str | Path, trial: Optional[int] = None, pareto: Opti
         if row is None:
             raise ExportError(f"{run_dir}: no completed trial to export")
     config = store.read_config()
-    attrs = study.trials[int(row["trial"])].user_attrs
+    attrs = TrialResult.unpack(study.trials[int(row["trial"])].user_attrs)
     return {
         "format": EXPORT_FORMAT,
         "format_version": 1,

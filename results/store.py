@@ -63,7 +63,30 @@ def open_storage(url: str):
         path = Path(url[len(JOURNAL):])
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        return _sqlite_storage(url)
     return url
+
+
+def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
+    """SQLite in write-ahead-log mode with ``synchronous=NORMAL``: a commit no longer waits
+    for an fsync (about 9 ms each here, and Optuna commits every attribute and parameter
+    on its own). The trade-off: a killed process loses nothing, since every commit is in
+    the log; a power failure or OS crash may lose the last commits before the next
+    checkpoint, and never corrupts the database. optuna-dashboard reads it as before."""
+    import sqlalchemy
+
+    storage = optuna.storages.RDBStorage(url)
+
+    def pragmas(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sqlalchemy.event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # the connection made while creating the tables predates the listener
+    return storage
 
 
 @dataclass
@@ -83,7 +106,17 @@ class RunStore:
         # its own database, never the one it was copied from; a user's URL is kept as given
         self.storage_template = storage or DEFAULT_STORAGE
         self.storage = self.storage_template.replace(RUN_DIR_TOKEN, str(self.run_dir.resolve()))
-        self.backend = open_storage(self.storage)
+        self._backend = None
+
+    @property
+    def backend(self):
+        """The Optuna storage, opened on first use (an SQLite file is created then, so a
+        refused run leaves no empty database behind)."""
+        if self._backend is None:
+            if self.storage.startswith("sqlite:///"):
+                Path(self.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            self._backend = open_storage(self.storage)
+        return self._backend
 
     @classmethod
     def open(cls, run_dir: str | Path) -> tuple["RunStore", optuna.Study]:
@@ -178,11 +211,6 @@ class RunStore:
 
     # --- records ------------------------------------------------------------------------
     @staticmethod
-    def record(trial: optuna.Trial, result: TrialResult) -> None:
-        for key, value in result.to_attrs().items():
-            trial.set_user_attr(key, value)
-
-    @staticmethod
     def trials_frame(study: optuna.Study) -> pd.DataFrame:
         """One row per trial: base columns, then every flattened choice (``layer{i}.mpnn``).
         ``confirmed_val``/``confirmed_test``: the means over the trial's own seed and its
@@ -247,7 +275,7 @@ class RunOutputs:
 
 
 def trial_row(trial: FrozenTrial) -> dict[str, Any]:
-    attrs = trial.user_attrs
+    attrs = TrialResult.unpack(trial.user_attrs)
     row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
     for key in BASE_COLUMNS[2:]:
         row[key] = attrs.get(key, math.nan)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from nas_bench_graph import light_read
 
+from evaluators.result import TrialResult
 from evaluators.tabular import NasBenchGraph, TabularError
 from nas import Search, SearchConfig
 from search_spaces import Architecture, LayerArch, SearchSpace
@@ -75,7 +76,8 @@ def test_a_30_query_search_runs_in_seconds(tmp_path):
     # About 3 s here; the bound is loose for a cold CI machine (font cache, disk syncs), and
     # what proves that nothing trained is the per-trial record below.
     assert time.perf_counter() - start < 60
-    assert all(t.user_attrs["device"] == "table" and t.user_attrs["train_time_s"] == 0 for t in study.trials)
+    results = [TrialResult.from_attrs(t.user_attrs) for t in study.trials]
+    assert all(r.device == "table" and r.train_time_s == 0 for r in results)
     frame = pd.read_csv(tmp_path / "nbg" / "trials.csv")
     assert len(frame) == 30 and study.metric_names == ["val_accuracy", "latency"]
     table = NasBenchGraph("citeseer")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from evaluators import TrainConfig
+from evaluators import TrainConfig, TrialResult
 from nas import Search, SearchConfig
 from nas.search import count_finished
 from search_spaces import Architecture, SearchSpace
@@ -66,7 +66,7 @@ def test_repeated_architecture_is_not_retrained(tmp_path, cache_dir):
     space = tmp_path / "one.yaml"
     space.write_text("name: one\nglobal:\n  num_layers: 1\nlayers:\n  mpnn: gcn\n")
     _, study = run(tmp_path, cache_dir, space=str(space), trials=3)
-    times = {t.user_attrs["train_time_s"] for t in study.trials}
+    times = {TrialResult.from_attrs(t.user_attrs).train_time_s for t in study.trials}
     assert len(times) == 1 and all(t.state.name == "COMPLETE" for t in study.trials)
 
 
@@ -301,3 +301,13 @@ def test_resume_refuses_a_space_file_that_changed(tmp_path, cache_dir):
     space.write_text("name: s\nglobal:\n  num_layers: 1\n  dropout: [0.1, 0.6]\nlayers:\n  mpnn: [gcn, gat]\n")
     with pytest.raises(ValueError, match=r"has changed since the run began \(global.dropout.choices, layers.mpnn.choices\)"):
         Search(search.config.model_copy(update={"trials": 2}), resume=True)
+
+
+def test_a_trial_records_its_figures_in_one_attribute(tmp_path, cache_dir):
+    from evaluators.result import RESULT_ATTR
+
+    _, study = run(tmp_path, cache_dir, trials=1, references=[])
+    attrs = study.trials[0].user_attrs
+    assert set(attrs) <= {RESULT_ATTR, "arch_id", "arch_json", "worker"}  # one write for every figure
+    result = TrialResult.from_attrs(attrs)
+    assert result.arch_id == attrs["arch_id"] and 0 <= result.val_metric <= 1 and result.flops > 0
