@@ -105,7 +105,7 @@ def test_resume_with_another_dataset_is_refused(tmp_path, cache_dir):
 
 
 def test_unknown_strategy_lists_the_valid_ones(tmp_path):
-    with pytest.raises(KeyError, match="nsga2, random, tpe, darts, gdas, darts\\+tpe"):
+    with pytest.raises(KeyError, match="evolution, local, nsga2, predictor, random, tpe, darts, gdas, darts\\+tpe"):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), strategy="bayes"))
 
 
