@@ -31,7 +31,7 @@ from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedi
 from nas.outcome import completed, failed, pruned, tell
 from nas.strategies import STRATEGIES
 from results.objectives import Objective, parse_objectives
-from results.store import CONFIRM_ATTR, JOURNAL_STORAGE, RunStore
+from results.store import CONFIRM_ATTR, JOURNAL_STORAGE, RunStore, ranked_trials
 from search_spaces import Architecture, SearchSpace
 from search_spaces.builder import model_inputs
 from search_spaces.registry import UnknownNameError
@@ -333,8 +333,7 @@ class Search:
             return
         frame = self.store.trials_frame(study)
         done = frame[frame["state"] == "COMPLETE"].drop_duplicates("arch_id")
-        ascending = next(o for o in objectives if o.name == "metric").direction == "minimize"
-        ranked = done.sort_values(["val_metric", "flops", "trial"], ascending=[ascending, True, True]).head(top)
+        ranked = ranked_trials(done, objectives).head(top)  # the order best_row selects in
         records = dict(study.user_attrs.get(CONFIRM_ATTR, {}))
         train = self.config.train
         for n, row in enumerate(ranked.itertuples()):

@@ -114,7 +114,7 @@ class ProposalStrategy(Strategy):
         # complete parameter sets -> (parameters asked, canonical id): the space's suggest
         # costs about a millisecond, and the neighbours of the top trials recur proposal
         # after proposal
-        self._memo: dict[tuple, tuple[dict[str, Any], str]] = {}
+        self._memo: dict[tuple, tuple[_DrawTrial, str]] = {}
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_memo": {}}  # the run store pickles the sampler after every proposal; a cache
@@ -131,14 +131,18 @@ class ProposalStrategy(Strategy):
         """``params`` completed with random draws for the choices they lack (a mutation
         that adds a layer adds its choices), restricted to those the space asks; and the
         canonical id of the architecture they build."""
+        trial, arch_id = self._draw(params)
+        return trial.params, arch_id
+
+    def _draw(self, params: dict[str, Any]) -> tuple["_DrawTrial", str]:
         key = tuple(sorted(params.items()))
         if key in self._memo:  # only complete sets are memoised: a hit draws nothing, as a miss would not
             return self._memo[key]
         trial = _DrawTrial(params, self.rng)
-        arch = self.space.suggest(trial)
+        arch_id = self.space.suggest(trial).arch_id
         if not trial.drawn:
-            self._memo[key] = (trial.params, arch.arch_id)
-        return trial.params, arch.arch_id
+            self._memo[key] = (trial, arch_id)
+        return trial, arch_id
 
     def random_unseen(self, history: History, tries: int = 100) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -165,9 +169,7 @@ class ProposalStrategy(Strategy):
             yield child
 
     def _distributions(self, params: dict[str, Any]) -> dict[str, BaseDistribution]:
-        trial = _DrawTrial(params, self.rng)
-        self.space.suggest(trial)
-        return trial.distributions
+        return self._draw(params)[0].distributions
 
     def canonical_id(self, trial: FrozenTrial) -> Optional[str]:
         """The canonical id of a trial's architecture; None while its parameters are partial."""

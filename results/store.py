@@ -307,11 +307,12 @@ def best_row(frame: pd.DataFrame, objectives: list[Objective]) -> Optional[pd.Se
         return None
     if "confirmed_val" in done and done["confirmed_val"].notna().any():
         confirmed = done[done["confirmed_val"].notna()].assign(val_metric=lambda d: d["confirmed_val"])
-        return frame.loc[_ranked(confirmed, objectives).index[0]]
-    return _ranked(done, objectives).iloc[0]
+        return frame.loc[ranked_trials(confirmed, objectives).index[0]]
+    return ranked_trials(done, objectives).iloc[0]
 
 
-def _ranked(done: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
+def ranked_trials(done: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
+    """Completed trials best first: by validation metric, then fewer FLOPs, then the earlier trial."""
     metric = next((o for o in objectives if o.name == "metric"), None)
     ascending = metric is not None and metric.direction == "minimize"
     if metric is None:  # cost-only search: the cheapest
