@@ -8,7 +8,9 @@ A form may also count a space's distinct forms faster than enumerating architect
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Optional
 
@@ -19,10 +21,28 @@ from search_spaces.registry import Registry
 @dataclass(frozen=True)
 class CanonicalForm:
     """``key(arch)``: the canonical key, ``None`` for a degenerate architecture;
-    ``count(space)``: distinct keys in a space, or ``None`` to enumerate it."""
+    ``count(space)``: distinct keys in a space, or ``None`` to enumerate it; ``covers``:
+    the choices the key stands for (flat names' last part), so that an id of the whole
+    architecture adds the others (:func:`canonical_id`)."""
 
     key: Callable[[Architecture], Optional[Hashable]]
     count: Callable[[Any], Optional[int]] = lambda space: None
+    covers: tuple[str, ...] = ("links", "mpnn")
+
+
+def canonical_id(form_name: Optional[str], arch: Architecture) -> str:
+    """One id per function computed: with a canonical form, its key (isomorphic cells share
+    it) and a digest of the choices the key does not cover; the architecture's id without
+    one, or for a degenerate architecture."""
+    if form_name is None:
+        return arch.arch_id
+    form = CANONICAL.get(form_name)
+    key = form.key(arch)
+    if key is None:
+        return arch.arch_id
+    rest = {k: v for k, v in arch.flat().items() if k.rsplit(".", 1)[-1] not in form.covers}
+    digest = hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{form_name}:{key}:{digest}"
 
 
 CANONICAL: Registry[CanonicalForm] = Registry("canonical form")

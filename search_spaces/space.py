@@ -13,7 +13,7 @@ import yaml
 from types import SimpleNamespace
 
 from search_spaces.architecture import Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys
-from search_spaces.canonical import CANONICAL
+from search_spaces.canonical import CANONICAL, canonical_id
 from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
                                   optuna_key, parse_spec)
 
@@ -122,6 +122,11 @@ class SearchSpace:
         moot = _moot_dimensions(arch.layers)  # 0 there whatever was chosen
         return all(getattr(self.spec.sparsity, f).contains(getattr(sparsity, f)) for f in SPARSITY_FIELDS
                    if (f != "edge_method" or sparsity.edges > 0) and f not in moot)
+
+    def canonical_id(self, arch: Architecture) -> str:
+        """The id of what ``arch`` computes: isomorphic cells of a space with a canonical
+        form share it (``search_spaces.canonical.canonical_id``); ``arch.arch_id`` otherwise."""
+        return canonical_id(self.spec.canonical, arch)
 
     def size(self) -> int:
         """Number of distinct discrete architectures; continuous (float range) choices
