@@ -41,9 +41,9 @@ def search(
                                           "by dotted path [default: synthetic]."),
     dataset_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE keyword argument of a dataset class "
                                                     "(repeatable), e.g. --dataset-arg name=MUTAG."),
-    strategy: Optional[str] = typer.Option(None, help="tpe | random | nsga2 | evolution | local | predictor "
-                                           "(black-box), darts | gdas | darts+tpe "
-                                           "(differentiable) [default: tpe]."),
+    strategy: Optional[str] = typer.Option(None, help="auto | tpe | random | nsga2 | evolution | local | predictor "
+                                           "(black-box), darts | gdas | darts+tpe (differentiable) [default: auto: "
+                                           "predictor for one objective, tpe for several]."),
     objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency "
                                              "[default: metric,flops]."),
     trials: Optional[int] = typer.Option(None, min=1, help="Trial budget, counting finished trials of a resumed run [default: 20]."),
@@ -102,6 +102,10 @@ def search(
     protocol: Optional[str] = typer.Option(None, help="With --folds K: xu (every trial is a K-fold CV, Xu et al.) | "
                                            "errica (a search inside every outer fold, its best retrained 3 times "
                                            "and tested on the fold: Errica et al.'s fair protocol) [default: xu]."),
+    knowledge: Optional[str] = typer.Option(None, help="Knowledge store of earlier searches (an Optuna storage "
+                                            "URL): a new search starts from the closest ones, a finished one is "
+                                            "added; none turns transfer off [default: $GRAPHNAS_KNOWLEDGE or "
+                                            "sqlite:///~/.cache/graphnas/knowledge.db]."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
 ) -> None:
     """Search a space on a dataset; write trials, the Pareto front and the best architecture."""
@@ -120,7 +124,7 @@ def search(
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
                                      pruner=pruner, evaluator=evaluator, backend=backend, ray_address=address,
                                      cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                                     dataset_args=dataset_arg, protocol=protocol, confirm=confirm,
+                                     dataset_args=dataset_arg, protocol=protocol, confirm=confirm, knowledge=knowledge,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
     if evaluator not in (None, "train") and objectives is None and not resume:
@@ -382,7 +386,13 @@ def report(
         return
     console.print(results_table(run.frame, run.front, run.metric))
     console.print(pareto_table(run.front, run.metric))
+    if figures.get("knowledge"):
+        console.print("started from the knowledge of: " + _sources_line(figures["knowledge"]), highlight=False)
     console.print(f"hypervolume {figures['hypervolume']:.4f}; report: {run_dir / 'report.html'}")
+
+
+def _sources_line(record: list[dict]) -> str:
+    return ", ".join(f"{r['name']} ({r['dataset']}, distance {r['distance']:.2f})" for r in record)
 
 
 @app.command()
@@ -460,6 +470,96 @@ def zoo(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> No
         published = ", ".join(f"{k} {v:g}" for k, v in row["published"].items()) or "-"
         table.add_row(row["name"], row["title"], row["task"], " > ".join(row["layers"]), protocol, published)
     console.print(table)
+
+
+knowledge_app = typer.Typer(help="The knowledge store of earlier searches that new searches start from.")
+app.add_typer(knowledge_app, name="knowledge")
+KNOWLEDGE_URL = typer.Option(None, "--knowledge", help="Store URL [default: $GRAPHNAS_KNOWLEDGE or "
+                             "sqlite:///~/.cache/graphnas/knowledge.db].")
+
+
+def _knowledge_store(url: Optional[str]):
+    import optuna
+
+    from nas.knowledge import KnowledgeStore, default_url
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study it creates
+    try:
+        return KnowledgeStore(url or default_url())
+    except Exception as err:  # a storage that cannot be opened: one line
+        _fail(f"--knowledge {url or default_url()}: cannot open the knowledge store ({type(err).__name__}: {err})")
+
+
+@knowledge_app.command("list")
+def knowledge_list(url: Optional[str] = KNOWLEDGE_URL,
+                   as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """One row per earlier search: dataset, space, trials, best validation, fingerprint."""
+    store = _knowledge_store(url)
+    rows = [e.summary() for e in store.entries()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title=f"Knowledge store {store.url}")
+    for col in ("name", "dataset", "space", "trials", "best", "nodes", "mean degree", "features", "classes",
+                "homophily", "clustering"):
+        table.add_column(col)
+    for r in rows:
+        fmt = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
+        table.add_row(r["name"], r["dataset"], r["space"], str(r["trials"]), fmt(r["best"]), fmt(r["nodes"]),
+                      fmt(r["edges"] / max(r["nodes"], 1)), str(r["features"]), str(r["classes"]),
+                      fmt(r["homophily"]), fmt(r["clustering"]))
+    console.print(table)
+
+
+@knowledge_app.command("show")
+def knowledge_show(name: str = typer.Argument(..., help="An entry's name or its dataset."),
+                   url: Optional[str] = KNOWLEDGE_URL, top: int = typer.Option(10, min=1, help="Trials to show."),
+                   as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """An entry's fingerprint and its best trials (by name, or every entry of a dataset)."""
+    store = _knowledge_store(url)
+    entries = [e for e in store.entries() if name in (e.name, e.dataset)]
+    if not entries:
+        _fail(f"the knowledge store {store.url} has no entry or dataset {name!r}; it has: "
+              f"{', '.join(store.names()) or 'none'}")
+    shown = [{**e.summary(), "top": [{"score": t.score, "params": t.params} for t in e.trials[:top]]} for e in entries]
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+        return
+    for entry in shown:
+        facts = {k: v for k, v in entry.items() if k != "top"}
+        console.print(f"[bold]{entry['name']}[/]: " + ", ".join(f"{k} {v}" for k, v in facts.items() if k != "name"),
+                      highlight=False)
+        for t in entry["top"]:
+            console.print(f"  {t['score']:.4f}  " + " ".join(f"{k}={v}" for k, v in t["params"].items()),
+                          highlight=False)
+
+
+@knowledge_app.command("add")
+def knowledge_add(run_dir: Path = typer.Argument(..., help="A finished run directory."),
+                  url: Optional[str] = KNOWLEDGE_URL) -> None:
+    """Register a run (again, replacing its earlier entry)."""
+    from nas.knowledge import register_run
+
+    store = _knowledge_store(url)
+    try:
+        name = register_run(store, run_dir)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        _fail(str(err))
+        return
+    console.print(f"added {run_dir} as {name!r} to {store.url}", highlight=False)
+
+
+@knowledge_app.command("remove")
+def knowledge_remove(name: str = typer.Argument(..., help="An entry's name."),
+                     url: Optional[str] = KNOWLEDGE_URL) -> None:
+    """Remove an entry."""
+    store = _knowledge_store(url)
+    try:
+        store.remove(name)
+    except KeyError as err:
+        _fail(err.args[0])
+        return
+    console.print(f"removed {name!r} from {store.url}", highlight=False)
 
 
 @spaces_app.callback(invoke_without_command=True)

@@ -32,13 +32,12 @@ import pandas as pd
 
 BUDGETS = (25, 30, 50, 100, 200)
 HV_BUDGETS = (100, 200)
-DEFAULT = "tpe"  # the engine's default strategy
+DEFAULT = "tpe+knowledge"  # the engine's default: TPE, with the knowledge it is shipped
 
 
 def run_one(job: tuple[str, str, int, bool]) -> dict:
     """One search; returns the per-query validation/test/latency sequence."""
     from evaluators.tabular import NasBenchGraph
-    from nas.strategies import STRATEGIES
     from search_spaces import SearchSpace
 
     dataset, strategy, seed, multi = job
@@ -47,8 +46,7 @@ def run_one(job: tuple[str, str, int, bool]) -> dict:
     table = NasBenchGraph(dataset)
     space = SearchSpace.preset("nas_bench_graph")
     directions = ["maximize", "minimize"] if multi else ["maximize"]
-    sampler = STRATEGIES.get(strategy)(space, seed, len(directions)).sampler()
-    study = optuna.create_study(directions=directions, sampler=sampler)
+    study = new_study(strategy, space, dataset, seed, directions)
     rows = []
     for _ in range(max(BUDGETS)):
         trial = study.ask()
@@ -64,6 +62,23 @@ def run_one(job: tuple[str, str, int, bool]) -> dict:
     return {"dataset": dataset, "strategy": strategy, "seed": seed, "multi": multi, "rows": rows}
 
 
+def new_study(strategy: str, space, dataset: str, seed: int, directions: list[str]) -> optuna.Study:
+    """An in-memory study of ``strategy``; ``NAME+knowledge``: with the shipped knowledge of
+    the other NAS-Bench-Graph datasets (never ``dataset``'s own table), its first proposals
+    queued as the engine queues them."""
+    from nas.knowledge import FIRST_PROPOSALS, NAS_BENCH_GRAPH_FINGERPRINTS, Origin, queue_transfer, transfer_for
+    from nas.strategies import STRATEGIES
+
+    name, _, knowledge = strategy.partition("+")
+    transfer = (transfer_for(NAS_BENCH_GRAPH_FINGERPRINTS[dataset], Origin(None, space, dataset))
+                if knowledge == "knowledge" else None)
+    sampler = STRATEGIES.get(name)(space, seed, len(directions), transfer=transfer).sampler()
+    study = optuna.create_study(directions=directions, sampler=sampler)
+    if transfer is not None:
+        queue_transfer(study, transfer, FIRST_PROPOSALS)
+    return study
+
+
 def proposal_time(strategy: str, trials: int = 1000, dataset: str = "cora") -> float:
     """Milliseconds per proposal (ask + the space's suggest) over the last 100 of ``trials``
     proposals of one single-objective search, answered by the table."""
@@ -74,7 +89,7 @@ def proposal_time(strategy: str, trials: int = 1000, dataset: str = "cora") -> f
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     table, space = NasBenchGraph(dataset), SearchSpace.preset("nas_bench_graph")
-    study = optuna.create_study(direction="maximize", sampler=STRATEGIES.get(strategy)(space, 0, 1).sampler())
+    study = new_study(strategy, space, dataset, 0, ["maximize"])
     spent = 0.0
     for i in range(trials):
         start = time.perf_counter()
@@ -140,7 +155,7 @@ def main() -> None:
 
     # a single-objective strategy (predictor) has no front to measure: its searches are single only
     jobs = [job for job in itertools.product(datasets, strategies, range(args.seeds), (False, True))
-            if not job[3] or STRATEGIES.entry(job[1]).can("multi_objective")]
+            if not job[3] or STRATEGIES.entry(job[1].partition("+")[0]).can("multi_objective")]
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
         results = pool.map(run_one, jobs, chunksize=4)

@@ -6,6 +6,7 @@ trained in this run is not trained again) and progress reporting.
 """
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import time
@@ -28,6 +29,9 @@ from evaluators.tabular import TABULAR, NasBenchGraph
 from evaluators.training import check_sampled_attention, resolve_device, trains_sampled
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
 from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
+from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
+                           KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
+                           transfer_for)
 from nas.outcome import completed, failed, pruned, tell
 from nas.strategies import STRATEGIES
 from results.objectives import Objective, parse_objectives
@@ -37,6 +41,9 @@ from search_spaces.builder import model_inputs
 from search_spaces.registry import UnknownNameError
 from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
+
+
+log = logging.getLogger(__name__)
 
 
 def count_finished(study: optuna.Study) -> int:
@@ -56,7 +63,7 @@ class SearchConfig(BaseModel):
     space: Optional[str] = None  # None: the default space of the dataset's task (evaluators.datasets.default_space)
     dataset: str = "synthetic"  # registered name, .pt file, or dotted path of a dataset class
     dataset_args: dict = Field(default_factory=dict)  # keyword arguments of a dataset class
-    strategy: str = "tpe"
+    strategy: str = "auto"  # predictor for one objective, TPE for several (nas.strategies.Auto)
     objectives: str = "metric,flops"
     trials: int = Field(default=20, ge=1)
     timeout: Optional[float] = Field(default=None, gt=0)
@@ -85,6 +92,9 @@ class SearchConfig(BaseModel):
     # validation over its seeds. None: 3 for budgets of at least 20 trials, else 0.
     confirm: Optional[int] = Field(default=None, ge=0)
     confirm_seeds: int = Field(default=2, ge=1)
+    # The knowledge store (an Optuna storage URL) a new search starts from, and where a finished
+    # one is registered; None: the default store ($GRAPHNAS_KNOWLEDGE or the cache); "none": off.
+    knowledge: Optional[str] = None
     train: TrainConfig = Field(default_factory=TrainConfig)
     darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
 
@@ -202,6 +212,47 @@ class Search:
         self.resume = resume
         self.references = self._check_references()
         self._prepared: Optional[DatasetBundle | NasBenchGraph] = None
+        self.knowledge = self._open_knowledge()
+        self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
+
+    def _open_knowledge(self) -> Optional[KnowledgeStore]:
+        """The store of --knowledge, opened before any work (a black-box search only)."""
+        if self.config.strategy in DIFFERENTIABLE:
+            return None
+        try:
+            return open_store(self.config.knowledge)
+        except Exception as err:  # any storage error: a path that cannot be written, a bad URL
+            raise ValueError(f"--knowledge {self.config.knowledge or default_url()}: cannot open the knowledge "
+                             f"store ({type(err).__name__}: {err}); give another URL or --knowledge none") from None
+
+    def _origin(self) -> Origin:
+        bench = self.config.dataset if self.space.spec.canonical == NasBenchGraph.space_canonical else None
+        return Origin(self.knowledge.url if self.knowledge else None, self.space,
+                      bench if self.config.evaluator == "nas-bench-graph" else None)
+
+    def _fingerprint(self, bundle: DatasetBundle | NasBenchGraph) -> Optional[Fingerprint]:
+        if isinstance(bundle, NasBenchGraph):
+            return NAS_BENCH_GRAPH_FINGERPRINTS.get(bundle.name)
+        return Fingerprint.of_bundle(bundle)
+
+    def _start_from_knowledge(self, study: optuna.Study) -> None:
+        """Queue the best architectures of the closest earlier searches after the references
+        (queries like any other, none asked twice) and record which searches they are."""
+        if self.transfer is None:
+            return
+        skip = [self.space.canonical_id(e.architecture_for(self.config.dataset)) for e in self.references]
+        room = max(self.config.trials - len(self.references), 0)
+        queue_transfer(study, self.transfer, min(FIRST_PROPOSALS, room), skip)
+        study.set_user_attr(KNOWLEDGE_ATTR, self.transfer.record)
+
+    def _register(self, study: optuna.Study) -> None:
+        """Add the finished run to the knowledge store (trained runs only: a table is not news)."""
+        if self.knowledge is None or self.config.evaluator != "train" or "fingerprint" not in study.user_attrs:
+            return
+        try:
+            register_run(self.knowledge, self.run_dir)
+        except ValueError as err:  # no completed trial: nothing to learn from
+            log.info("not registered in the knowledge store: %s", err)
 
     def _check_references(self) -> list[ZooEntry]:
         """The zoo entries to run first, each checked to be in the space (before any work)."""
@@ -297,10 +348,17 @@ class Search:
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage_template, **run_facts(self.space, bundle)})
+            fingerprint = self._fingerprint(bundle)
+            if self.knowledge is not None:
+                self.transfer = (transfer_for(fingerprint, self._origin(), exclude_source=str(self.run_dir))
+                                 if fingerprint is not None and cfg.strategy not in DIFFERENTIABLE else None)
             study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
                                             metric.name)
             study.pruner = PRUNERS.get(cfg.pruner)()
+            if fingerprint is not None:
+                study.set_user_attr("fingerprint", asdict(fingerprint))
             self._enqueue_references(study)
+            self._start_from_knowledge(study)
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
         if bundle.info is not None:  # a tabular evaluator builds no model
             study.set_user_attr("data_info", asdict(bundle.info))
@@ -319,6 +377,7 @@ class Search:
             self.confirm(study, bundle, objectives, observer)
         finally:
             self.store.write_outputs(study)
+        self._register(study)
         return study
 
     def confirm(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
@@ -374,12 +433,16 @@ class Search:
         return metric, parse_objectives(self.config.objectives, metric.direction)
 
     def make_sampler(self, seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
-        """The sampler of the run's strategy over its space (see :mod:`nas.strategies`)."""
-        return STRATEGIES.get(self.config.sampler)(self.space, seed, n_objectives).sampler()
+        """The sampler of the run's strategy over its space (see :mod:`nas.strategies`), given
+        what the run took from the knowledge."""
+        return STRATEGIES.get(self.config.sampler)(self.space, seed, n_objectives, transfer=self.transfer).sampler()
 
     def attach(self, study: optuna.Study, objectives: list[Objective], seed: int) -> None:
         """Give an opened study this run's sampler (seeded with ``seed``) and pruner: they
-        live in the process, not in the storage."""
+        live in the process, not in the storage. A run that started from knowledge goes on
+        with the same sources (read again when first needed)."""
+        record = study.user_attrs.get(KNOWLEDGE_ATTR)
+        self.transfer = Transfer(record, self._origin()) if record else None
         study.sampler = self.make_sampler(seed, len(objectives))
         study.pruner = PRUNERS.get(self.config.pruner)()
 

@@ -26,7 +26,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import numpy as np
 import optuna
@@ -36,12 +36,19 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import SearchSpace
 from search_spaces.registry import Registry
 
+if TYPE_CHECKING:
+    from nas.knowledge import Transfer
+
 
 class Strategy(ABC):
-    """A black-box strategy over ``space`` (see the module docstring for its lifecycle)."""
+    """A black-box strategy over ``space`` (see the module docstring for its lifecycle).
+    ``transfer``: what the search took from earlier searches (:mod:`nas.knowledge`); its
+    first proposals are queued as trials for every strategy, and a strategy with a
+    surrogate may also use it as a prior."""
 
-    def __init__(self, space: SearchSpace, seed: int, n_objectives: int) -> None:
-        self.space, self.seed, self.n_objectives = space, seed, n_objectives
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int,
+                 transfer: Optional["Transfer"] = None) -> None:
+        self.space, self.seed, self.n_objectives, self.transfer = space, seed, n_objectives, transfer
 
     @abstractmethod
     def sampler(self) -> optuna.samplers.BaseSampler:
@@ -78,6 +85,19 @@ class NSGA2(Strategy):
         return optuna.samplers.NSGAIISampler(seed=self.seed, population_size=10)
 
 
+@STRATEGIES.register("auto", "The default: predictor for one objective (with the knowledge of earlier searches as "
+                     "its prior), TPE for several", multi_objective=True, parallel=True, distinct=False)
+class Auto(Strategy):
+    """The default strategy, chosen on NAS-Bench-Graph (benchmarks/search_quality.py, README
+    "Strategies"): the predictor with transfer had the lowest regret of every strategy at 30
+    and 100 queries; it models one objective, so searches of several objectives get TPE,
+    whose hypervolume was the best of the multi-objective strategies."""
+
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        chosen = PredictorSearch if self.n_objectives == 1 else TPE
+        return chosen(self.space, self.seed, self.n_objectives, self.transfer).sampler()
+
+
 # --- strategies that propose whole architectures -------------------------------------------
 @dataclass(frozen=True)
 class Evaluated:
@@ -107,8 +127,9 @@ class ProposalStrategy(Strategy):
     """A strategy that proposes the complete parameters of an architecture not yet seen.
     Subclasses implement :meth:`propose`; helpers draw random members and neighbours."""
 
-    def __init__(self, space: SearchSpace, seed: int, n_objectives: int) -> None:
-        super().__init__(space, seed, n_objectives)
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int,
+                 transfer: Optional["Transfer"] = None) -> None:
+        super().__init__(space, seed, n_objectives, transfer)
         self.rng = np.random.default_rng(seed)
         self._ids: dict[int, Optional[str]] = {}  # trial number -> canonical id, for finished trials
         # complete parameter sets -> (parameters asked, canonical id): the space's suggest
@@ -139,7 +160,7 @@ class ProposalStrategy(Strategy):
         if key in self._memo:  # only complete sets are memoised: a hit draws nothing, as a miss would not
             return self._memo[key]
         trial = _DrawTrial(params, self.rng)
-        arch_id = self.space.suggest(trial).arch_id
+        arch_id = self.space.canonical_id(self.space.suggest(trial))
         if not trial.drawn:
             self._memo[key] = (trial, arch_id)
         return trial, arch_id
@@ -177,7 +198,7 @@ class ProposalStrategy(Strategy):
             return self._ids[trial.number]
         params = trial.system_attrs.get("fixed_params") or trial.params
         try:
-            arch_id = self.space.suggest(optuna.trial.FixedTrial(params)).arch_id
+            arch_id = self.space.canonical_id(self.space.suggest(optuna.trial.FixedTrial(params)))
         except (ValueError, KeyError):  # a running trial that has not drawn every choice yet
             arch_id = None
         if trial.state.is_finished():
@@ -262,8 +283,9 @@ class LocalSearch(ProposalStrategy):
 
     initial = 5
 
-    def __init__(self, space: SearchSpace, seed: int, n_objectives: int) -> None:
-        super().__init__(space, seed, n_objectives)
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int,
+                 transfer: Optional["Transfer"] = None) -> None:
+        super().__init__(space, seed, n_objectives, transfer)
         self.climb_start = 0  # trial number at which the current climb began
 
     def propose(self, history: History) -> dict[str, Any]:
@@ -289,13 +311,20 @@ class PredictorSearch(ProposalStrategy):
     best trials; the proposal is the candidate of highest expected improvement under the
     ensemble's mean and spread. The ensemble is refitted when the history has grown by a
     tenth since the last fit, and by at least five trials (BANANAS too proposes in batches
-    from one fit), so proposals stay cheap at 1,000 trials."""
+    from one fit), so proposals stay cheap at 1,000 trials.
+
+    With a transfer (earlier searches of the space), each source's rank score of an
+    architecture is one more input, so the ensemble learns how far this dataset follows
+    each source; and the best unseen architectures of the sources' pooled prior join the
+    candidates."""
 
     initial, members, top, candidates = 10, 5, 5, 50
 
-    def __init__(self, space: SearchSpace, seed: int, n_objectives: int) -> None:
-        super().__init__(space, seed, n_objectives)
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int,
+                 transfer: Optional["Transfer"] = None) -> None:
+        super().__init__(space, seed, n_objectives, transfer)
         self._fitted_on, self._ensemble = 0, None
+        self._by_prior: Optional[list[list[tuple[dict[str, Any], str]]]] = None  # the sources' best, once
         self._columns: dict[tuple[str, Any], int] = {}  # (choice, value) -> column; (choice, None) for a float
         self._floats: dict[str, optuna.distributions.FloatDistribution] = {}
 
@@ -309,6 +338,7 @@ class PredictorSearch(ProposalStrategy):
                 pool.append(child)
                 if len(pool) >= self.candidates * (k + 1) // self.top:
                     break
+        pool += self._prior_candidates(history)
         if not pool:
             return self.random_unseen(history)
         x = self._encode(pool)
@@ -318,6 +348,24 @@ class PredictorSearch(ProposalStrategy):
         z = (mean - best) / std
         ei = std * (z * _normal_cdf(z) + np.exp(-z * z / 2) / math.sqrt(2 * math.pi))
         return pool[int(np.argmax(ei))]
+
+    def _prior_candidates(self, history: History) -> list[dict[str, Any]]:
+        """The ``candidates`` best unseen architectures by the transfer's pooled prior and by
+        each of its sources."""
+        if self.transfer is None:
+            return []
+        if self._by_prior is None:
+            rankings = [self.transfer.ranked_by_prior()] + [e.trials for e in self.transfer.sources]
+            self._by_prior = [[(t.params, t.key) for t in ranking[:20 * self.candidates]] for ranking in rankings]
+        pool, keys = [], set()
+        for ranking in self._by_prior:
+            fresh = [(p, k) for p, k in ranking if k not in history.seen and k not in keys][:self.candidates]
+            pool += [p for p, _ in fresh]
+            keys.update(k for _, k in fresh)
+        return pool
+
+    def __getstate__(self) -> dict:
+        return {**super().__getstate__(), "_by_prior": None}
 
     def _refit(self, ranked: list[Evaluated]) -> None:
         if self._ensemble is not None and len(ranked) < max(self._fitted_on + 5, self._fitted_on * 1.1):
@@ -347,6 +395,8 @@ class PredictorSearch(ProposalStrategy):
                     x[i, self._columns[(name, None)]] = (v - lo) / ((hi - lo) or 1.0)
                 elif (name, value) in self._columns:  # a value no evaluated trial had stays all-zero
                     x[i, self._columns[(name, value)]] = 1.0
+        if self.transfer is not None:
+            x = np.hstack([x, self.transfer.features([self.complete(params)[1] for params in batch])])
         return x
 
 

@@ -148,15 +148,20 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
                   for (lam, layer, choice, cand), g in alphas.groupby(["cost_weight", "layer", "choice", "candidate"])]
         figures.append(_figure(traces, "Architecture weights (softmax of alpha) per epoch", "epoch", "weight"))
     states = run.frame["state"].value_counts().to_dict()
+    knowledge = run.study.user_attrs.get("knowledge") or []  # the earlier searches it started from
+    started = ("; started from the knowledge of " + ", ".join(f"{k['name']} ({k['dataset']}, distance "
+                                                              f"{k['distance']:.2f})" for k in knowledge)
+               if knowledge else "")
     intro = html.escape(f"space {run.config.get('space')}, dataset {run.dataset}, strategy "
-                        f"{run.config.get('strategy')}, objectives {run.config.get('objectives')}; trials: {states}")
+                        f"{run.config.get('strategy')}, objectives {run.config.get('objectives')}; trials: {states}"
+                        f"{started}")
     top = analysis.completed(run.frame).sort_values("val_metric", ascending=not maximize).head(10)
     cols = ["trial", "val_metric", "test_metric", "flops", "params", "latency_ms", "arch_id"]
     cols += ["reference"] if "reference" in run.frame else []
     tables = ["<h2>Top trials (selected on validation; test only reported)</h2>", _table(top[cols]),
               "<h2>Pareto front</h2>", _table(run.front.trials[cols])]
     path.write_text(_page(f"graphnas report: {run.run_dir.name}", intro, figures, tables))
-    return {"run": str(run.run_dir), "metric": metric, "states": states,
+    return {"run": str(run.run_dir), "metric": metric, "states": states, "knowledge": knowledge,
             "reference": asdict(ref) if ref else None,
             "hypervolume": float(hv["hypervolume"].iloc[-1]) if len(hv) else 0.0,
             "best_so_far": curve[["trial", "elapsed_s", "best"]].to_dict("records"),

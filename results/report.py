@@ -123,12 +123,16 @@ def pareto_table(front: ParetoFront, metric: str) -> Table:
 
 
 def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Optional[pd.Series],
-                  metric: str, config: dict) -> None:
+                  metric: str, config: dict, knowledge: Optional[list[dict]] = None) -> None:
     states = frame["state"].value_counts().to_dict() if len(frame) else {}
     lines = [f"# graphnas run: space `{config.get('space', '?')}` on `{config.get('dataset', '?')}`", "",
              f"- strategy: {config.get('strategy', '?')}, objectives: {config.get('objectives', '?')}, "
              f"seed: {config.get('seed', '?')}",
-             "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())), ""]
+             "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items()))]
+    if knowledge:  # the earlier searches whose best architectures were its first proposals
+        lines.append("- started from the knowledge of: " + ", ".join(
+            f"{k['name']} ({k['dataset']}, distance {k['distance']:.2f})" for k in knowledge))
+    lines.append("")
     if best is not None:
         lines += ["## Best architecture (selected on validation; test only reported)", "",
                   f"trial {int(best['trial'])}: validation {metric} {best['val_metric']:.4f}, "

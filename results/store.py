@@ -265,7 +265,7 @@ class RunStore:
                 plot_alphas(pd.read_csv(self.run_dir / self.ALPHAS), self.run_dir / "alphas.png")
             plot_pareto(frame, front, self.run_dir / "pareto.png", study.user_attrs.get("metric", "metric"))
             write_summary(self.run_dir / "summary.md", frame, front, best, study.user_attrs.get("metric", "metric"),
-                          self.read_config() if self.config_path.is_file() else {})
+                          self.read_config() if self.config_path.is_file() else {}, study.user_attrs.get("knowledge"))
         return outputs
 
 

@@ -27,9 +27,12 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def default_cache(tmp_path_factory):
     """Tests that name no cache write to a session one, never to ~/.cache/graphnas, which
-    another run on the same machine may be filling at the same time."""
+    another run on the same machine may be filling at the same time. Their searches use no
+    knowledge store unless they name one: a search registered by one test would otherwise
+    change what the next one proposes."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRAPHNAS_CACHE", str(tmp_path_factory.mktemp("default-cache")))
+        patch.setenv("GRAPHNAS_KNOWLEDGE", "none")
         yield
 
 
