@@ -509,6 +509,9 @@ def knowledge_list(url: Optional[str] = KNOWLEDGE_URL,
                       fmt(r["edges"] / max(r["nodes"], 1)), str(r["features"]), str(r["classes"]),
                       fmt(r["homophily"]), fmt(r["clustering"]))
     console.print(table)
+    console.print("Shipped with graphnas, outside the store: NAS-Bench-Graph's tables as knowledge of the "
+                  "nas_bench_graph presets (a benchmark search on one of its 9 datasets starts from the other 8).",
+                  highlight=False)
 
 
 @knowledge_app.command("show")

@@ -240,7 +240,10 @@ class Search:
         (queries like any other, none asked twice) and record which searches they are."""
         if self.transfer is None:
             return
-        skip = [self.space.canonical_id(e.architecture_for(self.config.dataset)) for e in self.references]
+        # the ids of the references as queued (trial_params may replace a moot value), as a
+        # source's trials were recorded
+        skip = [self.space.canonical_id(self.space.suggest(optuna.trial.FixedTrial(
+            self.space.trial_params(e.architecture_for(self.config.dataset))))) for e in self.references]
         room = max(self.config.trials - len(self.references), 0)
         queue_transfer(study, self.transfer, min(FIRST_PROPOSALS, room), skip)
         study.set_user_attr(KNOWLEDGE_ATTR, self.transfer.record)

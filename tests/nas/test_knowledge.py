@@ -193,7 +193,7 @@ def test_predictor_with_a_transfer_adds_each_source_as_an_input(bench_space, pub
 
 # --- searches with knowledge ------------------------------------------------------------------
 def search(tmp_path, name: str, knowledge: str, **kw) -> tuple[Search, optuna.Study]:
-    config = SearchConfig(space="tiny", dataset="synthetic", run_dir=str(tmp_path / name), knowledge=knowledge,
+    config = SearchConfig(space=kw.pop("space", "tiny"), dataset="synthetic", run_dir=str(tmp_path / name), knowledge=knowledge,
                           cache_dir=str(tmp_path / "cache"), trials=kw.pop("trials", 4), train=FAST, **kw)
     s = Search(config)
     return s, s.run()
@@ -256,3 +256,14 @@ def test_an_unopenable_store_is_one_line_before_any_work(tmp_path):
     line = " ".join(out.output.split())
     assert out.exit_code == 2 and "--knowledge sqlite:///" in line and "cannot open the knowledge" in line
     assert not (tmp_path / "r" / "study.db").exists()
+
+
+def test_knowledge_never_queues_a_reference_the_search_runs_itself(tmp_path):
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    search(tmp_path, "first", url, space="node", references=["zoo:gcn"], trials=2, objectives="metric")
+    _, second = search(tmp_path, "second", url, space="node", references=["zoo:gcn"], trials=3, seed=1,
+                       objectives="metric")
+    ids = [t.user_attrs["arch_id"] for t in second.trials]
+    assert len(set(ids)) == len(ids)  # zoo:gcn, then the first run's other trial: not zoo:gcn again
+    assert [("reference" in t.user_attrs, "knowledge" in t.user_attrs) for t in second.trials[:2]] == [
+        (True, False), (False, True)]
