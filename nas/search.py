@@ -256,6 +256,8 @@ class Search:
             register_run(self.knowledge, self.run_dir)
         except ValueError as err:  # no completed trial: nothing to learn from
             log.info("not registered in the knowledge store: %s", err)
+        except Exception as err:  # a store gone away or locked must not fail a finished search
+            log.warning("could not register the run in the knowledge store %s: %s", self.knowledge.url, err)
 
     def _check_references(self) -> list[ZooEntry]:
         """The zoo entries to run first, each checked to be in the space (before any work)."""
