@@ -83,7 +83,6 @@ def proposal_time(strategy: str, trials: int = 1000, dataset: str = "cora") -> f
     """Milliseconds per proposal (ask + the space's suggest) over the last 100 of ``trials``
     proposals of one single-objective search, answered by the table."""
     from evaluators.tabular import NasBenchGraph
-    from nas.strategies import STRATEGIES
     from search_spaces import SearchSpace
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
