@@ -43,7 +43,7 @@ def search(
                                                     "(repeatable), e.g. --dataset-arg name=MUTAG."),
     strategy: Optional[str] = typer.Option(None, help="auto | tpe | random | nsga2 | evolution | local | predictor "
                                            "(black-box), darts | gdas | darts+tpe (differentiable) [default: auto: "
-                                           "predictor for one objective, tpe for several]."),
+                                           "the predictor, from the knowledge store]."),
     objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency "
                                              "[default: metric,flops]."),
     trials: Optional[int] = typer.Option(None, min=1, help="Trial budget, counting finished trials of a resumed run [default: 20]."),

@@ -152,7 +152,7 @@ def main() -> None:
     datasets, strategies = args.datasets.split(","), args.strategies.split(",")
     from nas.strategies import STRATEGIES
 
-    # a single-objective strategy (predictor) has no front to measure: its searches are single only
+    # a single-objective strategy has no front to measure: its searches are single only
     jobs = [job for job in itertools.product(datasets, strategies, range(args.seeds), (False, True))
             if not job[3] or STRATEGIES.entry(job[1].partition("+")[0]).can("multi_objective")]
     start = time.perf_counter()

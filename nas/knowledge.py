@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 PREFIX = "knowledge/"  # study names of the store
 KNOWLEDGE_ATTR = "knowledge"  # study attribute of a run: the searches it started from
 SOURCES = 3  # closest earlier searches a transfer uses
-FIRST_PROPOSALS = 12  # proposals taken from the knowledge before the strategy's own
+FIRST_PROPOSALS = 8  # proposals taken from the knowledge before the strategy's own
 MIN_HOMOPHILY_EDGES = 30  # fewer edges between training nodes give a homophily of std error > 0.09
 CLUSTERING_SAMPLE = 5000  # nodes (or graphs) the clustering coefficient is averaged over
 

@@ -63,7 +63,7 @@ class SearchConfig(BaseModel):
     space: Optional[str] = None  # None: the default space of the dataset's task (evaluators.datasets.default_space)
     dataset: str = "synthetic"  # registered name, .pt file, or dotted path of a dataset class
     dataset_args: dict = Field(default_factory=dict)  # keyword arguments of a dataset class
-    strategy: str = "auto"  # predictor for one objective, TPE for several (nas.strategies.Auto)
+    strategy: str = "auto"  # the predictor, from the knowledge store (nas.strategies.Auto)
     objectives: str = "metric,flops"
     trials: int = Field(default=20, ge=1)
     timeout: Optional[float] = Field(default=None, gt=0)

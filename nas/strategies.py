@@ -12,9 +12,10 @@ Lifecycle (in the style of Optuna's ``BaseSampler``):
 3. **sampler()** gives the sampler of the study. A resumed single-process run restores the
    sampler it pickled after each proposal, so the search goes on as if never stopped.
 
-Optuna's samplers (TPE, NSGA-II, random) are wrapped as they are. The strategies Optuna
-does not have, regularized evolution (Real et al. 2019) and local search (White et al.
-2021), are :class:`ProposalStrategy` subclasses: they propose whole architectures, as a
+Optuna's samplers (TPE, NSGA-II, random) are wrapped by :class:`DistinctSampler`, which
+turns a repeat into an unseen neighbour. The strategies Optuna does not have, regularized
+evolution (Real et al. 2019), local search (White et al. 2021) and the BANANAS-style
+predictor, are :class:`ProposalStrategy` subclasses: they propose whole architectures, as a
 complete set of the space's parameters, from the history of the study. They are written
 here because no installable package offers them over a define-by-run Optuna space with
 conditional choices (nevergrad, HEBO, SMAC and syne-tune each bring their own loop and
@@ -26,7 +27,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import numpy as np
 import optuna
@@ -58,10 +59,28 @@ class Strategy(ABC):
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 
 
-@STRATEGIES.register("tpe", "Tree-structured Parzen estimator (multi-objective MOTPE when several objectives)",
-                     multi_objective=True, parallel=True, distinct=False)
-class TPE(Strategy):
+class OptunaStrategy(Strategy):
+    """An Optuna sampler made distinct: :class:`DistinctSampler` draws its proposal whole
+    before the trial starts and, where the architecture is one the study holds, proposes an
+    unseen neighbour of it instead. Subclasses give the sampler."""
+
+    def __init__(self, space: SearchSpace, seed: int, n_objectives: int,
+                 transfer: Optional["Transfer"] = None) -> None:
+        super().__init__(space, seed, n_objectives, transfer)
+        self.ids = _Ids(space, seed, n_objectives, transfer)  # canonical ids and random unseen draws
+
+    @abstractmethod
+    def optuna_sampler(self) -> optuna.samplers.BaseSampler:
+        """The wrapped Optuna sampler."""
+
     def sampler(self) -> optuna.samplers.BaseSampler:
+        return DistinctSampler(self.ids, self.optuna_sampler())
+
+
+@STRATEGIES.register("tpe", "Tree-structured Parzen estimator (multi-objective MOTPE when several objectives)",
+                     multi_objective=True, parallel=True, distinct=True)
+class TPE(OptunaStrategy):
+    def optuna_sampler(self) -> optuna.samplers.BaseSampler:
         # multivariate + group model the choices jointly, per set of parameters that occur
         # together (layer2.* exists only with 3 layers); constant_liar keeps parallel workers
         # from proposing the same candidate.
@@ -72,30 +91,27 @@ class TPE(Strategy):
 
 
 @STRATEGIES.register("random", "Uniform random sampling of the space", multi_objective=True, parallel=True,
-                     distinct=False)
-class Random(Strategy):
-    def sampler(self) -> optuna.samplers.BaseSampler:
+                     distinct=True)
+class Random(OptunaStrategy):
+    def optuna_sampler(self) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=self.seed)
 
 
 @STRATEGIES.register("nsga2", "NSGA-II evolutionary multi-objective search", multi_objective=True, parallel=True,
-                     distinct=False)
-class NSGA2(Strategy):
-    def sampler(self) -> optuna.samplers.BaseSampler:
+                     distinct=True)
+class NSGA2(OptunaStrategy):
+    def optuna_sampler(self) -> optuna.samplers.BaseSampler:
         return optuna.samplers.NSGAIISampler(seed=self.seed, population_size=10)
 
 
-@STRATEGIES.register("auto", "The default: predictor for one objective (with the knowledge of earlier searches as "
-                     "its prior), TPE for several", multi_objective=True, parallel=True, distinct=False)
+@STRATEGIES.register("auto", "The default: the predictor, with the knowledge of earlier searches as its prior", multi_objective=True, parallel=True, distinct=True)
 class Auto(Strategy):
     """The default strategy, chosen on NAS-Bench-Graph (benchmarks/search_quality.py, README
     "Strategies"): the predictor with transfer had the lowest regret of every strategy at 30
-    and 100 queries; it models one objective, so searches of several objectives get TPE,
-    whose hypervolume was the best of the multi-objective strategies."""
+    and 100 queries, and with two objectives the highest hypervolume at 200."""
 
     def sampler(self) -> optuna.samplers.BaseSampler:
-        chosen = PredictorSearch if self.n_objectives == 1 else TPE
-        return chosen(self.space, self.seed, self.n_objectives, self.transfer).sampler()
+        return PredictorSearch(self.space, self.seed, self.n_objectives, self.transfer).sampler()
 
 
 # --- strategies that propose whole architectures -------------------------------------------
@@ -252,6 +268,60 @@ class ProposalSampler(optuna.samplers.BaseSampler):
         return History(_rank(evaluated), seen, number)
 
 
+class _Ids(ProposalStrategy):
+    """The canonical ids and random unseen draws an :class:`OptunaStrategy` needs; it
+    proposes nothing itself."""
+
+    def propose(self, history: History) -> dict[str, Any]:
+        raise NotImplementedError("DistinctSampler draws its proposals from the wrapped sampler")
+
+
+class DistinctSampler(ProposalSampler):
+    """An Optuna sampler that never proposes an architecture the study already holds.
+    Before each trial it runs the space's ``suggest`` against the wrapped sampler (its
+    relative sample, then each remaining choice independently, as a trial would) and keeps
+    the draw; where its canonical architecture is one the study holds, the proposal is an
+    unseen neighbour of it (one choice changed: the closest fresh architecture to what the
+    sampler wanted), or a random unseen one where it has none. The trial then takes that
+    proposal. Written here because Optuna's samplers decide choice by choice, inside the
+    trial, and cannot be asked again once a repeat is complete; a neighbour, not a second
+    draw, because a converged TPE repeats itself draw after draw, at 15 ms a draw."""
+
+    def __init__(self, strategy: ProposalStrategy, inner: optuna.samplers.BaseSampler) -> None:
+        super().__init__(strategy)
+        self.inner = inner
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.inner.before_trial(study, trial)
+        if "fixed_params" in trial.system_attrs:
+            return
+        history = self.history(study, trial.number)
+        params, arch_id = self._draw(study, trial)
+        if arch_id in history.seen:
+            params = next(self.strategy.neighbours(params, history), None) or self.strategy.random_unseen(history)
+        self._pending[trial.number] = params
+
+    def _draw(self, study: optuna.Study, trial: FrozenTrial) -> tuple[dict[str, Any], str]:
+        relative = self.inner.sample_relative(study, trial, self.inner.infer_relative_search_space(study, trial))
+        probe = _DrawTrial(relative, self.strategy.rng,
+                           sample=lambda name, dist: self.inner.sample_independent(study, trial, name, dist))
+        arch_id = self.strategy.space.canonical_id(self.strategy.space.suggest(probe))
+        return probe.params, arch_id
+
+    def sample_independent(self, study, trial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        params = self._pending.get(trial.number, {})
+        if param_name in params and _in(param_distribution, params[param_name]):
+            return params[param_name]
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        super().after_trial(study, trial, state, values)
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
 @STRATEGIES.register("evolution", "Regularized evolution (Real et al. 2019): tournament parents from the youngest "
                      "trials, one-choice mutations, never a repeat", multi_objective=True, parallel=True, distinct=True)
 class RegularizedEvolution(ProposalStrategy):
@@ -301,39 +371,61 @@ class LocalSearch(ProposalStrategy):
 
 
 @STRATEGIES.register("predictor", "Surrogate-guided search (BANANAS-style): an ensemble of small MLPs on a one-hot "
-                     "encoding proposes the mutation of a top architecture with the highest expected improvement",
-                     multi_objective=False, parallel=True, distinct=True)
+                     "encoding proposes the mutation of a top architecture with the highest expected improvement; "
+                     "with several objectives, of a random Chebyshev scalarisation of them (ParEGO)",
+                     multi_objective=True, parallel=True, distinct=True)
 class PredictorSearch(ProposalStrategy):
     """BANANAS (White et al. 2021) over a stack space: after ``initial`` random proposals,
-    an ensemble of ``members`` MLPs (:class:`MLPEnsemble`, each its own initialisation) is fitted to the
-    first objective of the evaluated trials, each encoded one-hot per choice (floats as
-    their position in the range). The candidates are the unseen neighbours of the ``top``
-    best trials; the proposal is the candidate of highest expected improvement under the
-    ensemble's mean and spread. The ensemble is refitted when the history has grown by a
-    tenth since the last fit, and by at least five trials (BANANAS too proposes in batches
+    an ensemble of ``members`` MLPs (:class:`MLPEnsemble`, each its own initialisation) is
+    fitted to each objective of the evaluated trials, each encoded one-hot per choice
+    (floats as their position in the range). The candidates are the unseen neighbours of the
+    ``top`` best trials; the proposal is the candidate of highest expected improvement under
+    the ensemble's mean and spread. The ensembles are refitted when the history has grown by
+    a tenth since the last fit, and by at least five trials (BANANAS too proposes in batches
     from one fit), so proposals stay cheap at 1,000 trials.
+
+    Several objectives (ParEGO, Knowles 2006): each objective is fitted on its ranks among
+    the evaluated trials (so a heavy-tailed latency and a bounded accuracy weigh alike); each
+    proposal draws random weights, and "best" and "improvement" are those of the augmented
+    Chebyshev scalarisation under them. Over the proposals the weights sweep the front, its
+    cheap corner as much as its accurate one.
 
     With a transfer (earlier searches of the space), each source's rank score of an
     architecture is one more input, so the ensemble learns how far this dataset follows
-    each source; and the best unseen architectures of the sources' pooled prior join the
-    candidates."""
+    each source; the best unseen architectures of the sources' pooled prior join the
+    candidates; and the transferred trials queued first replace the random start-up."""
 
     initial, members, top, candidates = 10, 5, 5, 50
+    augment = 0.05  # the augmented Chebyshev term: keeps weakly dominated points from tying
 
     def __init__(self, space: SearchSpace, seed: int, n_objectives: int,
                  transfer: Optional["Transfer"] = None) -> None:
         super().__init__(space, seed, n_objectives, transfer)
-        self._fitted_on, self._ensemble = 0, None
+        self._fitted_on, self._ensembles = 0, None
         self._by_prior: Optional[list[list[tuple[dict[str, Any], str]]]] = None  # the sources' best, once
         self._columns: dict[tuple[str, Any], int] = {}  # (choice, value) -> column; (choice, None) for a float
         self._floats: dict[str, optuna.distributions.FloatDistribution] = {}
 
+    @property
+    def start_up(self) -> int:
+        """Evaluated trials before the first fit: ``initial`` random ones, or with a transfer
+        the transferred trials the search queues first (random proposals would add nothing
+        the sources do not already say)."""
+        if self.transfer is None:
+            return self.initial
+        from nas.knowledge import FIRST_PROPOSALS
+
+        return min(self.initial, FIRST_PROPOSALS)
+
     def propose(self, history: History) -> dict[str, Any]:
-        if len(history.ranked) < self.initial:
+        if len(history.ranked) < self.start_up:
             return self.random_unseen(history)
         self._refit(history.ranked)
+        scores = np.array([e.score for e in history.ranked], dtype=float)
+        weights = self._weights()
+        parents = [history.ranked[i] for i in np.argsort(-self._utility(_ranks(scores), weights), kind="stable")]
         pool: list[dict[str, Any]] = []
-        for k, parent in enumerate(history.ranked[:self.top]):  # an equal share of candidates per parent
+        for k, parent in enumerate(parents[:self.top]):  # an equal share of candidates per parent
             for child in self.neighbours(parent.params, history):
                 pool.append(child)
                 if len(pool) >= self.candidates * (k + 1) // self.top:
@@ -342,12 +434,46 @@ class PredictorSearch(ProposalStrategy):
         if not pool:
             return self.random_unseen(history)
         x = self._encode(pool)
-        predictions = self._ensemble.predict(x)
-        mean, std = predictions.mean(0), predictions.std(0) + 1e-9
-        best = history.ranked[0].score[0]
+        predicted = np.stack([e.predict(x) for e in self._ensembles], -1)  # (members, candidates, objectives)
+        return pool[int(np.argmax(self._acquisition(predicted, scores, weights)))]
+
+    def _acquisition(self, predicted: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Per candidate: expected improvement of the objective (one); expected hypervolume
+        improvement over the found front, plus that of the optimistic point mean + spread
+        (SMS-EGO's), which ranks the candidates no member expects to improve (two); expected
+        improvement of the Chebyshev scalarisation of the objectives' ranks (ParEGO, more)."""
+        if self.n_objectives == 2:
+            reference = scores.min(0)
+            front = scores[_nondominated(scores)]
+            expected = np.mean([_hvi_2d(member, front, reference) for member in predicted], axis=0)
+            return expected + _hvi_2d(predicted.mean(0) + predicted.std(0), front, reference)
+        if self.n_objectives == 1:
+            utility, best = predicted[..., 0], scores[:, 0].max()
+        else:
+            utility, best = self._utility(predicted, weights), self._utility(_ranks(scores), weights).max()
+        mean, std = utility.mean(0), utility.std(0) + 1e-9
         z = (mean - best) / std
-        ei = std * (z * _normal_cdf(z) + np.exp(-z * z / 2) / math.sqrt(2 * math.pi))
-        return pool[int(np.argmax(ei))]
+        return std * (z * _normal_cdf(z) + np.exp(-z * z / 2) / math.sqrt(2 * math.pi))
+
+    def _weights(self) -> np.ndarray:
+        """This proposal's weight per objective: 1 for one; uniform on the simplex for several."""
+        return np.ones(1) if self.n_objectives == 1 else self.rng.dirichlet(np.ones(self.n_objectives))
+
+    def _targets(self, ranked: list[Evaluated]) -> np.ndarray:
+        """(trials, objectives) what the ensembles fit: the scores themselves for one or two
+        objectives (hypervolume is measured in their units); each objective's rank among the
+        trials for more (ParEGO's scalarisation weighs objectives of any scale alike)."""
+        scores = np.array([e.score for e in ranked], dtype=float)
+        return scores if self.n_objectives <= 2 else _ranks(scores)
+
+    def _utility(self, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(..., objectives) ranks in [0, 1] -> (...), larger is better: minus the augmented
+        Chebyshev distance to the ideal point (every rank 1), the largest weighted shortfall
+        plus a little of their sum. With one objective, the value itself."""
+        if self.n_objectives == 1:
+            return values[..., 0]
+        shortfall = (1.0 - values) * weights
+        return -(shortfall.max(-1) + self.augment * shortfall.sum(-1))
 
     def _prior_candidates(self, history: History) -> list[dict[str, Any]]:
         """The ``candidates`` best unseen architectures by the transfer's pooled prior and by
@@ -368,12 +494,13 @@ class PredictorSearch(ProposalStrategy):
         return {**super().__getstate__(), "_by_prior": None}
 
     def _refit(self, ranked: list[Evaluated]) -> None:
-        if self._ensemble is not None and len(ranked) < max(self._fitted_on + 5, self._fitted_on * 1.1):
+        if self._ensembles is not None and len(ranked) < max(self._fitted_on + 5, self._fitted_on * 1.1):
             return
         for e in ranked:  # the encoding's columns: every (choice, value) seen so far
             self._add_columns(e.params)
-        x, y = self._encode([e.params for e in ranked]), np.array([e.score[0] for e in ranked])
-        self._ensemble = MLPEnsemble.fit(x, y, self.members, seed=int(self.rng.integers(2 ** 31)))
+        x, targets = self._encode([e.params for e in ranked]), self._targets(ranked)
+        self._ensembles = [MLPEnsemble.fit(x, targets[:, j], self.members, seed=int(self.rng.integers(2 ** 31)))
+                           for j in range(targets.shape[1])]
         self._fitted_on = len(ranked)
 
     def _add_columns(self, params: dict[str, Any]) -> None:
@@ -457,6 +584,34 @@ def _normal_cdf(z: np.ndarray) -> np.ndarray:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """(trials, objectives) -> each objective's rank among the trials in [0, 1], 1 = best."""
+    ranks = scores.argsort(0, kind="stable").argsort(0, kind="stable")
+    return ranks / max(len(scores) - 1, 1)
+
+
+def _nondominated(scores: np.ndarray) -> np.ndarray:
+    """A mask of the rows no other row dominates (every objective larger is better)."""
+    dominates = (scores[None, :, :] >= scores[:, None, :]).all(-1) & (scores[None, :, :] > scores[:, None, :]).any(-1)
+    return ~dominates.any(1)
+
+
+def _hvi_2d(points: np.ndarray, front: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(candidates, 2) -> the hypervolume each point would add to ``front`` (both objectives
+    larger is better, above ``reference``), exactly: the front's attained set is a staircase;
+    the gain is the area of the point's box above it, summed over the stair's steps. Written
+    here because moocore and Optuna compute one hypervolume per call, and this runs over
+    hundreds of candidates per proposal."""
+    front = front[np.argsort(-front[:, 0], kind="stable")]  # first objective falling, second rising
+    # step i spans the first objective from edges[i + 1] to edges[i]; above it the staircase
+    # is at height floor[i]
+    edges = np.concatenate([[np.inf], front[:, 0], [reference[0]]])
+    floor = np.concatenate([[reference[1]], np.maximum.accumulate(front[:, 1])])
+    p = np.maximum(points, reference)
+    width = np.clip(np.minimum(p[:, :1], edges[None, :-1]) - edges[None, 1:], 0.0, None)
+    return (width * np.clip(p[:, 1:] - floor[None, :], 0.0, None)).sum(1)
+
+
 def _rank(evaluated: list[Evaluated]) -> list[Evaluated]:
     """Best first: by objective with one; with several, by the number of trials that
     dominate it (0 = Pareto front), then by the first objective (the metric)."""
@@ -495,10 +650,12 @@ def _in(dist: BaseDistribution, value: Any) -> bool:
 @dataclass
 class _DrawTrial:
     """A stand-in for an Optuna trial: answers each ``suggest_*`` from ``given`` where it
-    holds a valid value, draws at random otherwise, and records what was asked."""
+    holds a valid value, otherwise from ``sample`` (a wrapped sampler) or at random, and
+    records what was asked."""
 
     given: dict[str, Any]
     rng: np.random.Generator
+    sample: Optional[Callable[[str, BaseDistribution], Any]] = None
     params: dict[str, Any] = field(default_factory=dict)
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     drawn: bool = False  # whether some answer was drawn at random
@@ -506,7 +663,7 @@ class _DrawTrial:
     def _answer(self, name: str, dist: BaseDistribution, draw) -> Any:
         value = self.given.get(name)
         if name not in self.given or not _in(dist, value):
-            value, self.drawn = draw(), True
+            value, self.drawn = (self.sample(name, dist) if self.sample else draw()), True
         self.params[name], self.distributions[name] = value, dist
         return value
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from types import MappingProxyType
 
 import numpy as np
 import optuna
@@ -58,10 +59,11 @@ def test_every_strategy_proposes_members_and_repeats_itself_given_the_seed(strat
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
-def test_strategies_that_declare_distinct_never_query_an_architecture_twice(strategy, space):
-    _, _, ids = drive(strategy, space, 30)
-    if STRATEGIES.entry(strategy).can("distinct"):
-        assert len(set(ids)) == len(ids)
+def test_every_strategy_never_queries_an_architecture_twice(strategy, space):
+    assert STRATEGIES.entry(strategy).can("distinct")
+    for objectives in (1, 2):
+        _, _, ids = drive(strategy, space, 30, objectives=objectives)
+        assert len(set(ids)) == len(ids), f"{strategy} repeated {len(ids) - len(set(ids))} of {len(ids)}"
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
@@ -112,21 +114,54 @@ def test_evolution_mutates_one_choice_of_a_tournament_winner():
     assert len(parents) == RegularizedEvolution.population
 
 
-def test_a_search_refuses_several_objectives_for_a_single_objective_strategy(tmp_path):
+def test_a_search_refuses_several_objectives_for_a_single_objective_strategy(tmp_path, monkeypatch):
     from nas import Search, SearchConfig
+    from search_spaces.registry import Entry
 
-    with pytest.raises(ValueError, match="--strategy predictor optimises one objective: give --objectives metric"):
-        Search(SearchConfig(run_dir=str(tmp_path / "p"), strategy="predictor", objectives="metric,flops", space="tiny"))
-    Search(SearchConfig(run_dir=str(tmp_path / "q"), strategy="predictor", objectives="metric", space="tiny"))
+    entry = STRATEGIES.entry("tpe")  # every shipped strategy takes several: declare one that does not
+    monkeypatch.setitem(STRATEGIES._entries, "one", Entry("one", entry.factory, "one objective",
+                                                          MappingProxyType({"multi_objective": False})))
+    with pytest.raises(ValueError, match="--strategy one optimises one objective: give --objectives metric"):
+        Search(SearchConfig(run_dir=str(tmp_path / "p"), strategy="one", objectives="metric,flops", space="tiny"))
+    Search(SearchConfig(run_dir=str(tmp_path / "q"), strategy="one", objectives="metric", space="tiny"))
 
 
 def test_predictor_ensemble_learns_the_history_it_proposes_from():
     space = SearchSpace.preset("nas_bench_graph")
     study, sampler, _ = drive("predictor", space, 25)
     strategy = sampler.strategy
-    assert strategy._ensemble is not None and strategy._fitted_on >= strategy.initial
+    assert strategy._ensembles is not None and strategy._fitted_on >= strategy.initial
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     x = strategy._encode([t.params for t in done])
-    fit = strategy._ensemble.predict(x).mean(0)
+    fit = strategy._ensembles[0].predict(x).mean(0)
     truth = [t.value for t in done]
     assert np.corrcoef(fit, truth)[0, 1] > 0.5  # the ensemble has learned the history it was fitted on
+
+
+def test_hypervolume_improvement_is_exact_against_moocore():
+    import moocore
+
+    from nas.strategies import _hvi_2d, _nondominated
+
+    rng = np.random.default_rng(0)
+    scores = rng.random((12, 2))
+    reference, front = scores.min(0), scores[_nondominated(scores)]
+    points = np.maximum(rng.random((30, 2)) * 1.2 - 0.1, reference)
+    def hv(p):
+        return moocore.hypervolume(p, ref=list(reference), maximise=[True, True])
+    expected = [hv(np.vstack([front, [p]])) - hv(front) for p in points]
+    assert np.allclose(_hvi_2d(points, front, reference), expected)
+    assert (_hvi_2d(front, front, reference) == 0).all()  # a point of the front adds nothing
+
+
+def test_wrapped_optuna_samplers_propose_a_neighbour_instead_of_a_repeat():
+    space = SearchSpace.preset("nas_bench_graph")
+    plain = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=8, multivariate=True))
+    plain_ids = []
+    for _ in range(60):
+        trial = plain.ask()
+        arch_id = space.canonical_id(space.suggest(trial))
+        plain_ids.append(arch_id)
+        plain.tell(trial, score(arch_id))
+    _, _, ids = drive("tpe", space, 60)
+    assert len(set(plain_ids)) < 60 and len(set(ids)) == 60  # Optuna's own TPE repeats; the strategy does not
