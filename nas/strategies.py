@@ -34,6 +34,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from results.store import INTERRUPTED
 from search_spaces import SearchSpace
 from search_spaces.registry import Registry
 
@@ -128,7 +129,8 @@ class Evaluated:
 @dataclass
 class History:
     """What a proposal may use: the evaluated trials, best first, and the canonical ids of
-    every architecture the study holds (finished, failed or running)."""
+    every architecture the study holds (finished, failed or running; not those whose
+    process died before they were evaluated)."""
 
     ranked: list[Evaluated]
     seen: set[str]
@@ -256,7 +258,7 @@ class ProposalSampler(optuna.samplers.BaseSampler):
         signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
         evaluated, seen = [], set()
         for trial in study.get_trials(deepcopy=False):
-            if trial.number == number:
+            if trial.number == number or trial.user_attrs.get(INTERRUPTED):  # never evaluated: not a query
                 continue
             arch_id = self.strategy.canonical_id(trial)
             if arch_id is not None:

@@ -50,6 +50,7 @@ JOURNAL_STORAGE = f"{JOURNAL}{RUN_DIR_TOKEN}/journal.log"  # the default of seve
 # trial's own figures first, then those of its confirmation seeds (Search.confirm). A study
 # attribute because Optuna refuses new attributes on a finished trial.
 CONFIRM_ATTR = "confirmations"
+INTERRUPTED = "interrupted"  # user attribute of a trial failed because its process died, not by its candidate
 
 
 def open_storage(url: str):
@@ -181,6 +182,9 @@ class RunStore:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             again = RetryHeartbeatStaleTrialCallback(max_retry=1)
             for t in stale:
+                # marked, so that a strategy that avoids repeats may propose its architecture
+                # again: it was interrupted, never evaluated
+                study._storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
                 study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
                 if proposed_through is None or t.number <= proposed_through:
                     again(study, t)
