@@ -104,13 +104,14 @@ def test_search_refuses_quadratic_attention_on_a_sampled_graph(tmp_path, shared_
 
 
 def test_mutag_search_with_median_pruner_prunes_some_trials(tmp_path, shared_datasets, cache_dir):
-    """The default objectives (metric, flops) are two: the median rule on the metric prunes."""
+    """The default objectives (metric, flops) are two: the median rule on the metric prunes
+    (random search: a strategy that learns may propose no trial below the median)."""
     import pandas as pd
 
     run_dir = tmp_path / "mutag"
     result = runner.invoke(app, ["search", "--dataset", "mutag", "--space", "tiny", "--trials", "10", "--pruner", "median",
-                                 "--epochs", "40", "--data-root", str(shared_datasets), "--cache-dir", str(cache_dir),
-                                 "--run-dir", str(run_dir), "--quiet"])
+                                 "--strategy", "random", "--epochs", "40", "--data-root", str(shared_datasets),
+                                 "--cache-dir", str(cache_dir), "--run-dir", str(run_dir), "--quiet"])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(run_dir / "trials.csv")
     states = frame["state"].value_counts().to_dict()
