@@ -233,6 +233,7 @@ class ProposalSampler(optuna.samplers.BaseSampler):
         self.strategy = strategy
         self._fallback = optuna.samplers.RandomSampler(seed=strategy.seed)
         self._pending: dict[int, dict[str, Any]] = {}
+        self._finished: dict[int, tuple[Optional[str], Optional[Evaluated]]] = {}  # trial number -> what it was
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         return {}
@@ -254,20 +255,42 @@ class ProposalSampler(optuna.samplers.BaseSampler):
     def after_trial(self, study, trial, state, values) -> None:
         self._pending.pop(trial.number, None)
 
-    def history(self, study: optuna.Study, number: int) -> History:
+    def history(self, study: optuna.Study, number: int, ranked: bool = True) -> History:
+        """The study as the strategy sees it while proposing trial ``number``; with
+        ``ranked=False`` only ``seen`` (all a wrapped Optuna sampler needs)."""
         signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
         evaluated, seen = [], set()
         for trial in study.get_trials(deepcopy=False):
-            if trial.number == number or trial.user_attrs.get(INTERRUPTED):  # never evaluated: not a query
+            if trial.number == number:
                 continue
-            arch_id = self.strategy.canonical_id(trial)
+            arch_id, result = self._finished.get(trial.number) or self._view(trial, signs)
             if arch_id is not None:
                 seen.add(arch_id)
-            if trial.state == TrialState.COMPLETE and all(math.isfinite(v) for v in trial.values):
-                evaluated.append(Evaluated(trial.number, dict(trial.params),
-                                           tuple(s * v for s, v in zip(signs, trial.values))))
+            if result is not None:
+                evaluated.append(result)
         seen.update(self.strategy.complete(p)[1] for p in self._pending.values())
-        return History(_rank(evaluated), seen, number)
+        return History(_rank(evaluated) if ranked else evaluated, seen, number)
+
+    def _view(self, trial: FrozenTrial, signs: list[float]) -> tuple[Optional[str], Optional[Evaluated]]:
+        """A trial's canonical id (None if it was interrupted, never evaluated: not a query)
+        and its evaluation if it completed; kept once the trial is finished, because a study
+        of 1,000 trials would otherwise be read anew at every proposal (17 ms)."""
+        if trial.user_attrs.get(INTERRUPTED):
+            view: tuple[Optional[str], Optional[Evaluated]] = (None, None)
+        else:
+            result = None
+            if trial.state == TrialState.COMPLETE and all(math.isfinite(v) for v in trial.values):
+                result = Evaluated(trial.number, dict(trial.params), tuple(s * v for s, v in zip(signs, trial.values)))
+            view = (self.strategy.canonical_id(trial), result)
+        if trial.state.is_finished():
+            self._finished[trial.number] = view
+        return view
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_finished": {}}  # a cache; the snapshot after every proposal stays small
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"_finished": {}, **state})  # snapshots of older runs have no cache
 
 
 class _Ids(ProposalStrategy):
@@ -297,7 +320,7 @@ class DistinctSampler(ProposalSampler):
         self.inner.before_trial(study, trial)
         if "fixed_params" in trial.system_attrs:
             return
-        history = self.history(study, trial.number)
+        history = self.history(study, trial.number, ranked=False)
         params, arch_id = self._draw(study, trial)
         if arch_id in history.seen:
             params = next(self.strategy.neighbours(params, history), None) or self.strategy.random_unseen(history)
