@@ -242,7 +242,7 @@ class ProposalSampler(optuna.samplers.BaseSampler):
         return {}
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if "fixed_params" in trial.system_attrs:
+        if _preset(trial):
             return
         self._pending[trial.number] = self.strategy.propose(self.history(study, trial.number))
 
@@ -293,6 +293,15 @@ class ProposalSampler(optuna.samplers.BaseSampler):
         self.__dict__.update({"_finished": {}, **state})  # snapshots of older runs have no cache
 
 
+def _preset(trial: FrozenTrial) -> bool:
+    """Whether the trial's parameters were given before it started, so that nothing may be
+    drawn for it: an enqueued trial holds them as ``fixed_params``, and a retried one
+    (RetryHeartbeatStaleTrialCallback) is created WAITING with them as its params. A draw
+    for either would move the random state, and a resumed search would then propose one
+    step ahead of the uninterrupted one."""
+    return "fixed_params" in trial.system_attrs or bool(trial.params)
+
+
 class _Ids(ProposalStrategy):
     """The canonical ids and random unseen draws an :class:`OptunaStrategy` needs; it
     proposes nothing itself."""
@@ -318,7 +327,7 @@ class DistinctSampler(ProposalSampler):
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.inner.before_trial(study, trial)
-        if "fixed_params" in trial.system_attrs:
+        if _preset(trial):
             return
         history = self.history(study, trial.number, ranked=False)
         params, arch_id = self._draw(study, trial)

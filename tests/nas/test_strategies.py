@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.strategies import STRATEGIES, LocalSearch, RegularizedEvolution
+from results.store import RunStore
 from search_spaces import SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -84,6 +85,21 @@ def test_every_strategy_resumes_from_its_pickled_sampler(strategy, space):
     study, sampler, head = drive(strategy, space, 12)
     restored = pickle.loads(pickle.dumps(sampler))  # what the run store keeps after each proposal
     _, _, tail = drive(strategy, space, 8, study=study, sampler=restored)
+    _, _, whole = drive(strategy, space, 20)
+    assert head + tail == whole
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_every_strategy_resumes_after_a_kill_inside_a_trial(strategy, space):
+    """A process killed while it trained trial 12: its snapshot was taken once the proposal
+    was drawn, the stale trial is retried with its parameters, and the retry must draw
+    nothing (a draw would put every later proposal one step ahead)."""
+    study, sampler, head = drive(strategy, space, 12)
+    killed = study.ask()
+    space.suggest(killed)
+    snapshot = pickle.loads(pickle.dumps(sampler))
+    assert RunStore.fail_stale_trials(study, proposed_through=killed.number) == 1
+    _, _, tail = drive(strategy, space, 8, study=study, sampler=snapshot)
     _, _, whole = drive(strategy, space, 20)
     assert head + tail == whole
 
