@@ -116,7 +116,7 @@ def search(
     from nas.assessment import ASSESSMENT_FILE, Assessment
     from nas.search import RUN_FACTS
     from results.report import results_table
-    from results.store import RunStore
+    from results.store import RunStore, RunDirectoryError
     from search_spaces import SpaceError
     from search_spaces.registry import UnknownNameError
 
@@ -179,6 +179,9 @@ def search(
     except (SpaceError, DatasetError, UnknownNameError, ValueError) as err:
         _fail(str(err))
         return
+    except RunDirectoryError as err:  # the engine could not write its run directory: it stopped
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(code=1)
     outputs = runner.store.outputs(study)  # the run has written its files already
     if outputs.best is None:
         _fail_no_trial(outputs.frame, runner.run_dir)
@@ -295,12 +298,13 @@ def export(
 ) -> None:
     """Write one trial's architecture with what rebuilding the exact model needs."""
     from results.export import ExportError, export_record, write_export
+    from results.store import RunDirectoryError
 
     if sum([trial is not None, pareto is not None, best]) > 1:
         _fail("give at most one of --trial, --best, --pareto")
     try:
         record = export_record(run_dir, trial=trial, pareto=pareto)
-    except (ExportError, FileNotFoundError, KeyError) as err:
+    except (ExportError, FileNotFoundError, KeyError, RunDirectoryError) as err:
         _fail(str(err))
         return
     write_export(record, output)
@@ -374,13 +378,19 @@ def report(
     """Top trials and Pareto front in the terminal; writes RUN_DIR/report.html."""
     from results.html import LoadedRun, write_report
     from results.report import pareto_table, results_table
+    from results.store import RunDirectoryError
 
     try:
         run = LoadedRun.open(run_dir)
-    except (FileNotFoundError, KeyError) as err:
+    except (FileNotFoundError, KeyError, RunDirectoryError) as err:
         _fail(str(err))
         return
-    figures = write_report(run, run_dir / "report.html")
+    try:
+        figures = write_report(run, run_dir / "report.html")
+    except OSError as err:
+        _fail(f"{run_dir / 'report.html'}: cannot write the report ({err.strerror or err}); copy the run directory "
+              "somewhere writable and report on the copy")
+        return
     if as_json:
         typer.echo(json.dumps(figures, indent=2, default=str))
         return
@@ -407,10 +417,11 @@ def compare(
     from dataclasses import asdict
 
     from results.html import CompareError, compare_runs, write_compare
+    from results.store import RunDirectoryError
 
     try:
         runs, ref = compare_runs(run_dirs, allow_mixed)
-    except (CompareError, FileNotFoundError, KeyError) as err:
+    except (CompareError, FileNotFoundError, KeyError, RunDirectoryError) as err:
         _fail(str(err))
         return
     summaries = write_compare(runs, ref, output)

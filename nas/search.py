@@ -35,7 +35,7 @@ from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FING
 from nas.outcome import completed, failed, pruned, tell
 from nas.strategies import STRATEGIES
 from results.objectives import Objective, parse_objectives
-from results.store import CONFIRM_ATTR, JOURNAL_STORAGE, RunStore, ranked_trials
+from results.store import CONFIRM_ATTR, JOURNAL_STORAGE, RunStore, RunDirectoryError, ranked_trials
 from search_spaces import Architecture, SearchSpace
 from search_spaces.builder import model_inputs
 from search_spaces.registry import UnknownNameError
@@ -156,7 +156,7 @@ def _identity(config: dict) -> dict:
 class Search:
     """One search run over ``config``; ``run()`` executes or resumes it."""
 
-    def __init__(self, config: SearchConfig, resume: bool = False) -> None:
+    def __init__(self, config: SearchConfig, resume: bool = False, claim: bool = True) -> None:
         if config.space is None:
             config = config.model_copy(update={"space": default_space(config.dataset)})
         if config.protocol == "errica":
@@ -214,6 +214,19 @@ class Search:
         self._prepared: Optional[DatasetBundle | NasBenchGraph] = None
         self.knowledge = self._open_knowledge()
         self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
+        # the driving process holds the run directory until its run ends; its workers do not
+        self._claim = self._claim_run_dir() if claim else None
+
+    def _claim_run_dir(self) -> FileLock:
+        """The run directory, held; after every other check, so that a refused search leaves
+        nothing behind. A fresh run is checked again under the lock: another search started
+        at the same moment may have created its study since."""
+        lock = self.store.claim()
+        if not self.resume and (self.store.config_path.is_file() or self.store.has_study(self.config.study_name)):
+            lock.release()
+            raise ValueError(f"{self.run_dir} already holds a run (study {self.config.study_name!r}), started at "
+                             "the same moment; continue it with --resume or choose another --run-dir")
+        return lock
 
     def _open_knowledge(self) -> Optional[KnowledgeStore]:
         """The store of --knowledge, opened before any work (a black-box search only)."""
@@ -382,8 +395,14 @@ class Search:
             self.confirm(study, bundle, objectives, observer)
         finally:
             self.store.write_outputs(study)
+            self.release()
         self._register(study)
         return study
+
+    def release(self) -> None:
+        """Let another search open the run directory (``run`` does this as it ends)."""
+        if self._claim is not None:
+            self._claim.release()
 
     def confirm(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
                 observer: Optional[Observer] = None) -> None:
@@ -516,6 +535,8 @@ class Search:
             outcome = completed(self._evaluate(study, arch, bundle, trial), objectives)
         except TrialPruned as stop:  # stopped early by the pruner: recorded, counted, not failed
             outcome = pruned(str(stop))
+        except RunDirectoryError:  # the engine's own failure: the trial stays RUNNING, swept on --resume
+            raise
         except Exception as err:  # any failure of a candidate fails only its trial
             outcome = failed(err)
         state = tell(study, trial, outcome)
@@ -637,7 +658,7 @@ def run_worker(config_json: str, index: int) -> None:
 
     _optuna.logging.set_verbosity(_optuna.logging.WARNING)
     config = SearchConfig.model_validate_json(config_json)
-    search = Search(config, resume=True)
+    search = Search(config, resume=True, claim=False)  # the driver holds the run directory
     bundle = search.prepare()  # the driver prepared it: this reads the disk cache
     _, objectives = search.objectives(bundle)
     study = search.store.load_study(config.study_name)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ import optuna
 import numpy as np
 import pandas as pd
 import yaml
+from filelock import FileLock, Timeout
 from optuna.trial import FrozenTrial, TrialState
 
 from evaluators.result import TrialResult
@@ -51,6 +53,12 @@ JOURNAL_STORAGE = f"{JOURNAL}{RUN_DIR_TOKEN}/journal.log"  # the default of seve
 # attribute because Optuna refuses new attributes on a finished trial.
 CONFIRM_ATTR = "confirmations"
 INTERRUPTED = "interrupted"  # user attribute of a trial failed because its process died, not by its candidate
+
+
+def _first_line(err: BaseException) -> str:
+    """An exception's message without SQLAlchemy's statement and background link."""
+    inner = getattr(err, "orig", None) or err
+    return (str(inner).strip().splitlines() or [type(inner).__name__])[0]
 
 
 def open_storage(url: str):
@@ -90,6 +98,13 @@ def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
     return storage
 
 
+class RunDirectoryError(RuntimeError):
+    """A run directory could not be written, or its study not opened. A failure of the
+    engine or the filesystem, not of the candidate being trained: a search stops
+    (``--resume`` continues it) instead of recording the trial as failed and counting it
+    against the budget."""
+
+
 @dataclass
 class SamplerSnapshot:
     """A pickled sampler and the trial whose proposal it drew last."""
@@ -124,7 +139,42 @@ class RunStore:
         """An existing run: its store and study, as its config.yaml names them."""
         config = cls(run_dir).read_config()
         store = cls(run_dir, config.get("storage"))
-        return store, optuna.load_study(study_name=config["study_name"], storage=store.backend)
+        try:
+            return store, optuna.load_study(study_name=config["study_name"], storage=store.backend)
+        except KeyError:  # no such study: the caller names it
+            raise
+        except Exception as err:  # SQLAlchemy's or the journal's own error: one line, naming the path
+            hint = ("; SQLite writes its log beside the database, so the directory must be writable: copy the run "
+                    "directory somewhere writable" if store.storage.startswith("sqlite:///") else "")
+            raise RunDirectoryError(f"{run_dir}: cannot open the study {store.storage} "
+                                    f"({_first_line(err)}){hint}") from None
+
+    # --- claim ---------------------------------------------------------------------------
+    LOCK = "search.lock"
+
+    def claim(self) -> FileLock:
+        """Hold the run directory for one search: checks that it can be written and takes
+        an exclusive lock on it (an OS file lock: a killed process releases it). Raises
+        ValueError, one line naming the directory, when it cannot be written or another
+        search holds it; two searches started at once on one directory would otherwise
+        race between the check for an existing study and its creation, and a resume beside
+        a live search would fail that search's running trials as stale."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.run_dir):
+                pass
+        except OSError as err:
+            raise ValueError(f"{self.run_dir}: the run directory cannot be written ({err.strerror or err}); "
+                             "give a writable --run-dir") from None
+        lock = FileLock(self.run_dir / self.LOCK)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ValueError(f"{self.run_dir} is in use by another graphnas search running now; wait for it to "
+                             "end, or choose another --run-dir") from None
+        except OSError as err:
+            raise ValueError(f"{self.run_dir / self.LOCK}: cannot lock the run directory ({err.strerror or err})") from None
+        return lock
 
     # --- config -------------------------------------------------------------------------
     @property
@@ -197,8 +247,13 @@ class RunStore:
         """Pickle the sampler (its random state included) once ``trial``'s proposal is
         drawn, beside the study, atomically: the file says which proposals it has made."""
         tmp = self.run_dir / (self.SAMPLER + ".tmp")
-        tmp.write_bytes(pickle.dumps(SamplerSnapshot(sampler, trial)))
-        tmp.replace(self.run_dir / self.SAMPLER)
+        try:
+            tmp.write_bytes(pickle.dumps(SamplerSnapshot(sampler, trial)))
+            tmp.replace(self.run_dir / self.SAMPLER)
+        except OSError as err:
+            raise RunDirectoryError(f"{self.run_dir / self.SAMPLER}: cannot write the sampler snapshot "
+                                f"({err.strerror or err}); the search stopped before trial {trial}, which "
+                                "--resume runs again") from None
 
     def load_sampler(self) -> Optional[SamplerSnapshot]:
         path = self.run_dir / self.SAMPLER
@@ -251,9 +306,19 @@ class RunStore:
         return RunOutputs(frame, ParetoFront.of(frame, front_objectives(objectives)), best_row(frame, objectives))
 
     def write_outputs(self, study: optuna.Study, plots: bool = True) -> "RunOutputs":
+        """Write trials.csv, pareto.json, best_arch.json and (with ``plots``) pareto.png and
+        summary.md; RunDirectoryError, one line naming the directory, if it cannot be written."""
+        outputs = self.outputs(study)
+        try:
+            self._write_outputs(study, outputs, plots)
+        except OSError as err:
+            raise RunDirectoryError(f"{self.run_dir}: cannot write the run's outputs ({err.strerror or err}); "
+                                "its trials are safe in the study, and `graphnas report` writes them again") from None
+        return outputs
+
+    def _write_outputs(self, study: optuna.Study, outputs: "RunOutputs", plots: bool) -> None:
         from results.report import plot_alphas, plot_pareto, write_summary  # matplotlib only when needed
 
-        outputs = self.outputs(study)
         frame, front, best = outputs.frame, outputs.front, outputs.best
         frame.to_csv(self.run_dir / "trials.csv", index=False)
         (self.run_dir / "pareto.json").write_text(json.dumps({
@@ -270,7 +335,6 @@ class RunStore:
             plot_pareto(frame, front, self.run_dir / "pareto.png", study.user_attrs.get("metric", "metric"))
             write_summary(self.run_dir / "summary.md", frame, front, best, study.user_attrs.get("metric", "metric"),
                           self.read_config() if self.config_path.is_file() else {}, study.user_attrs.get("knowledge"))
-        return outputs
 
 
 class RunOutputs:
