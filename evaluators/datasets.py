@@ -14,6 +14,7 @@ graph hash) and cached in ``<cache>/encodings``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
 import torch
+from filelock import FileLock
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import degree, stochastic_blockmodel_graph
@@ -28,6 +30,8 @@ from torch_geometric.utils import degree, stochastic_blockmodel_graph
 from search_spaces import DataInfo
 from search_spaces.operators import ENCODING
 from search_spaces.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 class DatasetError(ValueError):
@@ -107,14 +111,22 @@ def working_root(root: Path, cache_dir: Path, subdir: str, dataset: str, expecte
     key = hashlib.sha256(str(root).encode()).hexdigest()[:10]
     work = cache_dir / "prepared" / key
     dst = work / subdir / "raw"
-    if not dst.is_dir():  # copied aside, then renamed: a racing process sees all files or none
+    if dst.is_dir() and _listing(dst) != _listing(raw):
+        # the source changed since it was copied (files added to an empty raw/, replaced):
+        # copy it again, and drop what PyG processed from the old copy
+        log.info("dataset %r: %s differs from its source %s; copying it again", dataset, dst, raw)
+        shutil.rmtree(dst)
+        shutil.rmtree(dst.with_name("processed"), ignore_errors=True)
+    if not dst.is_dir():  # copied aside, then renamed: a reader sees all files or none
         tmp = dst.with_name(f"raw.{os.getpid()}.tmp")
         shutil.copytree(raw, tmp, dirs_exist_ok=True)
-        try:
-            tmp.rename(dst)
-        except OSError:  # another process renamed its copy first
-            shutil.rmtree(tmp, ignore_errors=True)
+        tmp.rename(dst)
     return work
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    """Relative file names and sizes under ``folder``: enough to see that a copy is stale."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
 
 
 # --- loaders ----------------------------------------------------------------------------
@@ -128,7 +140,10 @@ def _planetoid(name: str) -> Loader:
         try:
             data = Planetoid(str(work / "Planetoid"), name=name)[0]
         except Exception as err:  # PyG downloads missing files; offline that fails
-            raise DatasetError(f"dataset {name.lower()!r}: could not load from {raw}: {err}") from err
+            # where PyG worked (its copy, or the cache's own root) as well as the source: the
+            # raw files are often fine and the failure is in what was processed from them
+            raise DatasetError(f"dataset {name.lower()!r}: PyG could not load {work / 'Planetoid' / name} "
+                               f"(raw files from {raw}): {type(err).__name__}: {err}") from err
         idx = torch.arange(data.num_nodes)
         splits = Splits(idx[data.train_mask], idx[data.val_mask], idx[data.test_mask])
         return Data(x=data.x, edge_index=data.edge_index, y=data.y), splits
@@ -271,10 +286,19 @@ def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: O
     (``row``), cached on disk.
     ``name`` is a registered dataset, a ``.pt`` file of ``Data`` objects, or the dotted
     path of a dataset class constructed with ``dataset_args``."""
-    from evaluators.external import is_external, load_external
-
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     root = resolve_data_root(data_root, cache_dir)
+    # One process at a time prepares a dataset in a cache: PyG writes processed/ in place,
+    # and a second process reading it half-written fails (PytorchStreamReader ...).
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache_dir / f".{hashlib.sha256(name.encode()).hexdigest()[:12]}.lock"):
+        return _load_dataset(name, root, cache_dir, encodings, dataset_args, feature_norms)
+
+
+def _load_dataset(name: str, root: Path, cache_dir: Path, encodings: Optional[dict[str, int]],
+                  dataset_args: Optional[dict], feature_norms: Iterable[str]) -> DatasetBundle:
+    from evaluators.external import is_external, load_external
+
     meta: dict = {}
     if name in DATASETS:
         loaded, splits, *rest = DATASETS.get(name)(root, cache_dir)

@@ -1,10 +1,17 @@
 """Datasets: real Cora from the shared folder, the embedded synthetic set, caches, errors."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from evaluators.datasets import DatasetError, contextual_sbm, load_dataset
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_cora_from_shared_without_writing_there(shared_datasets, cache_dir):
@@ -96,3 +103,28 @@ def test_graphs_without_node_features_get_one_hot_degree_and_say_so(shared_datas
     assert torch.equal(g.x.argmax(1), deg)
     assert imdb.info.num_features == MAX_ONE_HOT_DEGREE + 1 and "one-hot degree" in imdb.info.node_features
     assert load_dataset("mutag", shared_datasets, cache_dir).info.node_features is None  # its own features
+
+
+def test_a_cached_copy_is_refreshed_when_its_source_changes(shared_datasets, tmp_path):
+    root, cache = tmp_path / "root", tmp_path / "cache"
+    raw = root / "Planetoid" / "Cora" / "raw"
+    raw.mkdir(parents=True)  # raw/ exists, its files are not there yet
+    with pytest.raises(DatasetError, match="PyG could not load"):
+        load_dataset("cora", root, cache)
+    for f in (shared_datasets / "Planetoid" / "Cora" / "raw").iterdir():
+        shutil.copy(f, raw / f.name)
+    assert load_dataset("cora", root, cache).data.num_nodes == 2708  # the empty copy is not reused
+
+
+_LOAD = ("import sys, torch; from evaluators.datasets import load_dataset; "
+         "b = load_dataset('cora', sys.argv[1], sys.argv[2]); print(int(b.data.x.sum()), b.data.num_edges)")
+
+
+def test_processes_sharing_a_fresh_cache_all_load_the_dataset(shared_datasets, tmp_path):
+    # PyG writes processed/ in place: without the cache's lock, one process read another's
+    # half-written file (PytorchStreamReader failed reading zip archive)
+    procs = [subprocess.Popen([sys.executable, "-c", _LOAD, str(shared_datasets), str(tmp_path / "cache")],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outs]
+    assert len({out for out, _ in outs}) == 1 and outs[0][0].split()[1] == "10556"
