@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Architecture search for graph neural networks and graph transformers.")
-spaces_app = typer.Typer(help="List the preset search spaces, or validate a space file.")
+spaces_app = typer.Typer(rich_markup_mode=None, help="List the preset search spaces, or validate a space file.")
 app.add_typer(spaces_app, name="spaces")
 console = Console()
 err_console = Console(stderr=True)
@@ -483,7 +483,7 @@ def zoo(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> No
     console.print(table)
 
 
-knowledge_app = typer.Typer(help="The knowledge store of earlier searches that new searches start from.")
+knowledge_app = typer.Typer(rich_markup_mode=None, help="The knowledge store of earlier searches that new searches start from.")
 app.add_typer(knowledge_app, name="knowledge")
 KNOWLEDGE_URL = typer.Option(None, "--knowledge", help="Store URL [default: $GRAPHNAS_KNOWLEDGE or "
                              "sqlite:///~/.cache/graphnas/knowledge.db].")

@@ -205,3 +205,13 @@ def test_search_banner_and_config_say_what_the_node_features_are(tmp_path, share
     assert config["node_features"].startswith("one-hot degree")
     export = runner.invoke(app, ["export", str(tmp_path / "r"), "-o", str(tmp_path / "a.json")])
     assert export.exit_code == 0 and "one-hot degree" in (tmp_path / "a.json").read_text()
+
+
+def test_help_shows_every_default_and_no_placeholder_for_flags():
+    result = runner.invoke(app, ["search", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "Trial budget, counting finished trials of a resumed run [default: 20]" in text
+    assert "Maximum training epochs per trial [default: 200]" in text
+    assert "pip install 'graphnas[ray]'" in text  # brackets are text, not markup
+    assert "<bool>" not in text and "--quiet No progress bar" in text
