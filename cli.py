@@ -19,8 +19,48 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+# typer vendors its own click: its usage errors are not click's, and only BadParameter is public
+_UsageError = typer.BadParameter.__bases__[0]
+
+
+class _OneLineUsageError(_UsageError):
+    """A usage error as one line, as every other error of graphnas (click prints the usage,
+    a hint and the error on four)."""
+
+    def show(self, file=None) -> None:
+        err_console.print(f"[bold red]error:[/] {self.format_message()}", highlight=False, markup=True,
+                          soft_wrap=True)
+
+
+# typer words a range check as pydantic does ("Input should be greater than or equal to 1")
+_RANGE_WORDS = (("Input should be greater than or equal to", "must be at least"),
+                ("Input should be less than or equal to", "must be at most"),
+                ("Input should be greater than", "must be more than"), ("Input should be less than", "must be less than"))
+
+
+class _Commands(TyperGroup):
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as err:
+            if not err.message:  # a missing argument: click's own sentence says which
+                raise _OneLineUsageError(err.format_message(), err.ctx) from None
+            message = err.message
+            for theirs, ours in _RANGE_WORDS:
+                message = message.replace(theirs, ours)
+            name = err.param.opts[0] if err.param is not None and err.param.opts else (err.param_hint or "argument")
+            raise _OneLineUsageError(f"{name} {message}" if message.startswith("must") else f"{name}: {message}",
+                                     err.ctx) from None
+        except _UsageError as err:
+            if isinstance(err, _OneLineUsageError):
+                raise
+            raise _OneLineUsageError(f"{err.format_message()} (see {err.ctx.command_path if err.ctx else 'graphnas'} "
+                                     "--help)", err.ctx) from None
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Architecture search for graph neural networks and graph transformers.")
 spaces_app = typer.Typer(rich_markup_mode=None, help="List the preset search spaces, or validate a space file.")
 app.add_typer(spaces_app, name="spaces")
@@ -164,6 +204,7 @@ def search(
     try:
         features = getattr(getattr(runner.prepare(), "info", None), "node_features", None)
     except (DatasetError, FileNotFoundError, ValueError) as err:  # before the banner: one line
+        runner.abandon()
         _fail(str(err))
         return
     if not quiet:
@@ -177,6 +218,7 @@ def search(
             warnings.simplefilter("ignore")
             study = _run_with_progress(runner, config.budget, quiet)
     except (SpaceError, DatasetError, UnknownNameError, ValueError) as err:
+        runner.abandon()
         _fail(str(err))
         return
     except RunDirectoryError as err:  # the engine could not write its run directory: it stopped
@@ -331,6 +373,7 @@ def train(
 ) -> None:
     """Retrain an architecture from scratch over several seeds; report mean and std."""
     from evaluators import DatasetError, TrainConfig, load_dataset
+    from evaluators.training import check_device
     from results.export import ExportError, read_export
     from results.retrain import check_compatible, retrain
     from search_spaces.zoo import zoo_entry
@@ -340,6 +383,7 @@ def train(
     if fmt and output is None:
         _fail("--format needs -o DIR to write the exported model into")
     try:
+        check_device(device)
         arch, info, record = read_export(arch_file)
         name = dataset or record.get("dataset")
         if not name:

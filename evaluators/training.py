@@ -95,6 +95,22 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_device(device: str) -> None:
+    """ValueError, one line, for a device this machine does not have: before any work, since
+    every trial would otherwise fail on it."""
+    try:
+        dev = resolve_device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"--device {device}: CUDA is not available on this machine ({why}); use --device auto "
+                             "or cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 @dataclass
 class TrainedModel:
     """A model holding the weights of its best validation epoch, and its measured figures."""

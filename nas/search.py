@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from torch_geometric import seed_everything
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
 from evaluators.datasets import DatasetBundle, dataset_task, default_space
 from evaluators.tabular import TABULAR, NasBenchGraph
-from evaluators.training import check_sampled_attention, resolve_device, trains_sampled
+from evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
 from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
 from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
 from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
@@ -210,6 +211,7 @@ class Search:
                              "multi-objective ones are pruned by the median rule on the metric objective: use "
                              "--pruner median, --objectives metric, or --backend ray (ASHA)")
         self.resume = resume
+        self._check_names()
         self.references = self._check_references()
         self._prepared: Optional[DatasetBundle | NasBenchGraph] = None
         self.knowledge = self._open_knowledge()
@@ -221,12 +223,20 @@ class Search:
         """The run directory, held; after every other check, so that a refused search leaves
         nothing behind. A fresh run is checked again under the lock: another search started
         at the same moment may have created its study since."""
+        self._created_run_dir = not self.run_dir.exists()
         lock = self.store.claim()
         if not self.resume and (self.store.config_path.is_file() or self.store.has_study(self.config.study_name)):
             lock.release()
             raise ValueError(f"{self.run_dir} already holds a run (study {self.config.study_name!r}), started at "
                              "the same moment; continue it with --resume or choose another --run-dir")
         return lock
+
+    def _check_names(self) -> None:
+        """Objectives, metric and device, which need no dataset: checked before it loads."""
+        parse_objectives(self.config.objectives, "maximize")
+        if self.config.train.metric:
+            get_metric(self.config.train.metric)
+        check_device(self.config.train.device)
 
     def _open_knowledge(self) -> Optional[KnowledgeStore]:
         """The store of --knowledge, opened before any work (a black-box search only)."""
@@ -403,6 +413,14 @@ class Search:
         """Let another search open the run directory (``run`` does this as it ends)."""
         if self._claim is not None:
             self._claim.release()
+
+    def abandon(self) -> None:
+        """Release the run directory of a search refused before it wrote anything (a dataset
+        that cannot be loaded), and remove it if this search created it: nothing left behind."""
+        self.release()
+        if self._claim is not None and self._created_run_dir and \
+                {p.name for p in self.run_dir.iterdir()} <= {RunStore.LOCK}:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def confirm(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
                 observer: Optional[Observer] = None) -> None:

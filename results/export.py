@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from evaluators.result import TrialResult
 from results.pareto import ParetoFront, front_objectives
 from results.store import RunStore, best_row
 from search_spaces import Architecture, DataInfo, build_model
+from search_spaces.registry import UnknownNameError
 
 EXPORT_FORMAT = "graphnas-architecture"
 
@@ -99,9 +101,19 @@ def read_export(path: str | Path) -> tuple[Architecture, Optional[DataInfo], dic
         raise ExportError(f"{path}: file not found")
     try:
         record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ExportError(f"{path}: not JSON: {err}") from None
-    arch = Architecture.model_validate(record.get("architecture", record))
+    if not isinstance(record, dict) or not isinstance(record.get("architecture", record), dict):
+        raise ExportError(f"{path}: expected a JSON object (an export file or an architecture), got "
+                          f"{type(record).__name__}")
+    try:
+        arch = Architecture.model_validate(record.get("architecture", record))  # names checked by the registries
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'architecture'}: {e['msg']}" for e in err.errors()[:3])
+        more = f" (and {err.error_count() - 3} more)" if err.error_count() > 3 else ""
+        raise ExportError(f"{path}: not an architecture: {problems}{more}") from None
+    except UnknownNameError as err:
+        raise ExportError(f"{path}: {err}") from None
     info = record.get("data_info")
     return arch, (DataInfo(**{**info, "deg": tuple(info["deg"])}) if info else None), record
 

@@ -16,6 +16,7 @@ field path (``layers.mpnn[3]``).
 """
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Annotated, Any, Callable, Optional, Union, get_args
 
@@ -428,6 +429,48 @@ def format_loc(loc: tuple) -> str:
     return "".join(parts)
 
 
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys the model at ``loc`` (a pydantic error location under ``model``) accepts."""
+    for part in loc:
+        if not isinstance(part, str):
+            continue  # a list index or a union member's tag
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        nested = _model_in(field.annotation) if field is not None else None
+        if nested is None:
+            break
+        model = nested
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> Optional[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)
+
+
+def _key_paths(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
+    """Every key of the space's tree -> its dotted path (``hidden_dim`` -> ``global.hidden_dim``)."""
+    paths: dict[str, str] = {}
+    for name, f in model.model_fields.items():
+        key = f.alias or name
+        nested = _model_in(f.annotation)
+        if nested is not None:
+            paths.update({k: v for k, v in _key_paths(nested, f"{prefix}{key}.").items() if k not in paths})
+        paths.setdefault(key, prefix + key)
+    return paths
+
+
+def _did_you_mean(key: str, valid: list[str], elsewhere: dict[str, str]) -> str:
+    """The closest valid key here; else the closest key elsewhere in the tree, by its path."""
+    close = difflib.get_close_matches(key, valid, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    close = difflib.get_close_matches(key, list(elsewhere), n=1, cutoff=0.8)
+    if close:
+        return f"; did you mean {elsewhere[close[0]]!r}?"
+    return f"; valid here: {', '.join(sorted(valid))}"
+
+
 def parse_spec(raw: Any, source: str) -> SpaceSpec:
     """Validate a parsed YAML document; raise :class:`SpaceError` listing every problem."""
     if not isinstance(raw, dict):
@@ -439,7 +482,8 @@ def parse_spec(raw: Any, source: str) -> SpaceSpec:
         for e in err.errors():
             msg = e["msg"].removeprefix("Value error, ")
             if e["type"] == "extra_forbidden":
-                msg = "unknown field"
+                msg = "unknown field" + _did_you_mean(str(e["loc"][-1]), _keys_at(SpaceSpec, e["loc"][:-1]),
+                                                      _key_paths(SpaceSpec))
             problems.append((format_loc(e["loc"]), msg))
         raise SpaceError(source, problems) from None
     problems = check_values(spec)

@@ -1,6 +1,8 @@
 """``SearchSpace``: sample, suggest, test membership and count a validated space."""
 from __future__ import annotations
 
+import difflib
+
 import itertools
 import math
 from importlib import resources
@@ -37,9 +39,12 @@ class SearchSpace:
     def from_yaml(cls, path: str | Path) -> "SearchSpace":
         path = Path(path)
         if not path.is_file():
-            raise SpaceError(str(path), [("", "space file not found")])
+            raise SpaceError(str(path), [("", "space file not found" + _preset_hint(str(path)))])
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise SpaceError(str(path), [("", f"not a text file: a space is UTF-8 YAML ({err.reason} at byte "
+                                              f"{err.start})")]) from None
         except yaml.YAMLError as err:
             raise SpaceError(str(path), [("", f"not valid YAML: {err}")]) from None
         return cls(parse_spec(raw, str(path)), str(path))
@@ -253,6 +258,12 @@ def _count(choice: Any) -> int:
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def _preset_hint(name: str) -> str:
+    """For a name that is no file: the closest preset, as a user who misspelled one meant."""
+    close = difflib.get_close_matches(Path(name).stem, preset_names(), n=1, cutoff=0.6)
+    return (f"; did you mean the preset {close[0]!r}?" if close else "") + f" (presets: {', '.join(preset_names())})"
 
 
 def preset_names() -> list[str]:

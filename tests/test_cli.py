@@ -187,12 +187,6 @@ def test_a_search_whose_every_trial_failed_says_why_and_exits_1(tmp_path, cache_
     assert "channels divisible by heads" in result.output and not (tmp_path / "r" / "best_arch.json").exists()
 
 
-def test_zero_budgets_name_the_flag(tmp_path):
-    for flag in ("--trials", "--epochs"):
-        result = runner.invoke(app, ["search", flag, "0", "--run-dir", str(tmp_path / "z")])
-        assert result.exit_code == 2 and f"Invalid value for '{flag}'" in result.output, result.output
-
-
 def test_search_banner_and_config_say_what_the_node_features_are(tmp_path, shared_datasets, cache_dir):
     import yaml
 
@@ -215,3 +209,47 @@ def test_help_shows_every_default_and_no_placeholder_for_flags():
     assert "Maximum training epochs per trial [default: 200]" in text
     assert "pip install 'graphnas[ray]'" in text  # brackets are text, not markup
     assert "<bool>" not in text and "--quiet No progress bar" in text
+
+
+def _one_line_exit_2(result) -> str:
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "graphnas search:" not in result.output  # no banner: refused before any work
+    return lines[0]
+
+
+def test_errors_before_work_are_one_line_and_exit_2(tmp_path, monkeypatch):
+    from search_spaces.zoo import zoo_entry
+
+    gcnn = tmp_path / "gcnn.json"
+    gcnn.write_text(zoo_entry("zoo:gcn").architecture.to_json().replace('"gcn"', '"gcnn"', 1))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(128, 256)))
+    (tmp_path / "key.yaml").write_text("name: k\nhiden_dim: [64]\nlayers:\n  mpnn: [gcn]\n")
+    run = ["--run-dir", str(tmp_path / "r"), "--quiet"]
+    cases = {
+        ("train", str(gcnn), "--dataset", "synthetic"): "unknown mpnn operator 'gcnn' (did you mean 'gcn'?)",
+        ("train", str(tmp_path / "list.json"), "--dataset", "synthetic"): "expected a JSON object",
+        ("search", "--trials", "0", *run): "--trials must be at least 1",
+        ("search", "--epochs", "0", *run): "--epochs must be at least 1",
+        ("search", "--space", str(tmp_path / "binary.yaml"), *run): "binary.yaml: not a text file",
+        ("search", "--space", "tinyy", *run): "did you mean the preset 'tiny'?",
+        ("search", "--space", str(tmp_path / "key.yaml"), *run): "hiden_dim: unknown field; did you mean 'global.hidden_dim'?",
+        ("search", "--metric", "foo", *run): "unknown metric 'foo'; registered: accuracy",
+        ("search", "--objectives", "metric,foo", *run): "--objectives: unknown objective 'foo'",
+        ("search", "--dataset", "nope", *run): "unknown dataset 'nope'",
+    }
+    for args, expected in cases.items():
+        assert expected in _one_line_exit_2(runner.invoke(app, list(args))), args
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_cuda_device_without_cuda_is_refused_before_work(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on this CPU machine, also on a GPU one
+    for args in (["search", "--device", "cuda", "--run-dir", str(tmp_path / "r"), "--quiet"],
+                 ["train", "zoo:gcn", "--dataset", "synthetic", "--device", "cuda:0"]):
+        assert "CUDA is not available on this machine" in _one_line_exit_2(runner.invoke(app, args))
+    assert "expected auto, cpu, cuda or cuda:N" in _one_line_exit_2(
+        runner.invoke(app, ["search", "--device", "tpu", "--run-dir", str(tmp_path / "r"), "--quiet"]))
