@@ -229,12 +229,20 @@ def one_hot_degree(g: Data, cap: int) -> Tensor:
     return torch.nn.functional.one_hot(deg, cap + 1)
 
 
+def _tu_features(dataset) -> str:
+    parts = [f"{n} {what}{'s' if n > 1 else ''}" for n, what in (
+        (dataset.num_node_attributes, "continuous node attribute"), (dataset.num_node_labels, "one-hot node label")) if n]
+    return " and ".join(parts) + " (TUDataset, use_node_attr)"
+
+
 def _tu(name: str) -> Loader:
     def load(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
         from torch_geometric.datasets import TUDataset
 
         work = working_root(root, cache_dir, f"TUDataset/{name}", name.lower(), f"{name}_A.txt etc.")
-        dataset = TUDataset(str(work / "TUDataset"), name=name)
+        # every feature the dataset has: its continuous node attributes (ENZYMES' 18) as well
+        # as its one-hot node labels, which are all PyG gives by default
+        dataset = TUDataset(str(work / "TUDataset"), name=name, use_node_attr=True)
         featureless = dataset[0].x is None  # IMDB-BINARY: structure only
         graphs = []
         for g in dataset:
@@ -242,7 +250,7 @@ def _tu(name: str) -> Loader:
             graphs.append(Data(x=x.float(), edge_index=g.edge_index, y=g.y,
                                edge_attr=g.edge_attr.float() if g.edge_attr is not None else None))
         meta = {"node_features": f"one-hot degree 0..{MAX_ONE_HOT_DEGREE} (higher clamped): the graphs have no node "
-                                 "features (Xu et al.)"} if featureless else {}
+                                 "features (Xu et al.)" if featureless else _tu_features(dataset)}
         return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0), meta
 
     return load

@@ -128,3 +128,12 @@ def test_processes_sharing_a_fresh_cache_all_load_the_dataset(shared_datasets, t
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outs]
     assert len({out for out, _ in outs}) == 1 and outs[0][0].split()[1] == "10556"
+
+
+def test_tu_datasets_use_their_continuous_node_attributes_too(shared_datasets, cache_dir):
+    enzymes = load_dataset("enzymes", shared_datasets, cache_dir)
+    assert enzymes.info.num_features == 18 + 3  # attributes, then the one-hot node labels
+    assert enzymes.info.node_features.startswith("18 continuous node attributes and 3 one-hot node labels")
+    assert not torch.all(enzymes.graphs[0].x[:, :18] == enzymes.graphs[0].x[:, :18].round())  # real-valued
+    mutag = load_dataset("mutag", shared_datasets, cache_dir)
+    assert mutag.info.num_features == 7 and mutag.info.node_features.startswith("7 one-hot node labels")
