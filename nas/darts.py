@@ -35,6 +35,7 @@ from search_spaces import Architecture, SearchSpace
 from search_spaces.builder import Cell, ClassifierLayer, DataInfo, GPSLayer, build_model, model_inputs
 from search_spaces.operators import ATTENTION, MPNN, NORM, OpContext
 from search_spaces.operators.attention import takes_kv
+from search_spaces.param_key import ParamKey, layer_key
 from search_spaces.schema import Categorical, FloatRange, IntRange
 
 OPERATOR_FIELDS = ("mpnn", "attention", "kv_source")
@@ -191,7 +192,7 @@ class Supernet(nn.Module):
 
     # --- construction ---------------------------------------------------------------------
     def _base_pick(self, name: str, choice: Any) -> Any:
-        field = name.rsplit(".", 1)[-1]
+        field = ParamKey.parse(name).field
         given = self.fix.get(name, self.fix.get(field))
         if given is not None:
             if not choice.contains(given):
@@ -206,7 +207,7 @@ class Supernet(nn.Module):
         return value
 
     def _key(self, layer: int, field: str) -> Optional[str]:
-        for key in (f"layer{layer}.{field}", field):
+        for key in (layer_key(layer, field), field):
             if key in self.candidates:
                 return key
         return None
@@ -299,7 +300,7 @@ class Supernet(nn.Module):
         chosen: dict[str, Any] = {}
 
         def pick(name: str, choice: Any) -> Any:
-            field = name.rsplit(".", 1)[-1]
+            field = ParamKey.parse(name).field
             if name in self.candidates:
                 chosen[name] = self.ranking(name, keep_none)[0]
             else:
@@ -452,7 +453,7 @@ def narrow(space: SearchSpace, net: Supernet, top_k: int, keep_none: bool = Fals
     layer's ``top_k`` candidates by alpha (the schema has one candidate list per field)."""
     keep: dict[str, set[str]] = {}
     for key in net.candidates:
-        keep.setdefault(key.rsplit(".", 1)[-1], set()).update(net.ranking(key, keep_none)[:top_k])
+        keep.setdefault(ParamKey.parse(key).field, set()).update(net.ranking(key, keep_none)[:top_k])
     layers = space.spec.layers
     update = {}
     for field, names in keep.items():
@@ -468,5 +469,5 @@ def alphas_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for r in rows:
         if r["epoch"] == last:
-            out.setdefault(f"layer{r['layer']}.{r['choice']}", {})[r["candidate"]] = round(float(r["weight"]), 4)
+            out.setdefault(layer_key(r["layer"], r["choice"]), {})[r["candidate"]] = round(float(r["weight"]), 4)
     return out

@@ -42,6 +42,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search_spaces import SearchSpace
+from search_spaces.param_key import layer_key
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +418,7 @@ def _enumerate_cells(space: SearchSpace) -> dict[int, tuple[dict[str, Any], str]
                 continue
             h = Arch(list(link), [NAS_BENCH_GRAPH_OPS[o] for o in combo]).valid_hash()
             if h not in out:
-                params = {"links": "-".join(map(str, link)), **{f"layer{i}.mpnn": o for i, o in enumerate(combo)}}
+                params = {"links": "-".join(map(str, link)), **{layer_key(i, "mpnn"): o for i, o in enumerate(combo)}}
                 out[h] = (params, f"{space.spec.canonical}:{h}:{suffix}")
     return out
 

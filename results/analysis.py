@@ -12,6 +12,7 @@ import optuna
 import pandas as pd
 
 from results.objectives import Objective
+from search_spaces.param_key import ParamKey
 
 
 def completed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -85,8 +86,9 @@ def operator_frequency(frame: pd.DataFrame, maximize: bool, top_fraction: float 
     rows are layers (``layer0``, ...), columns operators."""
     done = completed(frame).sort_values("val_metric", ascending=not maximize)
     top = done.head(max(1, math.ceil(len(done) * top_fraction)))
-    columns = sorted(c for c in top.columns if c.startswith("layer") and c.endswith(f".{field}"))
-    counts = {c.split(".")[0]: top[c].value_counts() for c in columns}
+    keys = {c: ParamKey.parse(c) for c in top.columns}
+    columns = sorted(c for c, key in keys.items() if key.layer is not None and key.field == field)
+    counts = {f"layer{keys[c].layer}": top[c].value_counts() for c in columns}
     return pd.DataFrame(counts).T.fillna(0).astype(int) if counts else pd.DataFrame()
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from results import analysis
 from results.pareto import ParetoFront
+from search_spaces.param_key import layer_key
 
 
 def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str) -> None:
@@ -91,8 +92,8 @@ def _arch_summary(row: pd.Series) -> str:
     depth = int(row.get("num_layers", 0) or 0)
     ops = []
     for i in range(depth):
-        att = row.get(f"layer{i}.attention", "none")
-        ops.append(str(row.get(f"layer{i}.mpnn")) + ("" if att == "none" else f"+{att}"))
+        att = row.get(layer_key(i, "attention"), "none")
+        ops.append(str(row.get(layer_key(i, "mpnn"))) + ("" if att == "none" else f"+{att}"))
     ref = row.get("reference")
     tag = f" ({ref})" if isinstance(ref, str) and ref else ""
     return f"{row.get('hidden_dim')}d " + " > ".join(ops) + tag

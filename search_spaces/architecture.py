@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from search_spaces.param_key import ParamKey, layer_key
+
 
 HeadMerge = Literal["auto", "concat", "mean"]
 Head = Literal["linear", "last_layer"]
@@ -161,12 +163,12 @@ class Architecture(BaseModel):
         """Choices as one flat dict: globals by name, per-layer ones as ``layer{i}.{field}``."""
         out = self.model_dump(mode="json", exclude={"layers", "space", "space_version", "sparsity"})
         if self.sparsity is not None:
-            out.update({f"sparsity.{k}": v for k, v in self.sparsity.model_dump().items()})
+            out.update({str(ParamKey(k, sparsity=True)): v for k, v in self.sparsity.model_dump().items()})
         if out["links"] is not None:
             out["links"] = "-".join(map(str, out["links"]))
         for i, layer in enumerate(self.layers):
             for field, value in layer.model_dump().items():
-                out[f"layer{i}.{field}"] = value
+                out[layer_key(i, field)] = value
         return out
 
 
@@ -206,7 +208,7 @@ def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
 
     if arch.head == "last_layer":
         for field, want in OUTPUT_LAYER.items():
-            need(f"layer{last}.{field}", getattr(layers[last], field), want,
+            need(layer_key(last, field), getattr(layers[last], field), want,
                  f"the last layer is the classifier (head='last_layer'): it outputs logits from its MPNN alone")
         need("jk", arch.jk, "none", "the last layer is the classifier (head='last_layer'), so no layers are combined")
     if not arch.input_projection:
@@ -224,12 +226,12 @@ def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
              f"{', '.join(layer.mpnn for layer in layers)}")
     for i, layer in enumerate(layers):
         if not MPNN.entry(layer.mpnn).can("heads") or layer.heads == 1:
-            need(f"layer{i}.head_merge", layer.head_merge, "auto",
+            need(layer_key(i, "head_merge"), layer.head_merge, "auto",
                  f"applies to multi-head MPNNs ({', '.join(MPNN.with_capability('heads'))}) with heads > 1; layer {i} "
                  f"has mpnn {layer.mpnn!r} with {layer.heads} head(s)")
         elif arch.head == "last_layer" and i == last:
-            need(f"layer{i}.head_merge", layer.head_merge, "auto", "the classifier layer averages its heads")
+            need(layer_key(i, "head_merge"), layer.head_merge, "auto", "the classifier layer averages its heads")
         elif layer.head_merge == "concat" and arch.hidden_dim % layer.heads:
-            fixes.append((f"layer{i}.head_merge", "concat", None,
+            fixes.append((layer_key(i, "head_merge"), "concat", None,
                           f"concatenated heads need heads ({layer.heads}) to divide hidden_dim ({arch.hidden_dim})"))
     return fixes

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Optional
 
 from search_spaces.architecture import Architecture
+from search_spaces.param_key import ParamKey
 from search_spaces.registry import Registry
 
 
@@ -40,7 +41,7 @@ def canonical_id(form_name: Optional[str], arch: Architecture) -> str:
     key = form.key(arch)
     if key is None:
         return arch.arch_id
-    rest = {k: v for k, v in arch.flat().items() if k.rsplit(".", 1)[-1] not in form.covers}
+    rest = {k: v for k, v in arch.flat().items() if ParamKey.parse(k).field not in form.covers}
     digest = hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{form_name}:{key}:{digest}"
 

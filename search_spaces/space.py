@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 from search_spaces.architecture import Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys
 from search_spaces.canonical import CANONICAL, canonical_id
+from search_spaces.param_key import ParamKey, layer_key
 from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
                                   optuna_key, parse_spec)
 
@@ -91,11 +92,12 @@ class SearchSpace:
         params: dict[str, Any] = {}
 
         def record(name: str, choice: Any) -> Any:
-            field = name.rsplit(".", 1)[-1]
-            if name.startswith("sparsity."):
+            key = ParamKey.parse(name)
+            field = key.field
+            if key.sparsity:
                 value = getattr(arch.sparsity_targets, field)
-            elif name.startswith("layer") and "." in name:
-                value = getattr(arch.layers[int(name[5:name.index(".")])], field)
+            elif key.layer is not None:
+                value = getattr(arch.layers[key.layer], field)
             elif field in LAYER_FIELDS:
                 value = getattr(arch.layers[0], field)
             else:
@@ -116,7 +118,7 @@ class SearchSpace:
             return False
         for field in LAYER_FIELDS:
             choice = getattr(self.spec.layers, field)
-            values = [getattr(layer, field) for i, layer in enumerate(arch.layers) if f"layer{i}.{field}" not in moot]
+            values = [getattr(layer, field) for i, layer in enumerate(arch.layers) if layer_key(i, field) not in moot]
             if not all(choice.contains(v) for v in values):
                 return False
             if self.tied(field) and len(set(values)) > 1:
@@ -198,7 +200,7 @@ class SearchSpace:
             if self.tied(field):
                 per_layer[field] = [pick(field, choice)] * depth
             else:
-                per_layer[field] = [pick(f"layer{i}.{field}", choice) for i in range(depth)]
+                per_layer[field] = [pick(layer_key(i, field), choice) for i in range(depth)]
         # validate=False: values already come from the validated space (enumeration of
         # tens of thousands of architectures, where pydantic validation dominates).
         layer_cls = LayerArch if validate else LayerArch.model_construct
@@ -231,10 +233,11 @@ def _apply_canonical(values: dict[str, Any], layers: list[dict[str, Any]]) -> No
         values["input_dropout"] = None  # the same model as no separate input dropout
     view = SimpleNamespace(**values, layers=[SimpleNamespace(**layer) for layer in layers])
     for key, _, want, _ in canonical_fixes(view):
-        if want is None and key.endswith("head_merge"):
+        param = ParamKey.parse(key)
+        if want is None and param.field == "head_merge":
             continue  # not fixable (concat that does not divide): the architecture is refused
-        if key.startswith("layer") and "." in key:
-            layers[int(key[5:key.index(".")])][key.rsplit(".", 1)[1]] = want
+        if param.layer is not None:
+            layers[param.layer][param.field] = want
         else:
             values[key] = want
 

@@ -184,3 +184,13 @@ def test_zoo_gat_through_the_node_space_is_the_zoo_model():
     params = node.trial_params(gat)
     rebuilt = node.build(lambda key, choice: params.get(key, choice.values()[0]))
     assert rebuilt.model_dump(exclude={"space"}) == gat.model_dump(exclude={"space"})
+
+
+def test_param_keys_parse_and_spell_every_form():
+    from search_spaces.param_key import ParamKey, layer_key
+
+    for name, key in (("layer2.mpnn", ParamKey("mpnn", layer=2)), ("hidden_dim", ParamKey("hidden_dim")),
+                      ("sparsity.edge_keep", ParamKey("edge_keep", sparsity=True)), ("layer10.heads", ParamKey("heads", 10))):
+        assert ParamKey.parse(name) == key and str(key) == name
+    assert layer_key(0, "attention") == "layer0.attention"
+    assert ParamKey.parse("layerx.mpnn") == ParamKey("layerx.mpnn")  # not a layer key: kept whole
