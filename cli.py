@@ -119,6 +119,9 @@ def search(
                                          "(multi-objective searches: median, on the metric) [default: none]."),
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes sharing the study "
                                           "(a journal-file storage unless --storage names PostgreSQL/MySQL) [default: 1]."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Torch threads per trial, recorded in config.yaml so "
+                                          "that a resumed run computes the same numbers [default: the cores "
+                                          "divided by the trials running at once (--workers)]."),
     data_root: Optional[Path] = typer.Option(None, help="Dataset root (PyG layout) [default: $GRAPHNAS_DATA or the cache]."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings [default: $GRAPHNAS_CACHE or ~/.cache/graphnas]."),
     cost_weights: Optional[str] = typer.Option(None, help="darts/gdas: comma list of FLOPs penalty weights "
@@ -162,6 +165,7 @@ def search(
 
     given = {k: v for k, v in dict(space=space, dataset=dataset, strategy=strategy, objectives=objectives,
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
+                                     threads=threads,
                                      pruner=pruner, evaluator=evaluator, backend=backend, ray_address=address,
                                      cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                      dataset_args=dataset_arg, protocol=protocol, confirm=confirm, knowledge=knowledge,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -75,6 +76,9 @@ class SearchConfig(BaseModel):
     data_root: Optional[str] = None
     cache_dir: Optional[str] = None
     workers: int = Field(default=1, ge=1)  # local processes sharing the study
+    # torch threads of each trial; None: the cores divided by the local workers (a worker
+    # that took every core ran 7x slower beside another). Part of the numbers: a run keeps it.
+    threads: Optional[int] = Field(default=None, ge=1)
     pruner: str = "none"  # early stopping of hopeless trials (see nas.pruners for multi-objective searches)
     evaluator: str = "train"  # train each candidate, or a tabular benchmark (nas-bench-graph)
     backend: str = "local"  # local | ray (Ray Tune runs the trials)
@@ -166,6 +170,9 @@ class Search:
         self.run_dir = config.resolved_run_dir()
         if config.study_name is None:
             config = config.model_copy(update={"study_name": self.run_dir.resolve().name})
+            self.config = config
+        if config.threads is None:
+            config = config.model_copy(update={"threads": max(1, available_cores() // config.workers)})
             self.config = config
         if config.workers > 1 and config.storage is None:  # SQLite is for one writing process
             config = config.model_copy(update={"storage": JOURNAL_STORAGE})
@@ -356,6 +363,14 @@ class Search:
         return self._prepared
 
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.config.threads)
+        try:
+            return self._run(observer)
+        finally:
+            torch.set_num_threads(before)  # a process that runs a search and goes on (tests, notebooks)
+
+    def _run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
         bundle = self.prepare()
         if cfg.evaluator == "train":
@@ -669,6 +684,11 @@ def _changed_paths(old: object, new: object, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".") or "(the whole space)"]
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity: a container's or taskset's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def run_worker(config_json: str, index: int) -> None:
     """Entry point of one local worker process: the same loop on the shared study, with its
     own sampler seed. It never sweeps RUNNING trials: they may be other workers'."""
@@ -677,6 +697,7 @@ def run_worker(config_json: str, index: int) -> None:
     _optuna.logging.set_verbosity(_optuna.logging.WARNING)
     config = SearchConfig.model_validate_json(config_json)
     search = Search(config, resume=True, claim=False)  # the driver holds the run directory
+    torch.set_num_threads(config.threads)
     bundle = search.prepare()  # the driver prepared it: this reads the disk cache
     _, objectives = search.objectives(bundle)
     study = search.store.load_study(config.study_name)

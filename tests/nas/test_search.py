@@ -311,3 +311,23 @@ def test_a_trial_records_its_figures_in_one_attribute(tmp_path, cache_dir):
     assert set(attrs) <= {RESULT_ATTR, "arch_id", "arch_json", "worker"}  # one write for every figure
     result = TrialResult.from_attrs(attrs)
     assert result.arch_id == attrs["arch_id"] and 0 <= result.val_metric <= 1 and result.flops > 0
+
+
+def test_each_trial_gets_the_cores_shared_by_the_workers_and_the_run_records_it(tmp_path, monkeypatch):
+    import torch
+    import yaml
+
+    from nas import search as search_module
+
+    monkeypatch.setattr(search_module, "available_cores", lambda: 4)
+    base = dict(space="nas_bench_graph", evaluator="nas-bench-graph", dataset="cora", objectives="metric", trials=3)
+    assert Search(SearchConfig(**base, run_dir=str(tmp_path / "two"), workers=2), claim=False).config.threads == 2
+    assert Search(SearchConfig(**base, run_dir=str(tmp_path / "given"), threads=3), claim=False).config.threads == 3
+    search = Search(SearchConfig(**base, run_dir=str(tmp_path / "one")))
+    before, seen = torch.get_num_threads(), []
+    evaluate = search_module.NasBenchGraph.evaluate
+    monkeypatch.setattr(search_module.NasBenchGraph, "evaluate",
+                        lambda self, arch: (seen.append(torch.get_num_threads()), evaluate(self, arch))[1])
+    search.run()
+    assert seen == [4, 4, 4] and torch.get_num_threads() == before  # set for the trials, restored after
+    assert yaml.safe_load((tmp_path / "one" / "config.yaml").read_text())["threads"] == 4
