@@ -265,7 +265,9 @@ def _plain(value: Any) -> Any:
 
 def _preset_hint(name: str) -> str:
     """For a name that is no file: the closest preset, as a user who misspelled one meant."""
-    close = difflib.get_close_matches(Path(name).stem, preset_names(), n=1, cutoff=0.6)
+    if "/" in name or Path(name).suffix:  # a path: the user meant a file
+        return ""
+    close = difflib.get_close_matches(name, preset_names(), n=1, cutoff=0.6)
     return (f"; did you mean the preset {close[0]!r}?" if close else "") + f" (presets: {', '.join(preset_names())})"
 
 
