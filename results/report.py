@@ -89,14 +89,18 @@ def _fmt_flops(value: Any) -> str:
 
 
 def _arch_summary(row: pd.Series) -> str:
-    depth = int(row.get("num_layers", 0) or 0)
+    """``64d gcn > gat+full, lappe 8``: width, operators per layer, and the encoding if any."""
+    if pd.isna(row.get("num_layers", math.nan)):
+        return "(no architecture: the trial failed before it was built)"
     ops = []
-    for i in range(depth):
+    for i in range(int(row["num_layers"])):
         att = row.get(layer_key(i, "attention"), "none")
         ops.append(str(row.get(layer_key(i, "mpnn"))) + ("" if att == "none" else f"+{att}"))
+    encoding = row.get("encoding", "none")
+    enc = "" if not isinstance(encoding, str) or encoding == "none" else f", {encoding} {int(row['encoding_dim'])}"
     ref = row.get("reference")
     tag = f" ({ref})" if isinstance(ref, str) and ref else ""
-    return f"{row.get('hidden_dim')}d " + " > ".join(ops) + tag
+    return f"{int(row['hidden_dim'])}d " + " > ".join(ops) + enc + tag
 
 
 def _trials_table(title: str, rows: pd.DataFrame, starred: set) -> Table:

@@ -38,7 +38,8 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluators.result import TrialResult
 from results.objectives import Objective
 from results.pareto import ParetoFront, front_objectives
-from search_spaces import Architecture
+from search_spaces import Architecture, LayerArch
+from search_spaces.param_key import ParamKey
 
 BASE_COLUMNS = ["trial", "state", "val_metric", "test_metric", "flops", "params", "latency_ms",
                 "train_time_s", "arch_id", "arch_json", "peak_memory_mib"]
@@ -281,6 +282,9 @@ class RunStore:
         if frame.empty:
             return pd.DataFrame(columns=BASE_COLUMNS)
         extra = [c for c in frame.columns if c not in BASE_COLUMNS]
+        for column in extra:  # a trial without an architecture (failed before it) would make them float
+            if ParamKey.parse(column).field in INT_CHOICES:
+                frame[column] = frame[column].astype("Int64")
         return frame[BASE_COLUMNS + extra]
 
     # --- differentiable search records ------------------------------------------------------
@@ -340,6 +344,11 @@ class RunStore:
 class RunOutputs:
     def __init__(self, frame: pd.DataFrame, front: ParetoFront, best: Optional[pd.Series]) -> None:
         self.frame, self.front, self.best = frame, front, best
+
+
+# the integer choices of an architecture (widths, depths, heads), kept integers in the table
+INT_CHOICES = frozenset(name for model in (Architecture, LayerArch) for name, f in model.model_fields.items()
+                        if f.annotation is int)
 
 
 def trial_row(trial: FrozenTrial) -> dict[str, Any]:

@@ -148,3 +148,22 @@ def test_reference_trials_are_drawn_and_compared(tmp_path, cache_dir, two_runs):
     assert summaries[1].best_reference is None
     result = runner.invoke(app, ["compare", str(d), str(two_runs[0]), "--json", "-o", str(tmp_path / "c2.html")])
     assert result.exit_code == 0 and json.loads(result.output)["runs"][0]["best_reference"] == best["reference"]
+
+
+def test_a_trial_without_an_architecture_keeps_widths_integer_and_labels_name_the_encoding():
+    import optuna
+
+    from results.report import _arch_summary
+    from results.store import RunStore
+    from search_spaces.zoo import zoo_entry
+
+    arch = zoo_entry("zoo:gcn").architecture.model_copy(update={"encoding": "lappe", "encoding_dim": 4})
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={"error": "boom"}))
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"arch_json": arch.to_json()}))
+    frame = RunStore.trials_frame(study)
+    assert str(frame["hidden_dim"].dtype) == "Int64" and str(frame["layer0.heads"].dtype) == "Int64"
+    assert _arch_summary(frame.iloc[1]) == "16d gcn > gcn, lappe 4"
+    assert _arch_summary(frame.iloc[0]).startswith("(no architecture")
+    row = frame.to_csv(index=False).splitlines()[2]
+    assert ",16," in row and ",16.0," not in row  # trials.csv keeps the width an integer
