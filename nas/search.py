@@ -48,11 +48,11 @@ from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 log = logging.getLogger(__name__)
 
 
-def count_finished(study: optuna.Study) -> int:
+def count_finished(study: optuna.Study, trials: Optional[list[optuna.trial.FrozenTrial]] = None) -> int:
     """Trials that count against the budget: completed, pruned, or failed by the candidate
     itself. A trial interrupted by a killed process (FAIL without an error of its own) is
-    not counted, so a resumed search runs it again."""
-    return sum(1 for t in study.get_trials(deepcopy=False)
+    not counted, so a resumed search runs it again. ``trials``: the study's, already read."""
+    return sum(1 for t in (trials if trials is not None else study.get_trials(deepcopy=False))
                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                or (t.state == TrialState.FAIL and "error" in t.user_attrs))
 
@@ -520,12 +520,19 @@ class Search:
         """Ask for the next trial unless the budget is met. Counting and asking hold a lock
         file in the run directory, because without it two workers can both see one free
         slot and both ask (CI measured 7 trials for a budget of 6); Optuna's
-        MaxTrialsCallback has the same check-then-ask gap."""
+        MaxTrialsCallback has the same check-then-ask gap. A single local process needs no
+        lock: search.lock keeps every other search out of its run directory."""
+        if self.config.workers == 1 and self.config.backend == "local":
+            return self._ask_within_budget(study)
         with FileLock(self.run_dir / "budget.lock"):
-            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            if count_finished(study) + running >= self.config.trials:
-                return None
-            return study.ask()
+            return self._ask_within_budget(study)
+
+    def _ask_within_budget(self, study: optuna.Study) -> Optional[optuna.Trial]:
+        trials = study.get_trials(deepcopy=False)  # one read for both counts
+        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+        if count_finished(study, trials) + running >= self.config.trials:
+            return None
+        return study.ask()
 
     def _observe(self, study: optuna.Study, observer: Observer, state: str, note: str = "") -> None:
         outputs = self.store.write_outputs(study, plots=False)
