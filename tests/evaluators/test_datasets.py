@@ -102,7 +102,7 @@ def test_graphs_without_node_features_get_one_hot_degree_and_say_so(shared_datas
     deg = torch.bincount(g.edge_index[1], minlength=g.num_nodes).clamp(max=MAX_ONE_HOT_DEGREE)
     assert torch.equal(g.x.argmax(1), deg)
     assert imdb.info.num_features == MAX_ONE_HOT_DEGREE + 1 and "one-hot degree" in imdb.info.node_features
-    assert load_dataset("mutag", shared_datasets, cache_dir).info.node_features is None  # its own features
+    assert load_dataset("mutag", shared_datasets, cache_dir).info.node_features.startswith("7 one-hot node labels")
 
 
 def test_a_cached_copy_is_refreshed_when_its_source_changes(shared_datasets, tmp_path):
