@@ -293,6 +293,16 @@ class Supernet(nn.Module):
             order.append("none")
         return order
 
+    def overridden_none(self, keep_none: bool = False) -> dict[str, float]:
+        """The choices where ``none`` has the largest weight and ``derive`` takes the next
+        candidate instead (``keep_none`` false), with the weight of ``none``: what the
+        derived architecture does not follow, said in darts.json and in the log."""
+        if keep_none:
+            return {}
+        return {key: round(float(torch.softmax(self.alpha(key).detach(), -1)[names.index("none")]), 4)
+                for key, names in self.candidates.items()
+                if "none" in names and names[int(torch.argmax(self.alpha(key).detach()))] == "none"}
+
     def derive(self, keep_none: bool = False) -> Architecture:
         """The discrete architecture: argmax per mixed op, every other choice as fixed. A
         layer whose attention does not read keys/values from the MPNN gets

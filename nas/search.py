@@ -660,9 +660,16 @@ class Search:
         start = time.perf_counter()
         rows = AlphaSearch(net, dcfg, cost_weight).run(steps, on_epoch)
         arch = net.derive(dcfg.keeps_none(cost_weight))
+        overridden = net.overridden_none(dcfg.keeps_none(cost_weight))
+        if overridden:
+            log.warning("%s lambda=%g: 'none' has the largest weight at %s, and the derived architecture takes the "
+                        "next candidate there: without a FLOPs penalty DARTS never picks the zero operation (its "
+                        "weight says how little the others matter); --keep-none or a cost weight > 0 lets it win",
+                        mode, cost_weight, ", ".join(f"{k} ({w:.3f})" for k, w in overridden.items()))
         self.store.append_alphas([{**r, "cost_weight": cost_weight} for r in rows])
         self.store.update_json("darts.json", str(cost_weight), {
             "mode": mode, "searched": net.candidates, "fixed": net.fixed, "final_weights": alphas_summary(rows),
+            "none_overridden": overridden,
             "derived_arch_id": arch.arch_id, "search_time_s": time.perf_counter() - start,
             "candidate_flops": {k: v.tolist() for k, v in net.flops.items()}})
         return net, arch

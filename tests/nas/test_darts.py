@@ -133,6 +133,18 @@ def test_flops_penalty_moves_weight_to_cheaper_candidates(synthetic):
     assert derived[0.0] == ["full", "full"]  # without a penalty, none is skipped as in DARTS
 
 
+def test_derive_says_where_none_won_and_was_not_taken(synthetic):
+    net = Supernet(space(["gcn"], ["none", "full"]), synthetic.info)
+    with torch.no_grad():
+        for i in range(2):
+            net.alpha(f"layer{i}.attention").copy_(torch.tensor([3.0, 0.0]))  # none far ahead
+    assert [layer.attention for layer in net.derive().layers] == ["full", "full"]
+    overridden = net.overridden_none()
+    assert set(overridden) == {"layer0.attention", "layer1.attention"} and all(w > 0.9 for w in overridden.values())
+    assert net.overridden_none(keep_none=True) == {}
+    assert [layer.attention for layer in net.derive(keep_none=True).layers] == ["none", "none"]
+
+
 def test_second_order_step_gives_finite_alpha_gradients(synthetic):
     seed_everything(0)
     net = Supernet(space(["gcn", "mlp"], ["none", "full"]), synthetic.info)
