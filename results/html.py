@@ -3,6 +3,7 @@ open offline)."""
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,8 @@ import plotly.graph_objects as go
 from results import analysis
 from results.objectives import Objective
 from results.pareto import ParetoFront, front_objectives
-from results.store import RunStore, best_row
+from results.report import arch_label
+from results.store import RunStore, best_row, ranked_trials
 
 
 class CompareError(ValueError):
@@ -108,6 +110,18 @@ def _page(title: str, intro: str, figures: list[go.Figure], tables: list[str]) -
             f"<h1>{html.escape(title)}</h1><p>{intro}</p>" + "".join(tables) + "".join(parts) + "</body></html>")
 
 
+MIN_TRIALS_FOR_IMPORTANCE = 10
+
+
+def _integer_trial_ticks(fig: go.Figure, trials: int) -> None:
+    """Trial numbers are integers: no tick at 0.5 on a short run."""
+    fig.update_xaxes(tick0=0, dtick=max(1, math.ceil(trials / 10)))
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(architecture=[arch_label(row) for _, row in frame.iterrows()])
+
+
 def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
 
@@ -118,7 +132,9 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
     ref = analysis.Reference.of([run.frame], maximize) if len(analysis.completed(run.frame)) else None
     curve = analysis.best_so_far(run.frame, maximize)
     hv = analysis.hypervolume_history(run.frame, ref, maximize) if ref else pd.DataFrame(columns=["trial", "hypervolume"])
-    importance = analysis.importances(run.study)
+    done = analysis.completed(run.frame)
+    # fANOVA on a handful of trials is noise presented as a ranking
+    importance = analysis.importances(run.study) if len(done) >= MIN_TRIALS_FOR_IMPORTANCE else {}
     freq = analysis.operator_frequency(run.frame, maximize)
     figures = [
         _figure(_pareto_traces(run), f"Validation {metric} versus FLOPs", "forward FLOPs", f"validation {metric}", True),
@@ -132,13 +148,18 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
                 f"Hypervolume (reference: {metric} {ref.metric:.4g}, {ref.flops:.4g} FLOPs)" if ref else "Hypervolume",
                 "trial", "hypervolume"),
     ]
+    _integer_trial_ticks(figures[1], len(run.frame))
+    _integer_trial_ticks(figures[3], len(run.frame))
+    figures[3].update_yaxes(rangemode="nonnegative")  # a hypervolume is never below 0
     if importance:
         names = list(importance)[::-1]
         figures.append(_figure([go.Bar(x=[importance[n] for n in names], y=names, orientation="h")],
                                "Choice importance (fANOVA, validation metric)", "importance", "choice"))
     if not freq.empty:
-        figures.append(_figure([go.Bar(x=freq.index, y=freq[op], name=op) for op in freq.columns],
-                               "MPNN operator per layer among the top 25% of trials", "layer", "trials"))
+        operators = _figure([go.Bar(x=freq.index, y=freq[op], name=op) for op in freq.columns],
+                            "MPNN operator per layer among the top 25% of trials", "layer", "trials")
+        operators.update_layout(showlegend=True, legend_title_text="MPNN operator", barmode="group")
+        figures.append(operators)
     alphas_path = run.run_dir / "alphas.csv"  # written by differentiable (DARTS) strategies
     if alphas_path.is_file():
         alphas = pd.read_csv(alphas_path)  # columns: epoch, layer, choice, candidate, weight[, cost_weight]
@@ -148,18 +169,22 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
                   for (lam, layer, choice, cand), g in alphas.groupby(["cost_weight", "layer", "choice", "candidate"])]
         figures.append(_figure(traces, "Architecture weights (softmax of alpha) per epoch", "epoch", "weight"))
     states = run.frame["state"].value_counts().to_dict()
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in states.items())
+    caveat = ("" if importance or not len(done) else
+              f"; choice importances are shown from {MIN_TRIALS_FOR_IMPORTANCE} completed trials on")
     knowledge = run.study.user_attrs.get("knowledge") or []  # the earlier searches it started from
     started = ("; started from the knowledge of " + ", ".join(f"{k['name']} ({k['dataset']}, distance "
                                                               f"{k['distance']:.2f})" for k in knowledge)
                if knowledge else "")
     intro = html.escape(f"space {run.config.get('space')}, dataset {run.dataset}, strategy "
-                        f"{run.config.get('strategy')}, objectives {run.config.get('objectives')}; trials: {states}"
-                        f"{started}")
-    top = analysis.completed(run.frame).sort_values("val_metric", ascending=not maximize).head(10)
-    cols = ["trial", "val_metric", "test_metric", "flops", "params", "latency_ms", "arch_id"]
+                        f"{run.config.get('strategy')}, objectives {run.config.get('objectives')}; "
+                        f"{len(run.frame)} trials: {counts}{started}{caveat}")
+    # best first in the order best_arch.json selects in (ties: fewer FLOPs, then the earlier trial)
+    top = ranked_trials(done, run.objectives).head(10)
+    cols = ["trial", "val_metric", "test_metric", "flops", "params", "latency_ms", "architecture", "arch_id"]
     cols += ["reference"] if "reference" in run.frame else []
-    tables = ["<h2>Top trials (selected on validation; test only reported)</h2>", _table(top[cols]),
-              "<h2>Pareto front</h2>", _table(run.front.trials[cols])]
+    tables = ["<h2>Top trials (selected on validation; test only reported)</h2>", _table(_labelled(top)[cols]),
+              "<h2>Pareto front</h2>", _table(_labelled(run.front.trials)[cols])]
     path.write_text(_page(f"graphnas report: {run.run_dir.name}", intro, figures, tables))
     return {"run": str(run.run_dir), "metric": metric, "states": states, "knowledge": knowledge,
             "reference": asdict(ref) if ref else None,

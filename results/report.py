@@ -39,7 +39,9 @@ def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str
         ax.set_xscale("log")
     ax.set_xlabel({"flops": "forward FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}[cost])
     ax.set_ylabel(f"validation {metric}")
-    ax.set_title(f"{len(done)} completed trials, {len(front)} on the front")
+    distinct = len(front.trials[[cost, "val_metric"]].drop_duplicates()) if len(front) else 0
+    same = f" at {distinct} distinct points (trials of equal figures overlap)" if distinct < len(front) else ""
+    ax.set_title(f"{len(done)} completed trials, {len(front)} on the front{same}", fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -88,7 +90,7 @@ def _fmt_flops(value: Any) -> str:
     return f"{value:.0f}"
 
 
-def _arch_summary(row: pd.Series) -> str:
+def arch_label(row: pd.Series) -> str:
     """``64d gcn > gat+full, lappe 8``: width, operators per layer, and the encoding if any."""
     if pd.isna(row.get("num_layers", math.nan)):
         return "(no architecture: the trial failed before it was built)"
@@ -110,7 +112,7 @@ def _trials_table(title: str, rows: pd.DataFrame, starred: set) -> Table:
     for _, row in rows.iterrows():
         table.add_row(f"{row['trial']}{'*' if row['trial'] in starred else ''}", f"{row['val_metric']:.4f}",
                       f"{row['test_metric']:.4f}", _fmt_flops(row["flops"]), f"{int(row['params']):,}",
-                      _arch_summary(row))
+                      arch_label(row))
     return table
 
 
@@ -142,7 +144,7 @@ def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Opt
         lines += ["## Best architecture (selected on validation; test only reported)", "",
                   f"trial {int(best['trial'])}: validation {metric} {best['val_metric']:.4f}, "
                   f"test {metric} {best['test_metric']:.4f}, {_fmt_flops(best['flops'])} FLOPs, "
-                  f"{int(best['params']):,} parameters: {_arch_summary(best)}", ""]
+                  f"{int(best['params']):,} parameters: {arch_label(best)}", ""]
         if best.get("confirm_seeds", 0) > 0:
             lines[-1:] = [f"Selected among the top trials retrained with more seeds: mean over "
                           f"{int(best['confirm_seeds'])} seeds, validation {best['confirmed_val']:.4f}, "
@@ -152,7 +154,7 @@ def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Opt
               "|---:|---:|---:|---:|---:|---|"]
     for _, row in front.trials.iterrows():
         lines.append(f"| {int(row['trial'])} | {row['val_metric']:.4f} | {row['test_metric']:.4f} | "
-                     f"{_fmt_flops(row['flops'])} | {int(row['params']):,} | {_arch_summary(row)} |")
+                     f"{_fmt_flops(row['flops'])} | {int(row['params']):,} | {arch_label(row)} |")
     failed = frame[frame["state"] == "FAIL"] if len(frame) else frame
     if len(failed):
         lines += ["", "## Failed trials", ""]

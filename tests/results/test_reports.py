@@ -68,6 +68,15 @@ def test_report_command(two_runs):
     assert len(figures["best_so_far"]) == 4 and figures["reference"]["flops"] > 0
     page = (two_runs[0] / "report.html").read_text()
     assert "Validation accuracy versus FLOPs" in page and "Hypervolume" in page and "Best so far" in page
+    # the header in words, no fANOVA on 4 trials (a caveat instead), an architecture column,
+    # and the top table led by the trial best_arch.json selects
+    assert "4 trials: 4 complete" in page and "{'COMPLETE'" not in page
+    assert "fANOVA" not in page and "choice importances are shown from 10 completed trials on" in page
+    compact = page.replace(" ", "")
+    assert "<th>architecture</th>" in page and '"text":"MPNNoperator"' in compact and '"showlegend":true' in compact
+    best = json.loads((two_runs[0] / "best_arch.json").read_text())["trial"]
+    first_row = page.split("<h2>Top trials")[1].split("<tbody>")[1].split("<td>")[1].split("</td>")[0]
+    assert int(first_row) == best
     assert "<script src=" not in page.replace('<script src="data:', "")  # plotly inlined: opens offline
 
 
@@ -153,7 +162,7 @@ def test_reference_trials_are_drawn_and_compared(tmp_path, cache_dir, two_runs):
 def test_a_trial_without_an_architecture_keeps_widths_integer_and_labels_name_the_encoding():
     import optuna
 
-    from results.report import _arch_summary
+    from results.report import arch_label
     from results.store import RunStore
     from search_spaces.zoo import zoo_entry
 
@@ -163,7 +172,7 @@ def test_a_trial_without_an_architecture_keeps_widths_integer_and_labels_name_th
     study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"arch_json": arch.to_json()}))
     frame = RunStore.trials_frame(study)
     assert str(frame["hidden_dim"].dtype) == "Int64" and str(frame["layer0.heads"].dtype) == "Int64"
-    assert _arch_summary(frame.iloc[1]) == "16d gcn > gcn, lappe 4"
-    assert _arch_summary(frame.iloc[0]).startswith("(no architecture")
+    assert arch_label(frame.iloc[1]) == "16d gcn > gcn, lappe 4"
+    assert arch_label(frame.iloc[0]).startswith("(no architecture")
     row = frame.to_csv(index=False).splitlines()[2]
     assert ",16," in row and ",16.0," not in row  # trials.csv keeps the width an integer
