@@ -42,7 +42,7 @@ def main() -> int:
     args = parser.parse_args()
     failed = False
     for page in args.pages:
-        png = args.out / (page.stem + ".png")
+        png = args.out / f"{page.resolve().parent.name}-{page.stem}.png"  # report.html of several runs
         errors = screenshot(page, png)
         print(f"{page}: screenshot {png} ({png.stat().st_size if png.is_file() else 0:,} bytes), "
               f"{len(errors)} console errors")

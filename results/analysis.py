@@ -39,17 +39,19 @@ def best_so_far(frame: pd.DataFrame, maximize: bool) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Reference:
-    """Hypervolume reference point: the worst validation metric and the most FLOPs that
-    count; points beyond it add nothing."""
+    """Hypervolume reference point: the worst validation metric and the most cost that
+    counts; points beyond it add nothing. ``flops`` holds the cost's reference value, in
+    the column ``cost`` (FLOPs, or latency_ms for a table that has no FLOPs)."""
 
     metric: float
     flops: float
+    cost: str = "flops"
 
     @classmethod
-    def of(cls, frames: list[pd.DataFrame], maximize: bool) -> "Reference":
+    def of(cls, frames: list[pd.DataFrame], maximize: bool, cost: str = "flops") -> "Reference":
         done = pd.concat([completed(f) for f in frames])
         worst = done["val_metric"].min() if maximize else done["val_metric"].max()
-        return cls(float(worst), float(done["flops"].max()) * 1.1)
+        return cls(float(worst), float(done[cost].max()) * 1.1, cost)
 
 
 def hypervolume(frame: pd.DataFrame, ref: Reference, maximize: bool) -> float:
@@ -58,7 +60,7 @@ def hypervolume(frame: pd.DataFrame, ref: Reference, maximize: bool) -> float:
     done = completed(frame)
     if done.empty:
         return 0.0
-    points = np.column_stack([done["val_metric"].to_numpy(float), done["flops"].to_numpy(float) / ref.flops])
+    points = np.column_stack([done["val_metric"].to_numpy(float), done[ref.cost].to_numpy(float) / ref.flops])
     return float(moocore.hypervolume(points, ref=[ref.metric, 1.0], maximise=[maximize, False]))
 
 

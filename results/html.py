@@ -47,6 +47,12 @@ class LoadedRun:
         return self.study.user_attrs.get("metric", "metric")
 
     @property
+    def cost(self) -> str:
+        """The cost column the run's front is drawn against: its first cost objective (FLOPs
+        unless the run optimised latency or parameters, as a table without FLOPs does)."""
+        return next((o.column for o in front_objectives(self.objectives) if o.column != "val_metric"), "flops")
+
+    @property
     def dataset(self) -> str:
         return self.study.user_attrs.get("dataset", self.config.get("dataset", "?"))
 
@@ -78,17 +84,18 @@ class LoadedRun:
 
 def _pareto_traces(run: LoadedRun, name: str = "", grey: bool = True) -> list[go.Scatter]:
     done = analysis.completed(run.frame)
-    front = run.front.trials.sort_values("flops")
-    hover = "trial %{customdata}<br>val %{y:.4f}<br>FLOPs %{x:.3s}"
+    cost = run.cost
+    front = run.front.trials.sort_values(cost)
+    hover = "trial %{customdata}<br>val %{y:.4f}<br>" + COST_LABELS[cost] + " %{x:.3s}"
     traces = []
     if grey:
-        traces.append(go.Scatter(x=done["flops"], y=done["val_metric"], mode="markers", name="dominated",
+        traces.append(go.Scatter(x=done[cost], y=done["val_metric"], mode="markers", name="dominated",
                                  marker={"color": "#bbbbbb"}, customdata=done["trial"], hovertemplate=hover))
-    traces.append(go.Scatter(x=front["flops"], y=front["val_metric"], mode="lines+markers", line_shape="hv",
+    traces.append(go.Scatter(x=front[cost], y=front["val_metric"], mode="lines+markers", line_shape="hv",
                              name=f"Pareto front {name}".strip(), customdata=front["trial"], hovertemplate=hover))
     refs = analysis.references(done)
     if len(refs):  # the zoo designs run as trials: where the hand designs stand on the same axes
-        traces.append(go.Scatter(x=refs["flops"], y=refs["val_metric"], mode="markers+text", text=refs["reference"],
+        traces.append(go.Scatter(x=refs[cost], y=refs["val_metric"], mode="markers+text", text=refs["reference"],
                                  textposition="bottom right", marker={"symbol": "star", "size": 12, "color": "black"},
                                  name=f"zoo references {name}".strip(), customdata=refs["trial"], hovertemplate=hover))
     return traces
@@ -111,6 +118,8 @@ def _page(title: str, intro: str, figures: list[go.Figure], tables: list[str]) -
 
 
 MIN_TRIALS_FOR_IMPORTANCE = 10
+COST_LABELS = {"flops": "FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}
+AXIS_LABELS = {"flops": "forward FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}
 
 
 def _integer_trial_ticks(fig: go.Figure, trials: int) -> None:
@@ -129,7 +138,8 @@ def _table(frame: pd.DataFrame) -> str:
 def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
     """Write report.html for one run; return its figures as a dict (the ``--json`` view)."""
     maximize, metric = run.maximize, run.metric
-    ref = analysis.Reference.of([run.frame], maximize) if len(analysis.completed(run.frame)) else None
+    cost, label = run.cost, COST_LABELS[run.cost]
+    ref = analysis.Reference.of([run.frame], maximize, cost) if len(analysis.completed(run.frame)) else None
     curve = analysis.best_so_far(run.frame, maximize)
     hv = analysis.hypervolume_history(run.frame, ref, maximize) if ref else pd.DataFrame(columns=["trial", "hypervolume"])
     done = analysis.completed(run.frame)
@@ -137,7 +147,8 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
     importance = analysis.importances(run.study) if len(done) >= MIN_TRIALS_FOR_IMPORTANCE else {}
     freq = analysis.operator_frequency(run.frame, maximize)
     figures = [
-        _figure(_pareto_traces(run), f"Validation {metric} versus FLOPs", "forward FLOPs", f"validation {metric}", True),
+        _figure(_pareto_traces(run), f"Validation {metric} versus {label}", AXIS_LABELS[cost], f"validation {metric}",
+                True),
         _figure([go.Scatter(x=curve["trial"], y=curve["value"], mode="markers", name="trial"),
                  go.Scatter(x=curve["trial"], y=curve["best"], mode="lines", line_shape="hv", name="best so far")],
                 "Best so far over trials", "trial", f"validation {metric}"),
@@ -145,7 +156,7 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
                             name="best so far")], "Best so far over wall-clock", "seconds since start",
                 f"validation {metric}"),
         _figure([go.Scatter(x=hv["trial"], y=hv["hypervolume"], mode="lines+markers", line_shape="hv")],
-                f"Hypervolume (reference: {metric} {ref.metric:.4g}, {ref.flops:.4g} FLOPs)" if ref else "Hypervolume",
+                f"Hypervolume (reference: {metric} {ref.metric:.4g}, {ref.flops:.4g} {label})" if ref else "Hypervolume",
                 "trial", "hypervolume"),
     ]
     _integer_trial_ticks(figures[1], len(run.frame))

@@ -176,3 +176,16 @@ def test_a_trial_without_an_architecture_keeps_widths_integer_and_labels_name_th
     assert arch_label(frame.iloc[0]).startswith("(no architecture")
     row = frame.to_csv(index=False).splitlines()[2]
     assert ",16," in row and ",16.0," not in row  # trials.csv keeps the width an integer
+
+
+def test_a_run_without_flops_is_reported_against_its_own_cost(tmp_path):
+    from nas import Search, SearchConfig
+
+    run_dir = tmp_path / "table"
+    Search(SearchConfig(space="nas_bench_graph", evaluator="nas-bench-graph", dataset="cora", trials=12,
+                        objectives="metric,latency", run_dir=str(run_dir), knowledge="none")).run()
+    result = runner.invoke(app, ["report", str(run_dir), "--json"])
+    figures = json.loads(result.output)
+    assert figures["reference"]["cost"] == "latency_ms" and figures["hypervolume"] > 0  # was 0 against 0 FLOPs
+    page = (run_dir / "report.html").read_text()
+    assert "Validation accuracy versus latency (ms)" in page and "versus FLOPs" not in page
