@@ -369,6 +369,7 @@ class Search:
             return self._run(observer)
         finally:
             torch.set_num_threads(before)  # a process that runs a search and goes on (tests, notebooks)
+            self.release()  # also when the run failed before its trials
 
     def _run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
@@ -420,7 +421,7 @@ class Search:
             self.confirm(study, bundle, objectives, observer)
         finally:
             self.store.write_outputs(study)
-            self.release()
+            self.release()  # before registering: the run is finished
         self._register(study)
         return study
 
