@@ -12,6 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 import optuna
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -197,3 +198,40 @@ def test_a_search_killed_while_drawing_a_proposal_resumes_as_if_uninterrupted(tm
     assert len(drawn) == 2
     resumed = Search(config("killed"), resume=True).run()
     assert archs(resumed) == straight
+
+
+def test_a_kill_between_a_trials_end_and_the_next_proposal_loses_none_of_its_figures(tmp_path, cache_dir,
+                                                                                      monkeypatch):
+    """Trial 0 is told, then the process dies before trial 1 is asked: every figure of trial 0
+    is in the study (one packed write, made before the trial is told), and the resume keeps
+    it as it was and runs the rest of the budget."""
+    from dataclasses import fields
+
+    from evaluators import TrainConfig
+    from evaluators.result import TrialResult
+    from nas import Search, SearchConfig
+
+    config = SearchConfig(space="tiny", run_dir=str(tmp_path / "r"), cache_dir=str(cache_dir), trials=3,
+                          strategy="random", train=TrainConfig(epochs=5, patience=5, latency_repeats=1))
+    reserve, asked = Search._reserve_trial, []
+
+    def killed_before_the_second_proposal(self, study):
+        asked.append(1)
+        if len(asked) == 2:
+            raise _Killed
+        return reserve(self, study)
+
+    monkeypatch.setattr(Search, "_reserve_trial", killed_before_the_second_proposal)
+    with pytest.raises(_Killed):
+        Search(config).run()
+    monkeypatch.setattr(Search, "_reserve_trial", reserve)
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path / 'r' / 'study.db'}")
+    (first,) = study.trials
+    assert first.state.name == "COMPLETE"
+    figures = TrialResult.unpack(first.user_attrs)
+    assert all(f.name in figures for f in fields(TrialResult))  # every figure, arch_json included
+    result = TrialResult.from_attrs(first.user_attrs)
+    assert 0 <= result.val_metric <= 1 and result.flops > 0 and result.epochs == 5
+    resumed = Search(config.model_copy(), resume=True).run()
+    assert [t.state.name for t in resumed.trials] == ["COMPLETE"] * 3
+    assert TrialResult.from_attrs(resumed.trials[0].user_attrs) == result  # kept as it was
