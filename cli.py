@@ -476,17 +476,27 @@ def compare(
     if as_json:
         typer.echo(json.dumps({"reference": asdict(ref), "runs": [asdict(s) for s in summaries]}, indent=2))
         return
-    table = Table(title=f"Runs on {runs[0].dataset} (hypervolume reference: {runs[0].metric} "
-                        f"{ref.metric:.4g}, {ref.flops:.4g} FLOPs)")
-    for col in ("run", "strategy", "space", "trials", "wall s", "best val", "test", "FLOPs", "hypervolume", "to 99% s",
-                "best reference (val, FLOPs)"):
-        table.add_column(col, justify="left" if col in ("run", "strategy", "space") else "right")
-    for s in summaries:
-        ref = ("-" if s.best_reference is None
-               else f"{s.best_reference} ({s.reference_val:.4f}, {s.reference_flops:.3g})")
-        table.add_row(Path(s.run).name, s.strategy, s.space, str(s.trials), f"{s.wall_time_s:.0f}",
-                      f"{s.best_val:.4f}", f"{s.test_of_best:.4f}", f"{s.flops_of_best:.3g}", f"{s.hypervolume:.4f}",
-                      "-" if s.time_to_99pct_s is None else f"{s.time_to_99pct_s:.0f}", ref)
+    title = (f"Runs on {runs[0].dataset} (hypervolume reference: {runs[0].metric} {ref.metric:.4g}, "
+             f"{ref.flops:.4g} FLOPs)")
+    columns = ("run", "strategy", "space", "trials", "wall s", "best val", "test", "FLOPs", "hypervolume", "to 99% s",
+               "best reference (val, FLOPs)")
+    rows = [(Path(s.run).name, s.strategy, s.space, str(s.trials), f"{s.wall_time_s:.0f}", f"{s.best_val:.4f}",
+             f"{s.test_of_best:.4f}", f"{s.flops_of_best:.3g}", f"{s.hypervolume:.4f}",
+             "-" if s.time_to_99pct_s is None else f"{s.time_to_99pct_s:.0f}",
+             "-" if s.best_reference is None else f"{s.best_reference} ({s.reference_val:.4f}, {s.reference_flops:.3g})")
+            for s in summaries]
+    table = Table(title=title)
+    if console.width >= 140:  # a row per run
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("run", "strategy", "space") else "right")
+        for row in rows:
+            table.add_row(*row)
+    else:  # a column per run: eleven columns truncated at 80 characters said nothing
+        table.add_column("figure")
+        for row in rows:
+            table.add_column(row[0], justify="right", overflow="fold")
+        for i, col in enumerate(columns[1:], start=1):
+            table.add_row(col, *(row[i] for row in rows))
     console.print(table)
     console.print(f"page: {output}")
 

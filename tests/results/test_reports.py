@@ -189,3 +189,17 @@ def test_a_run_without_flops_is_reported_against_its_own_cost(tmp_path):
     assert figures["reference"]["cost"] == "latency_ms" and figures["hypervolume"] > 0  # was 0 against 0 FLOPs
     page = (run_dir / "report.html").read_text()
     assert "Validation accuracy versus latency (ms)" in page and "versus FLOPs" not in page
+
+
+def test_compare_at_80_columns_prints_a_column_per_run(two_runs):
+    from cli import console
+
+    width = console.width
+    console.width = 80  # a terminal of 80 columns
+    try:
+        result = runner.invoke(app, ["compare", *map(str, two_runs), "-o", str(two_runs[0].parent / "c.html")])
+    finally:
+        console.width = width
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80 and "…" not in result.output
+    assert all(line in result.output for line in ("hypervolume", "best val", two_runs[0].name, two_runs[1].name))
