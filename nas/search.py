@@ -183,7 +183,7 @@ class Search:
         self.store = RunStore(self.run_dir, config.storage)
         if resume:
             self._check_resume()
-        elif self.store.config_path.is_file() or self.store.has_study(config.study_name):
+        elif self._holds_a_run():
             raise ValueError(f"{self.run_dir} already holds a run (study {config.study_name!r}); "
                              "continue it with --resume or choose another --run-dir")
         self.space = SearchSpace.load(config.space)
@@ -232,11 +232,14 @@ class Search:
         at the same moment may have created its study since."""
         self._created_run_dir = not self.run_dir.exists()
         lock = self.store.claim()
-        if not self.resume and (self.store.config_path.is_file() or self.store.has_study(self.config.study_name)):
+        if not self.resume and self._holds_a_run():
             lock.release()
             raise ValueError(f"{self.run_dir} already holds a run (study {self.config.study_name!r}), started at "
                              "the same moment; continue it with --resume or choose another --run-dir")
         return lock
+
+    def _holds_a_run(self) -> bool:
+        return self.store.config_path.is_file() or self.store.has_study(self.config.study_name)
 
     def _check_names(self) -> None:
         """Objectives, metric and device, which need no dataset: checked before it loads."""

@@ -324,6 +324,11 @@ class DistinctSampler(ProposalSampler):
     def __init__(self, strategy: ProposalStrategy, inner: optuna.samplers.BaseSampler) -> None:
         super().__init__(strategy)
         self.inner = inner
+        self._fallback = inner  # a choice the drawn proposal lacks is the wrapped sampler's to draw
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._fallback = self.inner  # snapshots pickled before the fallback was the wrapped sampler
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.inner.before_trial(study, trial)
@@ -341,12 +346,6 @@ class DistinctSampler(ProposalSampler):
                            sample=lambda name, dist: self.inner.sample_independent(study, trial, name, dist))
         arch_id = self.strategy.space.canonical_id(self.strategy.space.suggest(probe))
         return probe.params, arch_id
-
-    def sample_independent(self, study, trial, param_name: str, param_distribution: BaseDistribution) -> Any:
-        params = self._pending.get(trial.number, {})
-        if param_name in params and _in(param_distribution, params[param_name]):
-            return params[param_name]
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study, trial, state, values) -> None:
         super().after_trial(study, trial, state, values)

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from results import analysis
 from results.objectives import Objective
 from results.pareto import ParetoFront, front_objectives
-from results.report import arch_label
+from results.report import COST_AXIS_LABELS, arch_label
 from results.store import RunStore, best_row, ranked_trials
 
 
@@ -45,12 +45,6 @@ class LoadedRun:
     @property
     def metric(self) -> str:
         return self.study.user_attrs.get("metric", "metric")
-
-    @property
-    def cost(self) -> str:
-        """The cost column the run's front is drawn against: its first cost objective (FLOPs
-        unless the run optimised latency or parameters, as a table without FLOPs does)."""
-        return next((o.column for o in front_objectives(self.objectives) if o.column != "val_metric"), "flops")
 
     @property
     def dataset(self) -> str:
@@ -84,7 +78,7 @@ class LoadedRun:
 
 def _pareto_traces(run: LoadedRun, name: str = "", grey: bool = True) -> list[go.Scatter]:
     done = analysis.completed(run.frame)
-    cost = run.cost
+    cost = run.front.cost
     front = run.front.trials.sort_values(cost)
     hover = "trial %{customdata}<br>val %{y:.4f}<br>" + COST_LABELS[cost] + " %{x:.3s}"
     traces = []
@@ -118,8 +112,7 @@ def _page(title: str, intro: str, figures: list[go.Figure], tables: list[str]) -
 
 
 MIN_TRIALS_FOR_IMPORTANCE = 10
-COST_LABELS = {"flops": "FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}
-AXIS_LABELS = {"flops": "forward FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}
+COST_LABELS = {"flops": "FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}  # in titles and hovers
 
 
 def _integer_trial_ticks(fig: go.Figure, trials: int) -> None:
@@ -138,7 +131,8 @@ def _table(frame: pd.DataFrame) -> str:
 def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
     """Write report.html for one run; return its figures as a dict (the ``--json`` view)."""
     maximize, metric = run.maximize, run.metric
-    cost, label = run.cost, COST_LABELS[run.cost]
+    cost = run.front.cost
+    label = COST_LABELS[cost]
     ref = analysis.Reference.of([run.frame], maximize, cost) if len(analysis.completed(run.frame)) else None
     curve = analysis.best_so_far(run.frame, maximize)
     hv = analysis.hypervolume_history(run.frame, ref, maximize) if ref else pd.DataFrame(columns=["trial", "hypervolume"])
@@ -147,7 +141,7 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
     importance = analysis.importances(run.study) if len(done) >= MIN_TRIALS_FOR_IMPORTANCE else {}
     freq = analysis.operator_frequency(run.frame, maximize)
     figures = [
-        _figure(_pareto_traces(run), f"Validation {metric} versus {label}", AXIS_LABELS[cost], f"validation {metric}",
+        _figure(_pareto_traces(run), f"Validation {metric} versus {label}", COST_AXIS_LABELS[cost], f"validation {metric}",
                 True),
         _figure([go.Scatter(x=curve["trial"], y=curve["value"], mode="markers", name="trial"),
                  go.Scatter(x=curve["trial"], y=curve["best"], mode="lines", line_shape="hv", name="best so far")],

@@ -33,6 +33,12 @@ class ParetoFront:
     def __len__(self) -> int:
         return len(self.trials)
 
+    @property
+    def cost(self) -> str:
+        """The cost column the front trades the metric against: its first cost objective
+        (FLOPs unless the run optimised latency or parameters, as a table without FLOPs does)."""
+        return next((o.column for o in self.objectives if o.column != "val_metric"), "flops")
+
     def to_records(self) -> list[dict]:
         cols = ["trial", "arch_id", "val_metric", "test_metric", "flops", "params", "latency_ms", "arch_json"]
         return [{c: _plain(row[c]) for c in cols if c in row} for _, row in self.trials.iterrows()]

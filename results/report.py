@@ -13,6 +13,9 @@ from results.pareto import ParetoFront
 from search_spaces.param_key import layer_key
 
 
+
+COST_AXIS_LABELS = {"flops": "forward FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}
+
 def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str) -> None:
     """Validation metric versus the front's first cost (FLOPs unless the run optimised
     latency or parameters instead; log scale); the front highlighted, the rest grey."""
@@ -21,7 +24,7 @@ def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    cost = next((o.column for o in front.objectives if o.column != "val_metric"), "flops")
+    cost = front.cost
     done = frame[frame["state"] == "COMPLETE"]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     ax.scatter(done[cost], done["val_metric"], c="#bbbbbb", s=18, label="dominated trials")
@@ -37,7 +40,7 @@ def plot_pareto(frame: pd.DataFrame, front: ParetoFront, path: Path, metric: str
                         xytext=(5, -10), fontsize=7)
     if len(done) and (done[cost] > 0).all():
         ax.set_xscale("log")
-    ax.set_xlabel({"flops": "forward FLOPs", "latency_ms": "latency (ms)", "params": "parameters"}[cost])
+    ax.set_xlabel(COST_AXIS_LABELS[cost])
     ax.set_ylabel(f"validation {metric}")
     distinct = len(front.trials[[cost, "val_metric"]].drop_duplicates()) if len(front) else 0
     same = f" at {distinct} distinct points (trials of equal figures overlap)" if distinct < len(front) else ""
