@@ -23,9 +23,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
-from torch_geometric.explain.algorithm.utils import set_masks
-from torch_geometric.nn.dense.linear import Linear as PygLinear
-from torch_geometric.utils import degree, scatter
+
+from search_spaces.operators.pyg import explain_utils, gnn, utils
 
 INIT_LOGIT = 3.0  # sigmoid(3) = 0.95: every part starts almost fully on
 
@@ -76,9 +75,9 @@ def teddy_scores(edge_index: Tensor, num_nodes: int) -> Tensor:
     and ``score(u, v) = g(u)/d_u * g(v)/d_v``: edges between low-degree nodes score high and
     are kept. Self-loops get the highest score (TEDDY never prunes them). Shape ``[E]``."""
     row, col = edge_index
-    deg = degree(col, num_nodes, dtype=torch.float)
+    deg = utils.degree(col, num_nodes, dtype=torch.float)
     inv = deg.reciprocal().nan_to_num(0.0, posinf=0.0)
-    g = scatter(deg.rsqrt().nan_to_num(0.0, posinf=0.0)[row], col, dim_size=num_nodes, reduce="mean")
+    g = utils.scatter(deg.rsqrt().nan_to_num(0.0, posinf=0.0)[row], col, dim_size=num_nodes, reduce="mean")
     score = g[row] * inv[row] * g[col] * inv[col]
     loops = row == col
     if loops.any():
@@ -118,7 +117,7 @@ class EdgeSparsifier(nn.Module):
                 raise ValueError(f"learned edge masks were built for {self.gates.logits.numel()} edges, the graph "
                                  f"has {edge_index.size(1)}: learned edges need the full graph of a node task, "
                                  "not sampled mini-batches (use edge_method: teddy)")
-            set_masks(layers, self.gates(), edge_index, apply_sigmoid=False)
+            explain_utils.set_masks(layers, self.gates(), edge_index, apply_sigmoid=False)
             return edge_index, edge_attr
         else:
             keep = self.kept
@@ -195,7 +194,7 @@ def prunable_linears(module: nn.Module) -> list[nn.Module]:
     """The 2-D weight matrices pruned by weight sparsity: every ``nn.Linear`` and PyG
     ``Linear`` inside ``module`` (the layer stack: MPNNs, attention, FFNs; the input
     encoder and the output head are never pruned)."""
-    return [m for m in module.modules() if isinstance(m, (nn.Linear, PygLinear))
+    return [m for m in module.modules() if isinstance(m, (nn.Linear, gnn.Linear))
             and isinstance(getattr(m, "weight", None), Tensor) and m.weight.dim() == 2]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch_geometric.utils import coalesce, degree, to_torch_csr_tensor
+from search_spaces.operators.pyg import utils
 
 EXACT_MAX_NODES = 20_000
 PROBES = 256
@@ -26,10 +26,10 @@ PROBES = 256
 
 def transition_matrix(edge_index: Tensor, num_nodes: int) -> Tensor:
     """Sparse CSR ``P = D^-1 A`` (rows of isolated nodes stay zero)."""
-    edge_index = coalesce(edge_index, num_nodes=num_nodes)
+    edge_index = utils.coalesce(edge_index, num_nodes=num_nodes)
     row, col = edge_index
-    deg = degree(row, num_nodes)
-    return to_torch_csr_tensor(edge_index, 1.0 / deg[row], (num_nodes, num_nodes))
+    deg = utils.degree(row, num_nodes)
+    return utils.to_torch_csr_tensor(edge_index, 1.0 / deg[row], (num_nodes, num_nodes))
 
 
 def return_probabilities(edge_index: Tensor, num_nodes: int, k: int, method: str = "auto",

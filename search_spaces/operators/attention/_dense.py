@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Optional
 
 from torch import Tensor, nn
-from torch_geometric.utils import to_dense_batch
 
 from search_spaces.operators.base import OpContext
 from search_spaces.sparsity import Gates, head_rows, slice_linear
+from search_spaces.operators.pyg import utils
 
 
 def head_width(ctx: OpContext) -> int:
@@ -39,7 +39,7 @@ class DenseAttention(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
-        qkv, mask = to_dense_batch(self.qkv(x), batch)  # [B, L, 3C], [B, L]
+        qkv, mask = utils.to_dense_batch(self.qkv(x), batch)  # [B, L, 3C], [B, L]
         b, length, _ = qkv.shape
         q, k, v = qkv.view(b, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         out = self.attend(q, k, v, mask, x=x, batch=batch)  # [B, H, L, D]

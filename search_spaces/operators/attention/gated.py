@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from search_spaces.operators.attention._dense import DenseAttention
 from search_spaces.sparsity import head_rows, slice_linear
 from search_spaces.operators.base import ATTENTION, OpContext
-from torch_geometric.utils import to_dense_batch
+from search_spaces.operators.pyg import utils
 
 
 class GatedAttention(DenseAttention):
@@ -28,7 +28,7 @@ class GatedAttention(DenseAttention):
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, x: Tensor = None, batch=None,
                **kw) -> Tensor:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
-        gate, _ = to_dense_batch(torch.sigmoid(self.gate(x)), batch)  # [B, L, C]
+        gate, _ = utils.to_dense_batch(torch.sigmoid(self.gate(x)), batch)  # [B, L, C]
         b, length, _ = gate.shape
         return out * gate.view(b, length, self.heads, self.head_dim).transpose(1, 2)
 

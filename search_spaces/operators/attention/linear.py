@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.nn.attention.performer import linear_attention
 
 from search_spaces.operators.attention._dense import DenseAttention
 from search_spaces.operators.base import ATTENTION
+from search_spaces.operators.pyg import performer
 
 
 class LinearAttention(DenseAttention):
@@ -21,7 +21,7 @@ class LinearAttention(DenseAttention):
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, **kw) -> Tensor:
         k_feat = (F.elu(k) + 1) * mask[:, None, :, None]  # padded keys carry no weight
-        return linear_attention(F.elu(q) + 1, k_feat, v)
+        return performer.linear_attention(F.elu(q) + 1, k_feat, v)
 
 
 ATTENTION.register("linear", "Linear attention, elu+1 feature map (Katharopoulos et al. 2020), O(N)",

@@ -4,12 +4,10 @@ from __future__ import annotations
 from typing import Optional
 
 from torch import Tensor, nn
-from torch_geometric.nn import PerformerAttention as PyGPerformer
-from torch_geometric.nn.attention.performer import generalized_kernel, linear_attention
-from torch_geometric.utils import to_dense_batch
 
 from search_spaces.operators.attention._dense import head_width
 from search_spaces.operators.base import ATTENTION, OpContext
+from search_spaces.operators.pyg import gnn, performer, utils
 
 
 class PerformerAttention(nn.Module):
@@ -31,20 +29,20 @@ class PerformerAttention(nn.Module):
         super().__init__()
         self.heads = ctx.heads
         self.head_dim = head_width(ctx)
-        self.attn = PyGPerformer(ctx.channels, heads=ctx.heads, head_channels=self.head_dim,
-                                 dropout=ctx.dropout)
+        self.attn = gnn.PerformerAttention(ctx.channels, heads=ctx.heads, head_channels=self.head_dim,
+                                            dropout=ctx.dropout)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
-        dense, mask = to_dense_batch(x, batch)  # [B, L, C], [B, L]
+        dense, mask = utils.to_dense_batch(x, batch)  # [B, L, C], [B, L]
         b, length, _ = dense.shape
         a = self.attn
         q, k, v = (lin(dense).view(b, length, self.heads, self.head_dim).transpose(1, 2)
                    for lin in (a.q, a.k, a.v))  # [B, H, L, D]
         proj = a.fast_attn.projection_matrix
-        q_feat = generalized_kernel(q, proj, a.fast_attn.kernel)
-        k_feat = generalized_kernel(k, proj, a.fast_attn.kernel) * mask[:, None, :, None]
-        out = linear_attention(q_feat, k_feat, v)  # [B, H, L, D]
+        q_feat = performer.generalized_kernel(q, proj, a.fast_attn.kernel)
+        k_feat = performer.generalized_kernel(k, proj, a.fast_attn.kernel) * mask[:, None, :, None]
+        out = performer.linear_attention(q_feat, k_feat, v)  # [B, H, L, D]
         out = a.dropout(a.attn_out(out.transpose(1, 2).reshape(b, length, -1)))
         return out[mask]
 

@@ -6,11 +6,10 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn.attention import PolynormerAttention as PyGPolynormer
-from torch_geometric.nn.attention import SGFormerAttention as PyGSGFormer
 
 from search_spaces.operators.attention._dense import head_width
 from search_spaces.operators.base import ATTENTION, OpContext
+from search_spaces.operators.pyg import attention
 
 
 class _PerGraph(nn.Module):
@@ -39,14 +38,14 @@ class SGFormerAttention(_PerGraph):
     ``4 N H C C`` for the linear attention products."""
 
     def __init__(self, ctx: OpContext) -> None:
-        super().__init__(PyGSGFormer(ctx.channels, heads=ctx.heads, head_channels=ctx.channels))
+        super().__init__(attention.SGFormerAttention(ctx.channels, heads=ctx.heads, head_channels=ctx.channels))
 
 
 class PolynormerAttention(_PerGraph):
     """Polynormer's linear global attention with a polynomial (gated) output; O(N D^2)."""
 
     def __init__(self, ctx: OpContext) -> None:
-        super().__init__(PyGPolynormer(ctx.channels, heads=ctx.heads, head_channels=head_width(ctx)))
+        super().__init__(attention.PolynormerAttention(ctx.channels, heads=ctx.heads, head_channels=head_width(ctx)))
 
 
 ATTENTION.register("sgformer", "SGFormer simple global attention (PyG SGFormerAttention), O(N)",
