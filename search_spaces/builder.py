@@ -14,20 +14,21 @@ Two bodies share one encoder and one head:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
-from torch_geometric import nn as gnn
-from torch_geometric.data import Data
-from torch_geometric.explain.algorithm.utils import clear_masks
 
 from search_spaces.architecture import Architecture, LayerArch
 from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
 from search_spaces.operators.attention import takes_kv
+from search_spaces.operators.pyg import explain_utils, gnn
 from search_spaces.sparsity import EdgeSparsifier, Gates, WeightSparsifier
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 # feature_norm -> the attribute of Data that holds the features so normalised (computed
 # once per dataset by evaluators.datasets.add_feature_norms)
@@ -138,6 +139,18 @@ class GPSLayer(nn.Module):
             out = self.ffn_norm(out + F.dropout(self.ffn(out), self.dropout, self.training), batch)
         return out
 
+    def dataflow(self) -> str:
+        """The forward in words, for the export's ``model`` section."""
+        skip, p = ("h + " if self.residual else ""), self.dropout
+        steps = ["local = act(local(h, edge_index, edge_attr, batch))",
+                 f"out = local_norm({skip}dropout(local, p={p}), batch)"]
+        if self.attn is not None:
+            kv = ", kv=local" if self.kv_from_local else ""
+            steps.append(f"out = out + attn_norm({skip}dropout(attn(h, edge_index, edge_attr, batch{kv}), p={p}), batch)")
+        if self.ffn is not None:
+            steps.append(f"out = ffn_norm(out + dropout(ffn(out), p={p}), batch)")
+        return "; ".join(steps) + "; returns out (dropout is off in eval mode; norms that ignore batch take x alone)"
+
     def global_branch(self, h: Tensor, local: Tensor, skip: Tensor | int, edge_index: Tensor,
                       edge_attr: Optional[Tensor], batch: Optional[Tensor]) -> Tensor | int:
         """The attention branch, normalised with its residual; 0 without attention. A
@@ -161,6 +174,9 @@ class ClassifierLayer(nn.Module):
         ctx, _ = layer_context(layer, out_channels, edge_dim, deg, attention_dropout, in_channels=in_channels)
         self.contexts = (ctx, None)
         self.local = MPNN.get(layer.mpnn)(ctx)
+
+    def dataflow(self) -> str:
+        return "returns local(h, edge_index, edge_attr, batch): the logits, no activation, norm or residual"
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
                 batch: Optional[Tensor]) -> Tensor:
@@ -201,6 +217,11 @@ class LayerStack(nn.Module):
             outs.append(h)
         return h if self.jk is None else self.jk(outs)
 
+    def dataflow(self) -> str:
+        step = "h = h + gates()[i] * (layers[i](h, ...) - h)" if self.gates is not None else "h = layers[i](h, edge_index, edge_attr, batch)"
+        out = "h" if self.jk is None else f"jk([h after each layer]) (mode {self.jk.mode!r})"
+        return f"for i in 0..{len(self.layers) - 1}: {step}; returns {out}"
+
     def harden(self) -> None:
         if self.gates is not None:
             self.layers = nn.ModuleList(self.layers[i] for i in self.gates.keep().tolist())
@@ -226,6 +247,11 @@ class Cell(nn.Module):
             self.acts.append(ACTIVATION.get(layer.activation)())
         self.dropout = arch.dropout
         self.out_channels = arch.hidden_dim
+
+    def dataflow(self) -> str:
+        return (f"states = [h]; for i in 0..{len(self.ops) - 1}: states.append(dropout(acts[i](norms[i]("
+                f"ops[i](states[links[i]], edge_index, edge_attr, batch), batch)), p={self.dropout})) with links = "
+                f"{list(self.links)}; returns the sum of states {self.leaves} (the nodes that feed no other)")
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
                 batch: Optional[Tensor]) -> Tensor:
@@ -271,6 +297,7 @@ class GraphModel(nn.Module):
             width_in = None if self.input is not None else info.num_features + (c if self.encoding is not None else 0)
             self.body = LayerStack(arch, edge_dim, deg, width_in, info.num_outputs)
         self.pool = POOLING.get(arch.pooling) if info.graph_level else None
+        self.pooling = arch.pooling if info.graph_level else None  # the pool's name, for the export
         w = self.body.out_channels
         self.head = (None if arch.head == "last_layer"
                      else nn.Sequential(nn.Linear(w, c), nn.ReLU(), nn.Linear(c, info.num_outputs))
@@ -293,6 +320,28 @@ class GraphModel(nn.Module):
                 batch = h.new_zeros(h.size(0), dtype=torch.long)
             h = self.pool(h, batch)
         return h if self.head is None else self.head(h)
+
+    def dataflow(self) -> str:
+        """The forward in words, for the export's ``model`` section."""
+        enc = f"encoding(pe) (pe: the {self.arch.encoding!r} columns of the data)" if self.encoding is not None else None
+        if self.input is None:
+            steps = [f"h = dropout(x, p={self.input_dropout})" + (f", concatenated with {enc}" if enc else "")]
+        else:
+            read = "input(x) (one embedding per integer column, summed)" if self.categorical_x else \
+                f"input(dropout(x, p={self.input_dropout}))"
+            steps = [f"h = {read}" + (f" + {enc}" if enc else ""), f"h = dropout(h, p={self.dropout})"]
+        if self.edge_input is not None:
+            steps.append("edge_attr = edge_input(edge_attr)")
+        if self.edge_sparsifier is not None:
+            steps.append("edges = edge_sparsifier(edge_index, edge_attr) (the kept edges, after training)")
+        steps.append("h = body(h, edge_index, edge_attr, batch)")
+        if self.pool is not None:
+            steps.append(f"h = global_{self.pooling}_pool(h, batch) (PyG; one row per graph)")
+        if self.head is not None:
+            steps.append("returns head(h)")
+        else:
+            steps.append("returns h (the last layer is the classifier)")
+        return "; ".join(steps)
 
     def embed(self, x: Tensor, pe: Optional[Tensor]) -> Tensor:
         """What the first layer reads: the projected (or embedded) features plus the
@@ -335,7 +384,7 @@ class GraphModel(nn.Module):
             if module is not self and hasattr(module, "harden"):
                 module.harden()
         if self.edge_sparsifier is not None and self.edge_sparsifier.method == "learned":
-            clear_masks(self.body)  # the learned edge gates no longer scale messages
+            explain_utils.clear_masks(self.body)  # the learned edge gates no longer scale messages
 
     def load_trained_state(self, state: dict[str, Tensor]) -> None:
         """Load the state dict of a trained model of this architecture. A sparsified one is

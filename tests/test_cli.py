@@ -253,3 +253,19 @@ def test_a_cuda_device_without_cuda_is_refused_before_work(tmp_path, monkeypatch
         assert "CUDA is not available on this machine" in _one_line_exit_2(runner.invoke(app, args))
     assert "expected auto, cpu, cuda or cuda:N" in _one_line_exit_2(
         runner.invoke(app, ["search", "--device", "tpu", "--run-dir", str(tmp_path / "r"), "--quiet"]))
+
+
+def test_validate_ops_and_zoo_do_not_import_pyg(tmp_path):
+    """Issue 15's start-up target: reading the vocabulary or a space file must not pay for
+    PyG's import (1.6 s beyond torch's); PyG is imported when a model is first built."""
+    space = tmp_path / "space.yaml"
+    space.write_text("name: s\nlayers:\n  mpnn: [gcn, gin, dagnn]\n  attention: [none, performer]\n")
+    probe = ("import sys\nfrom cli import app\n"
+             "for args in (['spaces', 'validate', sys.argv[1]], ['ops', '--json'], ['zoo', '--json']):\n"
+             "    try:\n        app(args)\n    except SystemExit as stop:\n        assert not stop.code, (args, stop.code)\n"
+             "loaded = sorted(m for m in sys.modules if m.startswith('torch_geometric'))\n"
+             "print('PYG', loaded[:3])\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(space)], capture_output=True, text=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "PYG []" in out.stdout, out.stdout[-500:]

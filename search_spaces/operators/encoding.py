@@ -8,14 +8,17 @@ share one precomputation.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
-from torch_geometric.transforms import AddLaplacianEigenvectorPE
-from torch_geometric.utils import degree
 
 from search_spaces.operators.base import ENCODING
+from search_spaces.operators.pyg import data as pyg_data, transforms, utils
 from search_spaces.operators.random_walk import return_probabilities
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 
 class Encoding(nn.Module):
@@ -27,6 +30,9 @@ class Encoding(nn.Module):
         super().__init__()
         self.k = k
         self.lin = nn.Linear(k, channels)
+
+    def dataflow(self) -> str:
+        return f"returns lin(pe[:, :{self.k}]): the first {self.k} columns of the precomputed {self.attr!r}"
 
     def forward(self, pe: Tensor) -> Tensor:
         return self.lin(pe[:, : self.k])
@@ -49,6 +55,9 @@ class NoEncoding(Encoding):
 class LapPE(Encoding):
     attr = "lap_pe"
 
+    def dataflow(self) -> str:
+        return super().dataflow() + ", each column's sign flipped at random in training"
+
     def forward(self, pe: Tensor) -> Tensor:
         pe = pe[:, : self.k]
         if self.training:  # eigenvectors are defined up to sign: learn invariance to it
@@ -63,8 +72,8 @@ class LapPE(Encoding):
         k_eff = min(k, n - 2)
         pe = torch.zeros(n, k)
         if k_eff >= 1:
-            out = AddLaplacianEigenvectorPE(k_eff, attr_name="pe", is_undirected=True)(
-                Data(edge_index=data.edge_index, num_nodes=n))
+            out = transforms.AddLaplacianEigenvectorPE(k_eff, attr_name="pe", is_undirected=True)(
+                pyg_data.Data(edge_index=data.edge_index, num_nodes=n))
             vecs = out.pe.float()
             # the solver returns each eigenvector with an arbitrary sign: fix it (largest
             # entry positive) so the same graph always gives the same encoding
@@ -90,7 +99,7 @@ class DegreeEncoding(Encoding):
 
     @staticmethod
     def compute(data: Data, k: int) -> Tensor:
-        deg = degree(data.edge_index[1], data.num_nodes).long().clamp(max=k - 1)
+        deg = utils.degree(data.edge_index[1], data.num_nodes).long().clamp(max=k - 1)
         return torch.nn.functional.one_hot(deg, k).float()
 
 
@@ -108,6 +117,10 @@ class SignNetLapPE(Encoding):
         super().__init__(k, channels)
         self.phi = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.lin = nn.Linear(k * hidden, channels)  # rho
+
+    def dataflow(self) -> str:
+        return (f"v = pe[:, :{self.k}] (the precomputed 'lap_pe'), one entry at a time; "
+                "returns lin(flatten(phi(v) + phi(-v)))")
 
     def forward(self, pe: Tensor) -> Tensor:
         v = pe[:, : self.k].unsqueeze(-1)  # [N, k, 1]

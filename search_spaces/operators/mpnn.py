@@ -17,9 +17,9 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
-from torch_geometric import nn as gnn
 
 from search_spaces.operators.base import MPNN, OpContext
+from search_spaces.operators.pyg import gnn
 
 
 class _Conv(nn.Module):
@@ -29,6 +29,9 @@ class _Conv(nn.Module):
         super().__init__()
         self.conv = conv
         self.uses_edge_attr = uses_edge_attr
+
+    def dataflow(self) -> str:
+        return f"returns conv(x, edge_index{', edge_attr' if self.uses_edge_attr else ''})"
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
@@ -91,6 +94,11 @@ class _GINE(nn.Module):
         super().__init__()
         self.conv = gnn.GINEConv(_mlp(ctx), train_eps=True, edge_dim=ctx.edge_dim)
         self.default_edge = None if ctx.edge_dim else nn.Parameter(torch.zeros(ctx.in_width))
+
+    def dataflow(self) -> str:
+        if self.default_edge is not None:
+            return "returns conv(x, edge_index, default_edge repeated for every edge)"
+        return "returns conv(x, edge_index, edge_attr)"
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
@@ -155,6 +163,9 @@ class _LinearThenPropagate(nn.Module):
         self.lin = nn.Linear(ctx.in_width, ctx.channels)
         self.prop = prop
 
+    def dataflow(self) -> str:
+        return "returns prop(lin(x), edge_index)"
+
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.prop(self.lin(x), edge_index)
 
@@ -165,34 +176,12 @@ def appnp(ctx: OpContext) -> nn.Module:
     return _Conv(_LinearThenPropagate(ctx, gnn.APPNP(K=10, alpha=0.1)))
 
 
-class _AdaptivePropagation(gnn.MessagePassing):
-    """DAGNN's propagation (Liu et al., Towards Deeper Graph Neural Networks, KDD 2020):
-    ``H_k = A_hat^k H`` for k = 0..K with the GCN normalisation, each node mixing its hops
-    by learned retention scores ``s_k = sigmoid(H_k w)``. Written here because PyG has no
-    DAGNN layer. Shapes: ``x [N, C]`` -> ``[N, C]``."""
-
-    def __init__(self, channels: int, k: int = 10) -> None:
-        super().__init__(aggr="add")
-        self.k = k
-        self.score = nn.Linear(channels, 1)
-
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        edge_index, weight = gnn.conv.gcn_conv.gcn_norm(edge_index, None, x.size(0), add_self_loops=True)
-        hops = [x]
-        for _ in range(self.k):
-            hops.append(self.propagate(edge_index, x=hops[-1], weight=weight))
-        stack = torch.stack(hops, dim=1)  # [N, K + 1, C]
-        retain = torch.sigmoid(self.score(stack))  # [N, K + 1, 1]
-        return (retain * stack).sum(dim=1)
-
-    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
-        return weight.view(-1, 1) * x_j
-
-
 @MPNN.register("dagnn", "A linear map, then 10 hops of GCN propagation mixed per node by learned retention "
                "scores (DAGNN, Liu et al. 2020)")
 def dagnn(ctx: OpContext) -> nn.Module:
-    return _Conv(_LinearThenPropagate(ctx, _AdaptivePropagation(ctx.channels)))
+    from search_spaces.operators.propagation import AdaptivePropagation  # subclasses PyG's MessagePassing
+
+    return _Conv(_LinearThenPropagate(ctx, AdaptivePropagation(ctx.channels)))
 
 
 @MPNN.register("mlp", "Linear layer on each node, no message passing (NAS-Bench-Graph's fc)")
@@ -201,6 +190,8 @@ def mlp(ctx: OpContext) -> nn.Module:
 
 
 class _NodeLinear(nn.Module):
+    """``lin(x)``: a linear map of each node, the edges unused."""
+
     def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__()
         self.lin = nn.Linear(in_channels, channels)
@@ -210,6 +201,8 @@ class _NodeLinear(nn.Module):
 
 
 class _Identity(nn.Module):
+    """Returns ``x`` unchanged."""
+
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return x
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 from torch import Tensor, nn
-from torch_geometric.nn import TransformerConv
 
 from search_spaces.operators.attention._dense import head_width
 from search_spaces.operators.base import ATTENTION, OpContext
+from search_spaces.operators.pyg import gnn
 
 
 class KVFromMPNNAttention(nn.Module):
@@ -24,8 +24,11 @@ class KVFromMPNNAttention(nn.Module):
     def __init__(self, ctx: OpContext) -> None:
         super().__init__()
         self.uses_edge_attr = ctx.edge_dim is not None
-        self.conv = TransformerConv(ctx.channels, head_width(ctx), heads=ctx.heads, edge_dim=ctx.edge_dim,
+        self.conv = gnn.TransformerConv(ctx.channels, head_width(ctx), heads=ctx.heads, edge_dim=ctx.edge_dim,
                                     root_weight=True)
+
+    def dataflow(self) -> str:
+        return f"returns conv((kv if given else x, x), edge_index{', edge_attr' if self.uses_edge_attr else ''})"
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, kv: Optional[Tensor] = None) -> Tensor:
