@@ -11,7 +11,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from evaluators.datasets import DatasetBundle, Splits
 from evaluators.memory import PeakMemory
 from evaluators.metrics import get_metric
 from evaluators.result import TrialResult
-from search_spaces import Architecture, build_model, model_inputs
+from search_spaces import Architecture, DataInfo, build_model, model_inputs
 
 Report = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial?
 
@@ -295,6 +295,36 @@ class _GraphTask:
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW,  # decoupled weight decay (Loshchilov & Hutter 2019)
               "adam": torch.optim.Adam}  # L2 decay in the gradient: the GCN and GAT papers' protocol
+
+
+def training_recipe(arch: Architecture, config: TrainConfig, info: DataInfo) -> dict[str, Any]:
+    """How :func:`train_model` trains ``arch``, in the terms of a training script: what an
+    export states beside the model so that its figures can be reproduced."""
+    task_loss_name = ("binary cross-entropy with logits over the labels present" if info.task == "graph_multilabel"
+                      else "L1 (mean absolute error)" if info.task == "graph_regression" else "cross-entropy")
+    recipe: dict[str, Any] = {
+        "optimizer": f"{OPTIMIZERS[arch.optimizer].__module__}.{OPTIMIZERS[arch.optimizer].__name__}",
+        "weight_decay_kind": "decoupled (AdamW)" if arch.optimizer == "adamw" else "L2 in the gradient (Adam)",
+        "lr": arch.lr, "weight_decay": arch.weight_decay,
+        "dropout": arch.dropout, "input_dropout": arch.dropout if arch.input_dropout is None else arch.input_dropout,
+        "attention_dropout": arch.attention_dropout,
+        "feature_norm": ("row-normalised features (PyG's NormalizeFeatures)" if arch.feature_norm == "row"
+                         else "the features as loaded"),
+        "loss": task_loss_name, "epochs": config.epochs,
+        "selection": (f"the epoch with the best validation {config.metric or 'metric (the dataset default)'}, stopping after "
+                      f"{config.patience} epochs without improvement"),
+        "seed": config.seed,
+    }
+    if info.graph_level:
+        recipe["batch_size"] = config.batch_size
+        recipe["folds"] = config.folds
+    else:
+        recipe["batches"] = (f"full graph, unless it has more than {config.sample_above_nodes} nodes: then "
+                             f"NeighborLoader batches of {config.node_batch_size} seeds, fan-outs {list(config.fanouts)}")
+    if not arch.sparsity_targets.dense:
+        recipe["sparsity"] = (f"soft masks learned for min({config.mask_epochs}, epochs // 2) epochs at lr "
+                              f"{config.mask_lr} (penalty weight {config.sparsity_penalty}), then made hard")
+    return recipe
 
 
 def with_feature_norm(bundle: DatasetBundle, arch: Architecture) -> DatasetBundle:

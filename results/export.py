@@ -3,7 +3,10 @@
 An export file is the Architecture JSON plus what rebuilding the exact model needs::
 
     {"format": "graphnas-architecture", "format_version": 1,
-     "architecture": {...}, "data_info": {...}, "dataset": "cora",
+     "arch_id": "...", "architecture": {...}, "data_info": {...},
+     "model": {the module tree: where each module sits, its class, its constructor arguments
+               or what it computes}, "training": {optimiser, lr, epochs, selection, ...},
+     "dataset": "cora",
      "run": {"run_dir": ..., "trial": 12, "seed": 0}, "figures": {val_metric, flops, ...},
      "versions": {"torch": ..., "torch_geometric": ..., "optuna": ..., "graphnas": ...}}
 """
@@ -65,17 +68,41 @@ def export_record(run_dir: str | Path, trial: Optional[int] = None, pareto: Opti
             raise ExportError(f"{run_dir}: no completed trial to export")
     config = store.read_config()
     attrs = TrialResult.unpack(study.trials[int(row["trial"])].user_attrs)
+    arch = Architecture.from_json(row["arch_json"])
+    data_info = study.user_attrs.get("data_info")
     return {
         "format": EXPORT_FORMAT,
         "format_version": 1,
-        "architecture": json.loads(row["arch_json"]),
-        "data_info": study.user_attrs.get("data_info"),
+        "arch_id": arch.arch_id,
+        "architecture": arch.applied_dump(),
+        "data_info": data_info,
+        **explain(arch, _data_info(data_info), config.get("train", {})),
         "dataset": study.user_attrs.get("dataset", config.get("dataset")),
         "run": {"run_dir": str(run_dir), "trial": int(row["trial"]), "seed": config.get("train", {}).get("seed"),
                 "space_source": config.get("space_source")},
         "figures": {k: attrs[k] for k in TrialResult.field_names() if k in attrs and k != "arch_json"},
         "versions": library_versions(),
     }
+
+
+def explain(arch: Architecture, info: Optional[DataInfo], train: dict[str, Any]) -> dict[str, Any]:
+    """The export's ``model`` section (the module tree, :func:`search_spaces.model_tree.model_tree`)
+    and ``training`` section (:func:`evaluators.training.training_recipe`). Without data info
+    (a run that stored none) there is no model to describe."""
+    from evaluators.training import TrainConfig, training_recipe
+    from search_spaces.model_tree import model_tree
+
+    if info is None:
+        return {}
+    known = {k: v for k, v in train.items() if k in TrainConfig.model_fields}
+    return {"model": model_tree(build_model(arch, info)), "training": training_recipe(arch, TrainConfig(**known), info)}
+
+
+def _data_info(stored: Optional[dict[str, Any]]) -> Optional[DataInfo]:
+    if not stored:
+        return None
+    return DataInfo(**{**stored, **{k: tuple(stored[k]) for k in ("deg", "x_cardinalities", "edge_cardinalities")
+                                     if stored.get(k) is not None}})
 
 
 def write_export(record: dict[str, Any], path: str | Path) -> Path:
@@ -114,8 +141,7 @@ def read_export(path: str | Path) -> tuple[Architecture, Optional[DataInfo], dic
         raise ExportError(f"{path}: not an architecture: {problems}{more}") from None
     except UnknownNameError as err:
         raise ExportError(f"{path}: {err}") from None
-    info = record.get("data_info")
-    return arch, (DataInfo(**{**info, "deg": tuple(info["deg"])}) if info else None), record
+    return arch, _data_info(record.get("data_info")), record
 
 
 def load_model(path: str | Path, weights: Optional[str | Path] = None, data_info: Optional[DataInfo] = None) -> nn.Module:

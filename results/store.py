@@ -332,7 +332,7 @@ class RunStore:
             (self.run_dir / "best_arch.json").write_text(json.dumps({
                 "trial": int(best["trial"]), "val_metric": float(best["val_metric"]),
                 "test_metric": float(best["test_metric"]), "flops": int(best["flops"]),
-                "architecture": json.loads(best["arch_json"])}, indent=2))
+                "architecture": Architecture.from_json(best["arch_json"]).applied_dump()}, indent=2))
         if plots:
             if (self.run_dir / self.ALPHAS).is_file():
                 plot_alphas(pd.read_csv(self.run_dir / self.ALPHAS), self.run_dir / "alphas.png")

@@ -152,12 +152,24 @@ class Architecture(BaseModel):
         for key, default in GLOBAL_DEFAULTS.items():
             if data[key] == default:
                 del data[key]
-        for layer in data["layers"]:
+        # A choice that the built layer never reads (heads of a GCN layer without attention)
+        # is hashed at its default: the models differ in nothing else, so they are one.
+        for layer, unused in zip(data["layers"], unused_choices(self)):
+            layer.update({key: LayerArch.model_fields[key].default for key in unused})
             for key, default in LAYER_DEFAULTS.items():
                 if layer[key] == default:
                     del layer[key]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def applied_dump(self) -> dict[str, Any]:
+        """The JSON form without the per-layer choices that do not apply (:func:`unused_choices`):
+        what an export shows. It reads back to an architecture with the same ``arch_id``."""
+        data = self.model_dump(mode="json")
+        for layer, unused in zip(data["layers"], unused_choices(self)):
+            for key in unused:
+                del layer[key]
+        return data
 
     def flat(self) -> dict[str, Any]:
         """Choices as one flat dict: globals by name, per-layer ones as ``layer{i}.{field}``."""
@@ -180,6 +192,32 @@ LAYER_DEFAULTS: dict[str, Any] = {"activation": "relu", "head_merge": "auto"}
 # A last layer that is the classifier runs its MPNN alone: logits, no norm, no branches.
 OUTPUT_LAYER: dict[str, Any] = {"attention": "none", "kv_source": "features", "ffn": False, "norm": "none",
                                 "activation": "identity"}
+
+
+def unused_choices(arch: Any) -> list[set[str]]:
+    """Per layer, the choices its built layer never reads: ``heads`` without a multi-head
+    MPNN or an attention form; ``head_merge`` without a multi-head MPNN with heads > 1 (and
+    in NAS-Bench-Graph cells, which always merge as the operator does); ``top_m`` without an
+    attention form that declares ``top_m``; ``kv_source`` without one that ``takes_kv``."""
+    from search_spaces.operators import ATTENTION, MPNN
+
+    def attention_can(layer: LayerArch, capability: str) -> bool:
+        return layer.attention in ATTENTION and ATTENTION.entry(layer.attention).can(capability)
+
+    out = []
+    for layer in arch.layers:
+        multi_head = MPNN.entry(layer.mpnn).can("heads")
+        unused = set()
+        if not multi_head and layer.attention == "none":
+            unused.add("heads")
+        if not (multi_head and layer.heads > 1) or arch.links is not None:
+            unused.add("head_merge")
+        if not attention_can(layer, "top_m"):
+            unused.add("top_m")
+        if not attention_can(layer, "takes_kv"):
+            unused.add("kv_source")
+        out.append(unused)
+    return out
 
 
 def canonical_fixes(arch: Any) -> list[tuple[str, Any, Any, str]]:

@@ -45,4 +45,4 @@ class TopMAttention(DenseAttention):
 
 
 ATTENTION.register("topm", "Each node attends to its top-m most similar nodes (TANGNN), chunked",
-                   cost="quadratic", prunable_heads=True)(TopMAttention)
+                   cost="quadratic", prunable_heads=True, top_m=True)(TopMAttention)
