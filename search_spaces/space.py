@@ -14,7 +14,7 @@ import yaml
 
 from types import SimpleNamespace
 
-from search_spaces.architecture import Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys
+from search_spaces.architecture import Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys, unused_choices
 from search_spaces.canonical import CANONICAL, canonical_id
 from search_spaces.param_key import ParamKey, layer_key
 from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
@@ -116,9 +116,12 @@ class SearchSpace:
         moot = moot_keys(arch)  # set by the space whatever was picked
         if not all(getattr(g, f).contains(_plain(getattr(arch, f))) for f in GLOBAL_FIELDS if f not in moot):
             return False
+        # a choice that a layer never reads may hold anything: an export leaves it out (default)
+        unused = unused_choices(arch)
         for field in LAYER_FIELDS:
             choice = getattr(self.spec.layers, field)
-            values = [getattr(layer, field) for i, layer in enumerate(arch.layers) if layer_key(i, field) not in moot]
+            values = [getattr(layer, field) for i, layer in enumerate(arch.layers)
+                      if layer_key(i, field) not in moot and field not in unused[i]]
             if not all(choice.contains(v) for v in values):
                 return False
             if self.tied(field) and len(set(values)) > 1:
@@ -136,9 +139,11 @@ class SearchSpace:
         return canonical_id(self.spec.canonical, arch)
 
     def size(self) -> int:
-        """Number of distinct discrete architectures; continuous (float range) choices
-        are not counted. With a canonical form, architectures that compute the same
-        function count once (and degenerate ones not at all)."""
+        """Number of discrete architectures; continuous (float range) choices are not
+        counted. With a canonical form, architectures that compute the same function count
+        once (and degenerate ones not at all). Without one, every labelling counts, also of
+        choices that a layer never reads (heads of a GCN layer without attention), which
+        share one ``arch_id``: a search never queries them twice, so this is an upper bound."""
         if self.spec.canonical is None:
             return self.labelled_size()
         if self._canonical_size is None:
