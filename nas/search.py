@@ -236,6 +236,8 @@ class Search:
             lock.release()
             raise ValueError(f"{self.run_dir} already holds a run (study {self.config.study_name!r}), started at "
                              "the same moment; continue it with --resume or choose another --run-dir")
+        if self.config.workers == 1 and self.config.backend == "local":  # nothing else writes the study
+            self.store.write_alone()
         return lock
 
     def _holds_a_run(self) -> bool:

@@ -177,6 +177,16 @@ class RunStore:
             raise ValueError(f"{self.run_dir / self.LOCK}: cannot lock the run directory ({err.strerror or err})") from None
         return lock
 
+    def write_alone(self) -> None:
+        """Say that this process alone writes the study from now on (it holds the run
+        directory, with one local worker): a run directory's SQLite database is then read
+        once and kept in memory (``results.sole_writer``). Other storages are shared by
+        design and stay as they are."""
+        from results.sole_writer import SoleWriterStorage
+
+        if self.storage.startswith("sqlite:///") and not isinstance(self.backend, SoleWriterStorage):
+            self._backend = SoleWriterStorage(self.backend)
+
     # --- config -------------------------------------------------------------------------
     @property
     def config_path(self) -> Path:
