@@ -159,7 +159,8 @@ def write_report(run: LoadedRun, path: Path) -> dict[str, Any]:
     if importance:
         names = list(importance)[::-1]
         figures.append(_figure([go.Bar(x=[importance[n] for n in names], y=names, orientation="h")],
-                               "Choice importance (fANOVA, validation metric)", "importance", "choice"))
+                               f"Choice importance ({analysis.importance_method(len(done))}, validation metric)",
+                               "importance", "choice"))
     if not freq.empty:
         operators = _figure([go.Bar(x=freq.index, y=freq[op], name=op) for op in freq.columns],
                             "MPNN operator per layer among the top 25% of trials", "layer", "trials")

@@ -1,6 +1,7 @@
 """ParetoFront and objectives on hand-made trial tables."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -42,3 +43,22 @@ def test_bad_objectives():
 
 def test_empty_frame():
     assert len(ParetoFront.of(frame().iloc[:0], parse_objectives("metric,flops", "maximize"))) == 0
+
+
+@pytest.mark.parametrize("maximize", [True, False])
+def test_the_hypervolume_history_is_each_prefix_s_hypervolume(maximize):
+    """Computed only where a trial joins the front (issue 18: 28 s at 10,000 trials before),
+    it must equal the hypervolume of every prefix of the completed trials."""
+    from results import analysis
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"trial": range(200), "state": ["COMPLETE"] * 200, "val_metric": rng.random(200),
+                          "flops": rng.random(200) * 100})
+    frame.loc[[5, 17], "state"] = "FAIL"
+    ref = analysis.Reference.of([frame], maximize)
+    history = analysis.hypervolume_history(frame, ref, maximize)
+    done = analysis.completed(frame)
+    expected = [analysis.hypervolume(done.iloc[: i + 1], ref, maximize) for i in range(len(done))]
+    assert history["trial"].tolist() == done["trial"].tolist()
+    np.testing.assert_allclose(history["hypervolume"], expected, rtol=0, atol=1e-12)
+    assert history["hypervolume"].is_monotonic_increasing and history["hypervolume"].iloc[-1] > 0

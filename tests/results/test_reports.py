@@ -203,3 +203,17 @@ def test_compare_at_80_columns_prints_a_column_per_run(two_runs):
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80 and "…" not in result.output
     assert all(line in result.output for line in ("hypervolume", "best val", two_runs[0].name, two_runs[1].name))
+
+
+def test_a_large_run_scores_importance_by_ped_anova_and_says_so():
+    """fANOVA took 170 s on 2,000 tabular trials: above FANOVA_MAX_TRIALS the report uses
+    Optuna's PED-ANOVA, and its chart title names the measure."""
+    import optuna
+
+    from results import analysis
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + 0.01 * t.suggest_int("n", 0, 3), n_trials=250)
+    scores = analysis.importances(study)
+    assert analysis.importance_method(250) == "PED-ANOVA, top 10%" and analysis.importance_method(200) == "fANOVA"
+    assert set(scores) == {"x", "n"} and scores["x"] > scores["n"]
