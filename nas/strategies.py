@@ -156,7 +156,9 @@ class ProposalStrategy(Strategy):
         self._memo: dict[tuple, tuple[_DrawTrial, str]] = {}
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_memo": {}}  # the run store pickles the sampler after every proposal; a cache
+        # the run store pickles the sampler after every proposal: caches stay out of it (the
+        # finished trials' ids made the snapshot grow with the study, 360 kB at 10,000 trials)
+        return {**self.__dict__, "_memo": {}, "_ids": {}}
 
     def sampler(self) -> optuna.samplers.BaseSampler:
         return ProposalSampler(self)

@@ -120,9 +120,13 @@ def test_tied_choices_are_equal_across_layers():
     archs = [space.sample(rng) for _ in range(50)]
     assert all(len({l.heads for l in a.layers}) == 1 for a in archs)
     assert any(len({l.mpnn for l in a.layers}) > 1 for a in archs)  # free: differs per layer
-    mixed = archs[0].model_copy(update={"layers": (archs[0].layers[0].model_copy(update={"heads": 1}),
-                                                   *[l.model_copy(update={"heads": 2}) for l in archs[0].layers[1:]])})
+    gat = [l.model_copy(update={"mpnn": "gat"}) for l in archs[0].layers]  # heads apply to every layer
+    mixed = archs[0].model_copy(update={"layers": (gat[0].model_copy(update={"heads": 1}),
+                                                   *[l.model_copy(update={"heads": 2}) for l in gat[1:]])})
     assert not space.contains(mixed)
+    # where a layer never reads its heads (GCN without attention), its value breaks no tie
+    unread = mixed.model_copy(update={"layers": (mixed.layers[0].model_copy(update={"mpnn": "gcn"}), *mixed.layers[1:])})
+    assert space.contains(unread)
 
 
 def test_suggest_respects_ties():
