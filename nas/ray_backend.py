@@ -46,10 +46,12 @@ def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: in
     reported as a result with its message, so the searcher records it. Ray checks that
     every result names every objective: the cost objectives (``costs``), known only at the
     end, get a finite placeholder in earlier results, which the searcher never tells."""
+    import ray
     import torch
     from ray import tune
 
     torch.set_num_threads(threads)
+    node = ray.get_runtime_context().get_node_id()  # which machine of a cluster ran it (user attribute "node")
     train = TrainConfig.model_validate_json(train_json)
     metric = get_metric(train.metric or bundle.metric)
     arch = Architecture.from_json(config["arch_json"])
@@ -59,16 +61,17 @@ def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: in
     placeholder = {c: 1e30 for c in costs}
 
     def report(epoch: int, value: float) -> bool:
-        tune.report({**placeholder, "val_metric": value if math.isfinite(value) else worst, "epoch": epoch})
+        tune.report({**placeholder, "val_metric": value if math.isfinite(value) else worst, "epoch": epoch,
+                     "node": node})
         return False  # ASHA stops the trial itself
 
     try:
         result = evaluate(arch, bundle, train, report if pruning else None)
     except Exception as err:  # any failure of a candidate fails only its trial
         tune.report({**placeholder, "error": f"{type(err).__name__}: {err}"[:2000], "val_metric": worst,
-                     "arch_json": config["arch_json"], "final": True})
+                     "arch_json": config["arch_json"], "final": True, "node": node})
         return
-    tune.report({**result.to_attrs(), "final": True})
+    tune.report({**result.to_attrs(), "final": True, "node": node})
 
 
 class SuggestArchitecture:
@@ -89,6 +92,12 @@ class RecordingOptunaSearch(OptunaSearch):
     def __init__(self, objectives, **kwargs) -> None:
         super().__init__(**kwargs)
         self.objectives = objectives
+        self._nodes: dict[str, str] = {}  # Ray trial id -> the node its last result came from
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if result.get("node"):
+            self._nodes[trial_id] = result["node"]
+        super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
@@ -96,6 +105,9 @@ class RecordingOptunaSearch(OptunaSearch):
             return super().on_trial_complete(trial_id, result, error)
         result = result or {}
         arch_json = (result.get("config") or {}).get("arch_json") or result.get("arch_json")
+        node = result.get("node") or self._nodes.pop(trial_id, None)
+        if node:
+            ot_trial.set_user_attr("node", node)
         if arch_json:
             ot_trial.set_user_attr("arch_json", arch_json)
             ot_trial.set_user_attr("arch_id", Architecture.from_json(arch_json).arch_id)
