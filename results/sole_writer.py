@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any, Optional
 
 from optuna import distributions
@@ -35,12 +35,33 @@ class SoleWriterStorage(_CachedStorage):
     def __init__(self, backend: RDBStorage) -> None:
         super().__init__(backend)
         self._loaded: set[int] = set()  # studies read from the database
+        self._ordered: dict[int, list[FrozenTrial]] = {}  # study -> its trials by number (the copy's)
 
     # --- reads -----------------------------------------------------------------------------
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
         if study_id not in self._loaded:
             super()._read_trials_from_remote_storage(study_id)
             self._loaded.add(study_id)
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Optional[Container[TrialState]] = None) -> list[FrozenTrial]:
+        """The copy's trials in number order, without sorting them anew on every call
+        (``_CachedStorage`` sorts all of them: 2 ms a call at 10,000 trials, five calls a trial)."""
+        self._read_trials_from_remote_storage(study_id)
+        with self._lock:
+            trials = self._in_order(study_id)
+            if states is not None:
+                trials = [t for t in trials if t.state in states]
+            return copy.deepcopy(trials) if deepcopy else list(trials)
+
+    def _in_order(self, study_id: int) -> list[FrozenTrial]:
+        by_number = self._studies[study_id].trials
+        ordered = self._ordered.get(study_id)
+        if ordered is not None and len(by_number) == len(ordered) + 1 and len(ordered) in by_number:
+            ordered.append(by_number[len(ordered)])  # the trial just created: numbers are 0, 1, ...
+        elif ordered is None or len(ordered) != len(by_number):  # the first read
+            ordered = self._ordered[study_id] = [by_number[n] for n in sorted(by_number)]
+        return ordered
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         """A copy, as a read from the database would be: ``optuna.Trial`` keeps the trial it
@@ -100,13 +121,21 @@ class SoleWriterStorage(_CachedStorage):
             trial = _copy(trial)
             change(trial)
             study_id, number = self._trial_id_to_study_id_and_number[trial_id]
-            self._studies[study_id].trials[number] = trial
+            self._store(study_id, number, trial)
+
+    def _store(self, study_id: int, number: int, trial: FrozenTrial) -> None:
+        self._studies[study_id].trials[number] = trial
+        ordered = self._ordered.get(study_id)
+        if ordered is not None and number < len(ordered) and ordered[number].number == number:
+            ordered[number] = trial
+        else:
+            self._ordered.pop(study_id, None)  # rebuilt on the next read
 
     def _replace(self, trial: FrozenTrial) -> None:
         with self._lock:
             where = self._trial_id_to_study_id_and_number.get(trial._trial_id)
             if where is not None and where[0] in self._loaded:
-                self._studies[where[0]].trials[where[1]] = trial
+                self._store(where[0], where[1], trial)
 
 
 def _copy(trial: FrozenTrial) -> FrozenTrial:
