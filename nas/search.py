@@ -48,13 +48,32 @@ from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class BudgetCount:
+    """Trials that take the budget (finished ones that count, and running ones) in a study
+    read in number order. The leading run of finished trials never changes, so it is counted
+    once: counting every trial before each proposal took 3 ms at 10,000 trials."""
+
+    prefix: int = 0  # leading trials, all finished
+    counted: int = 0  # of them, those that count (:func:`count_finished`)
+
+    def taken(self, trials: list[optuna.trial.FrozenTrial]) -> int:
+        while self.prefix < len(trials) and trials[self.prefix].state.is_finished():
+            self.counted += _counts(trials[self.prefix])
+            self.prefix += 1
+        rest = trials[self.prefix:]
+        return self.counted + sum(_counts(t) or t.state == TrialState.RUNNING for t in rest)
+
+
+def _counts(t: optuna.trial.FrozenTrial) -> bool:
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+
+
 def count_finished(study: optuna.Study, trials: Optional[list[optuna.trial.FrozenTrial]] = None) -> int:
     """Trials that count against the budget: completed, pruned, or failed by the candidate
     itself. A trial interrupted by a killed process (FAIL without an error of its own) is
     not counted, so a resumed search runs it again. ``trials``: the study's, already read."""
-    return sum(1 for t in (trials if trials is not None else study.get_trials(deepcopy=False))
-               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or (t.state == TrialState.FAIL and "error" in t.user_attrs))
+    return sum(1 for t in (trials if trials is not None else study.get_trials(deepcopy=False)) if _counts(t))
 
 
 class SearchConfig(BaseModel):
@@ -221,6 +240,7 @@ class Search:
         self._check_names()
         self.references = self._check_references()
         self._prepared: Optional[DatasetBundle | NasBenchGraph] = None
+        self._budget = BudgetCount()
         self.knowledge = self._open_knowledge()
         self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
         # the driving process holds the run directory until its run ends; its workers do not
@@ -535,8 +555,7 @@ class Search:
 
     def _ask_within_budget(self, study: optuna.Study) -> Optional[optuna.Trial]:
         trials = study.get_trials(deepcopy=False)  # one read for both counts
-        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-        if count_finished(study, trials) + running >= self.config.trials:
+        if self._budget.taken(trials) >= self.config.trials:
             return None
         return study.ask()
 

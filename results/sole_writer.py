@@ -36,6 +36,7 @@ class SoleWriterStorage(_CachedStorage):
         super().__init__(backend)
         self._loaded: set[int] = set()  # studies read from the database
         self._ordered: dict[int, list[FrozenTrial]] = {}  # study -> its trials by number (the copy's)
+        self._unfinished: dict[int, set[int]] = {}  # study -> numbers of its trials not finished
 
     # --- reads -----------------------------------------------------------------------------
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
@@ -50,7 +51,10 @@ class SoleWriterStorage(_CachedStorage):
         self._read_trials_from_remote_storage(study_id)
         with self._lock:
             trials = self._in_order(study_id)
-            if states is not None:
+            if states is not None and not any(state.is_finished() for state in states):
+                # Optuna asks for the WAITING trials before every trial: look among the few unfinished
+                trials = [trials[n] for n in sorted(self._unfinished[study_id]) if trials[n].state in states]
+            elif states is not None:
                 trials = [t for t in trials if t.state in states]
             return copy.deepcopy(trials) if deepcopy else list(trials)
 
@@ -59,8 +63,11 @@ class SoleWriterStorage(_CachedStorage):
         ordered = self._ordered.get(study_id)
         if ordered is not None and len(by_number) == len(ordered) + 1 and len(ordered) in by_number:
             ordered.append(by_number[len(ordered)])  # the trial just created: numbers are 0, 1, ...
+            if not ordered[-1].state.is_finished():
+                self._unfinished[study_id].add(ordered[-1].number)
         elif ordered is None or len(ordered) != len(by_number):  # the first read
             ordered = self._ordered[study_id] = [by_number[n] for n in sorted(by_number)]
+            self._unfinished[study_id] = {t.number for t in ordered if not t.state.is_finished()}
         return ordered
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
@@ -128,6 +135,10 @@ class SoleWriterStorage(_CachedStorage):
         ordered = self._ordered.get(study_id)
         if ordered is not None and number < len(ordered) and ordered[number].number == number:
             ordered[number] = trial
+            if trial.state.is_finished():
+                self._unfinished[study_id].discard(number)
+            else:
+                self._unfinished[study_id].add(number)
         else:
             self._ordered.pop(study_id, None)  # rebuilt on the next read
 
