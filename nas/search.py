@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import optuna
 import torch
@@ -37,7 +37,8 @@ from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FING
 from nas.outcome import completed, failed, pruned, tell
 from nas.strategies import STRATEGIES
 from results.objectives import Objective, parse_objectives
-from results.store import CONFIRM_ATTR, JOURNAL_STORAGE, RunStore, RunDirectoryError, ranked_trials
+from results.store import (CONFIRM_ATTR, JOURNAL_STORAGE, RunDirectoryError, RunStore, database_lock, ranked_trials,
+                           shared_database)
 from search_spaces import Architecture, SearchSpace
 from search_spaces.builder import model_inputs
 from search_spaces.registry import UnknownNameError
@@ -167,6 +168,7 @@ class Progress:
 Observer = Callable[[Progress], None]
 
 # Settings that make two runs different searches: resuming with another value is refused.
+IDENTITY_ATTR = "search_identity"  # study user attribute: what a joining search must match
 IDENTITY_KEYS = ("space", "dataset", "dataset_args", "evaluator", "objectives", "study_name", "train")
 # Training settings that do not change what a trial measures.
 NEUTRAL_TRAIN_KEYS = ("device", "latency_repeats", "trial_timeout")
@@ -200,9 +202,11 @@ class Search:
             raise ValueError("--workers > 1 cannot share an SQLite storage (one writing process only): leave "
                              "--storage unset for a journal file, or give a PostgreSQL/MySQL URL")
         self.store = RunStore(self.run_dir, config.storage)
+        # another machine's search on the same shared database and run name: this one joins it
+        self.joining = not resume and self._joins_a_shared_study()
         if resume:
             self._check_resume()
-        elif self._holds_a_run():
+        elif self._holds_a_run() and not self.joining:
             raise ValueError(f"{self.run_dir} already holds a run (study {config.study_name!r}); "
                              "continue it with --resume or choose another --run-dir")
         self.space = SearchSpace.load(config.space)
@@ -252,7 +256,7 @@ class Search:
         at the same moment may have created its study since."""
         self._created_run_dir = not self.run_dir.exists()
         lock = self.store.claim()
-        if not self.resume and self._holds_a_run():
+        if not self.resume and self._holds_a_run() and not (self.joining or self._joins_a_shared_study()):
             lock.release()
             raise ValueError(f"{self.run_dir} already holds a run (study {self.config.study_name!r}), started at "
                              "the same moment; continue it with --resume or choose another --run-dir")
@@ -262,6 +266,13 @@ class Search:
 
     def _holds_a_run(self) -> bool:
         return self.store.config_path.is_file() or self.store.has_study(self.config.study_name)
+
+    def _joins_a_shared_study(self) -> bool:
+        """A fresh run directory whose shared database (PostgreSQL, MySQL) already holds the
+        study: started by the same command on another machine, which this search joins as
+        one more worker, as Optuna's ``load_if_exists`` does."""
+        return (shared_database(self.store.storage) and not self.store.config_path.is_file()
+                and self.store.has_study(self.config.study_name))
 
     def _check_names(self) -> None:
         """Objectives, metric and device, which need no dataset: checked before it loads."""
@@ -417,17 +428,13 @@ class Search:
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
                                      "storage": self.store.storage_template, **run_facts(self.space, bundle)})
-            fingerprint = self._fingerprint(bundle)
-            if self.knowledge is not None:
-                self.transfer = (transfer_for(fingerprint, self._origin(), exclude_source=str(self.run_dir))
-                                 if fingerprint is not None and cfg.strategy not in DIFFERENTIABLE else None)
-            study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
-                                            metric.name)
-            study.pruner = PRUNERS.get(cfg.pruner)()
-            if fingerprint is not None:
-                study.set_user_attr("fingerprint", asdict(fingerprint))
-            self._enqueue_references(study)
-            self._start_from_knowledge(study)
+        if not self.resume and not self.joining:
+            try:
+                study = self._create(bundle, metric, objectives)
+            except optuna.exceptions.DuplicatedStudyError:  # another machine created it a moment ago
+                self.joining = True
+        if self.joining:
+            study = self._join(objectives)
         study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
         if bundle.info is not None:  # a tabular evaluator builds no model
             study.set_user_attr("data_info", asdict(bundle.info))
@@ -448,6 +455,45 @@ class Search:
             self.store.write_outputs(study)
             self.release()  # before registering: the run is finished
         self._register(study)
+        return study
+
+    def _create(self, bundle, metric, objectives: list[Objective]) -> optuna.Study:
+        """A fresh run's study, with its references and what it takes from the knowledge store."""
+        cfg = self.config
+        fingerprint = self._fingerprint(bundle)
+        if self.knowledge is not None:
+            self.transfer = (transfer_for(fingerprint, self._origin(), exclude_source=str(self.run_dir))
+                             if fingerprint is not None and cfg.strategy not in DIFFERENTIABLE else None)
+        study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
+                                        metric.name)
+        study.set_user_attr(IDENTITY_ATTR, self._shared_identity())
+        study.pruner = PRUNERS.get(cfg.pruner)()
+        if fingerprint is not None:
+            study.set_user_attr("fingerprint", asdict(fingerprint))
+        self._enqueue_references(study)
+        self._start_from_knowledge(study)
+        return study
+
+    def _shared_identity(self) -> dict[str, Any]:
+        """What every machine's search on one shared study must agree on: the settings a
+        resume must keep, with the space by its content (its file's path may differ)."""
+        identity = _identity(self.config.model_dump(mode="json"))
+        return {**{k: identity.get(k) for k in IDENTITY_KEYS if k != "space"}, "space_spec": space_content(self.space)}
+
+    def _join(self, objectives: list[Objective]) -> optuna.Study:
+        """The study another machine's search created: the same settings, or a one-line refusal;
+        then this search is one more worker on it (its own sampler seed, no sweep of trials
+        that may be other machines')."""
+        study = self.store.load_study(self.config.study_name)
+        theirs = study.user_attrs.get(IDENTITY_ATTR)
+        if theirs is not None:
+            mine = self._shared_identity()
+            diffs = [k for k in mine if theirs.get(k) != mine[k]]
+            if diffs:
+                raise ValueError(f"{self.store.storage}: study {self.config.study_name!r} was started with other "
+                                 f"settings ({', '.join(diffs)}); give the same command, or another --run-dir name")
+        # a seed no other worker has: the trials so far and this process
+        self.attach(study, objectives, self.config.seed + 1000 * (len(study.trials) + 1) + os.getpid() % 1000)
         return study
 
     def release(self) -> None:
@@ -548,6 +594,9 @@ class Search:
         slot and both ask (CI measured 7 trials for a budget of 6); Optuna's
         MaxTrialsCallback has the same check-then-ask gap. A single local process needs no
         lock: search.lock keeps every other search out of its run directory."""
+        if shared_database(self.store.storage):  # workers on other machines: the database holds the lock
+            with database_lock(self.store.storage, f"graphnas budget {self.config.study_name}"):
+                return self._ask_within_budget(study)
         if self.config.workers == 1 and self.config.backend == "local":
             return self._ask_within_budget(study)
         with FileLock(self.run_dir / "budget.lock"):

@@ -19,14 +19,16 @@ Run directory::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import pickle
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import optuna
 import numpy as np
@@ -75,7 +77,43 @@ def open_storage(url: str):
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         return _sqlite_storage(url)
+    if shared_database(url):
+        # machines started at once on a fresh database would race creating Optuna's tables
+        # (one fails: type "studydirection" already exists): one at a time
+        with database_lock(url, "graphnas schema"):
+            return optuna.storages.RDBStorage(url)
     return url
+
+
+def shared_database(url: str) -> bool:
+    """A database server that searches on several machines share (PostgreSQL, MySQL)."""
+    return url.startswith(("postgresql", "mysql"))
+
+
+_LOCK_ENGINES: dict[str, Any] = {}  # one connection pool per database URL, made on first use
+
+
+@contextmanager
+def database_lock(url: str, name: str) -> Iterator[None]:
+    """An exclusive lock named ``name``, held in the database itself, so that processes on
+    different machines exclude each other: PostgreSQL's advisory lock or MySQL's GET_LOCK.
+    The budget check and the ask of every worker of a shared study run under it (a file
+    lock only reaches the processes of one machine)."""
+    import sqlalchemy
+
+    engine = _LOCK_ENGINES.get(url)
+    if engine is None:
+        engine = _LOCK_ENGINES[url] = sqlalchemy.create_engine(url)
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    take, give = {"postgresql": ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"),
+                  "mysql": ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)")}[engine.dialect.name]
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(take), {"key": key, "name": name[:64]})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text(give), {"key": key, "name": name[:64]})
+            connection.commit()
 
 
 def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
