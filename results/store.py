@@ -162,6 +162,7 @@ class RunStore:
         self.storage_template = storage or DEFAULT_STORAGE
         self.storage = self.storage_template.replace(RUN_DIR_TOKEN, str(self.run_dir.resolve()))
         self._backend = None
+        self._alone = False  # write_alone() was called: the study is read once, kept in memory
 
     @property
     def backend(self):
@@ -171,6 +172,8 @@ class RunStore:
             if self.storage.startswith("sqlite:///"):
                 Path(self.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
             self._backend = open_storage(self.storage)
+            if self._alone:
+                self._backend = self._sole_writer(self._backend)
         return self._backend
 
     @classmethod
@@ -220,10 +223,15 @@ class RunStore:
         directory, with one local worker): a run directory's SQLite database is then read
         once and kept in memory (``results.sole_writer``). Other storages are shared by
         design and stay as they are."""
+        self._alone = self.storage.startswith("sqlite:///")
+        if self._alone and self._backend is not None:  # opened already; else when first opened
+            self._backend = self._sole_writer(self._backend)
+
+    @staticmethod
+    def _sole_writer(backend):
         from results.sole_writer import SoleWriterStorage
 
-        if self.storage.startswith("sqlite:///") and not isinstance(self.backend, SoleWriterStorage):
-            self._backend = SoleWriterStorage(self.backend)
+        return backend if isinstance(backend, SoleWriterStorage) else SoleWriterStorage(backend)
 
     # --- config -------------------------------------------------------------------------
     @property

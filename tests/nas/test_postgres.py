@@ -85,10 +85,10 @@ def test_a_machine_with_other_settings_is_refused(postgres, tmp_path, cache_dir)
     base = [sys.executable, "cli.py", "search", "--dataset", "synthetic", "--space", "tiny", "--trials", "1",
             "--epochs", "2", "--strategy", "random", "--reference", "none", "--knowledge", "none",
             "--storage", postgres, "--cache-dir", str(cache_dir), "--quiet"]
-    made = subprocess.run([*base, "--run-dir", str(tmp_path / "a" / "run")], cwd=REPO, capture_output=True, text=True,
+    made = subprocess.run([*base, "--run-dir", str(tmp_path / "a" / "other")], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert made.returncode == 0, made.stdout[-1500:]
-    other = subprocess.run([*base, "--epochs", "3", "--run-dir", str(tmp_path / "b" / "run")], cwd=REPO,
+    other = subprocess.run([*base, "--epochs", "3", "--run-dir", str(tmp_path / "b" / "other")], cwd=REPO,
                            capture_output=True, text=True, timeout=300)
     assert other.returncode == 2
     lines = [line for line in (other.stdout + other.stderr).splitlines() if line.strip()]
