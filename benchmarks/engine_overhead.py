@@ -10,7 +10,8 @@ run's wall time (start-up and the final outputs included). Storages, measured in
 
 * ``sqlite``: the default, SQLite in WAL mode with ``synchronous=NORMAL``;
 * ``sqlite-fsync``: Optuna's plain SQLite URL (a commit waits for an fsync), the baseline;
-* ``journal``: the journal file of several local workers.
+* ``journal``: the journal file of several local workers;
+* a database URL (``postgresql://user@host/db``): the storage of several machines.
 
     python benchmarks/engine_overhead.py [--trials 1000] [--strategy tpe] [--storages sqlite,sqlite-fsync,journal]
 """
@@ -32,8 +33,9 @@ def run(storage: str, trials: int, strategy: str, root: Path) -> tuple[list[floa
     """Per-trial intervals (s) and the wall time of one tabular search on ``storage``."""
     import results.store as store
 
-    run_dir = root / storage
-    url = {"journal": f"{store.JOURNAL}{run_dir.resolve()}/journal.log"}.get(storage)
+    shared = "://" in storage  # a database URL (postgresql://...): the storage of several machines
+    run_dir = root / ("shared" if shared else storage)
+    url = storage if shared else {"journal": f"{store.JOURNAL}{run_dir.resolve()}/journal.log"}.get(storage)
     plain = store._sqlite_storage
     if storage == "sqlite-fsync":  # the baseline: Optuna's own SQLite, no WAL
         store._sqlite_storage = lambda u: u
@@ -70,7 +72,8 @@ def main() -> None:
             for w in windows:
                 window = 1000 * np.array(gaps[max(0, w - 101):w - 1])
                 cells.append(f"{np.median(window):.1f} ({np.percentile(window, 90):.1f})")
-            print(f"| {storage} | " + " | ".join(cells) + f" | {wall:.1f} |", flush=True)
+            name = storage.split("://")[0] if "://" in storage else storage
+            print(f"| {name} | " + " | ".join(cells) + f" | {wall:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
