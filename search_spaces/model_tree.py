@@ -14,11 +14,12 @@ kind of entry it is decides what else it says:
 
 The arguments are read from the module's attributes named like its constructor's
 parameters; PyG and torch keep most of them. The few they do not keep are derived from
-the module below (``_DERIVED``), so the table grows only when a new kind of module appears,
+the module below (``_derived``), so the table grows only when a new kind of module appears,
 and the export test rebuilds one architecture per preset from the tree alone.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable, Optional
 
@@ -82,7 +83,7 @@ def constructor_args(module: nn.Module) -> Optional[dict[str, Any]]:
             value = _plain(getattr(module, name), children, name)
             if value is not _SKIP:
                 args[name] = value
-    for cls, derive in _DERIVED.items():
+    for cls, derive in _derived().items():
         if type(module) is cls:
             args.update(derive(module))
     return args
@@ -125,6 +126,7 @@ def _pna_args(pna: nn.Module) -> dict[str, Any]:
             "pre_layers": len(pna.pre_nns[0]), "post_layers": len(pna.post_nns[0])}
 
 
+@functools.cache  # built on first use: it imports PyG, which reading a space does not
 def _derived() -> dict[type, Callable[[nn.Module], dict[str, Any]]]:
     """Constructor arguments that the modules do not keep under their own names."""
     from torch_geometric import nn as gnn
@@ -139,18 +141,6 @@ def _derived() -> dict[type, Callable[[nn.Module], dict[str, Any]]]:
         gnn.BatchNorm: lambda m: {"eps": m.module.eps, "momentum": m.module.momentum,
                                   "affine": m.module.affine, "track_running_stats": m.module.track_running_stats},
     }
-
-
-class _LazyTable(dict):
-    """``_derived()`` on first use: building it imports PyG, which reading a space does not."""
-
-    def items(self):  # type: ignore[override]
-        if not self:
-            self.update(_derived())
-        return super().items()
-
-
-_DERIVED: dict[type, Callable[[nn.Module], dict[str, Any]]] = _LazyTable()
 
 
 def forward_text(module: nn.Module) -> str:
