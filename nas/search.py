@@ -212,6 +212,8 @@ class Search:
         self.space = SearchSpace.load(config.space)
         if resume:
             self._check_space_unchanged()
+        if self.joining:  # before any work, as a resume's checks
+            self._check_joined_identity(self.store.load_study(config.study_name))
         if config.evaluator != "train":
             self._check_tabular()
         if resume and config.strategy == "darts+tpe" and self.narrowed_path.is_file():
@@ -474,6 +476,16 @@ class Search:
         self._start_from_knowledge(study)
         return study
 
+    def _check_joined_identity(self, study: optuna.Study) -> None:
+        theirs = study.user_attrs.get(IDENTITY_ATTR)
+        if theirs is None:  # the creating machine has not written it yet
+            return
+        mine = self._shared_identity()
+        diffs = [k for k in mine if theirs.get(k) != mine[k]]
+        if diffs:
+            raise ValueError(f"{self.store.storage}: study {self.config.study_name!r} was started with other "
+                             f"settings ({', '.join(diffs)}); give the same command, or another --run-dir name")
+
     def _shared_identity(self) -> dict[str, Any]:
         """What every machine's search on one shared study must agree on: the settings a
         resume must keep, with the space by its content (its file's path may differ)."""
@@ -485,13 +497,7 @@ class Search:
         then this search is one more worker on it (its own sampler seed, no sweep of trials
         that may be other machines')."""
         study = self.store.load_study(self.config.study_name)
-        theirs = study.user_attrs.get(IDENTITY_ATTR)
-        if theirs is not None:
-            mine = self._shared_identity()
-            diffs = [k for k in mine if theirs.get(k) != mine[k]]
-            if diffs:
-                raise ValueError(f"{self.store.storage}: study {self.config.study_name!r} was started with other "
-                                 f"settings ({', '.join(diffs)}); give the same command, or another --run-dir name")
+        self._check_joined_identity(study)  # again: after a creation race it is checked only now
         # a seed no other worker has: the trials so far and this process
         self.attach(study, objectives, self.config.seed + 1000 * (len(study.trials) + 1) + os.getpid() % 1000)
         return study

@@ -80,6 +80,7 @@ def open_storage(url: str):
     if shared_database(url):
         # machines started at once on a fresh database would race creating Optuna's tables
         # (one fails: type "studydirection" already exists): one at a time
+        _check_driver(url)
         with database_lock(url, "graphnas schema"):
             return optuna.storages.RDBStorage(url)
     return url
@@ -88,6 +89,18 @@ def open_storage(url: str):
 def shared_database(url: str) -> bool:
     """A database server that searches on several machines share (PostgreSQL, MySQL)."""
     return url.startswith(("postgresql", "mysql"))
+
+
+def _check_driver(url: str) -> None:
+    """One line naming what to install when SQLAlchemy has no driver for ``url``."""
+    import sqlalchemy
+
+    try:
+        sqlalchemy.engine.make_url(url).get_dialect().import_dbapi()
+    except ImportError as err:
+        extra = " (pip install 'graphnas[postgres]')" if url.startswith("postgresql") else ""
+        raise ValueError(f"--storage {url.split('://')[0]}://...: no database driver installed for it "
+                         f"({err.name or err}){extra}") from None
 
 
 _LOCK_ENGINES: dict[str, Any] = {}  # one connection pool per database URL, made on first use

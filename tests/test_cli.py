@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from cli import app
@@ -269,3 +270,17 @@ def test_validate_ops_and_zoo_do_not_import_pyg(tmp_path):
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "PYG []" in out.stdout, out.stdout[-500:]
+
+
+def test_a_database_url_without_its_driver_is_one_line(tmp_path):
+    """mysql+pymysql:// without PyMySQL installed: one line naming the driver, no traceback."""
+    pytest.importorskip("sqlalchemy")
+    try:
+        import pymysql  # noqa: F401
+        pytest.skip("PyMySQL is installed here")
+    except ImportError:
+        pass
+    result = runner.invoke(app, ["search", "--storage", "mysql+pymysql://u@host/db", "--run-dir",
+                                 str(tmp_path / "r"), "--quiet"])
+    assert "no database driver installed for it (pymysql)" in _one_line_exit_2(result)
+    assert not (tmp_path / "r").exists()
