@@ -128,12 +128,17 @@ def importances(study: optuna.Study) -> dict[str, float]:
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(done) < 3:
         return {}
-    evaluator = (optuna.importance.FanovaImportanceEvaluator(seed=0) if len(done) <= FANOVA_MAX_TRIALS
+    fanova = len(done) <= FANOVA_MAX_TRIALS
+    evaluator = (optuna.importance.FanovaImportanceEvaluator(seed=0) if fanova
                  else optuna.importance.PedAnovaImportanceEvaluator())
+    # PED-ANOVA asks which choices the best trials share, the best being the lowest values:
+    # a metric to maximise is negated (fANOVA's variance does not care)
+    sign = -1.0 if not fanova and study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
     try:
         with warnings.catch_warnings():  # PED-ANOVA is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            found = optuna.importance.get_param_importances(study, evaluator=evaluator, target=lambda t: t.values[0])
+            found = optuna.importance.get_param_importances(study, evaluator=evaluator,
+                                                            target=lambda t: sign * t.values[0])
         return {name: float(value) for name, value in found.items()}
     except (ValueError, RuntimeError):  # e.g. no parameter common to all trials
         return {}
