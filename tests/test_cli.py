@@ -66,6 +66,7 @@ def test_search_errors_are_clear(tmp_path):
     assert result.exit_code == 2 and "unknown objective 'size'" in result.output
 
 
+@pytest.mark.slow
 def test_python_cli_py_works():
     out = subprocess.run([sys.executable, "cli.py", "spaces", "--json"], capture_output=True, text=True,
                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
@@ -104,6 +105,7 @@ def test_search_refuses_quadratic_attention_on_a_sampled_graph(tmp_path, shared_
     assert result.exit_code == 2 and "--fanouts: expected comma-separated integers, got '5,x'" in result.output
 
 
+@pytest.mark.slow
 def test_mutag_search_with_median_pruner_prunes_some_trials(tmp_path, shared_datasets, cache_dir):
     """The default objectives (metric, flops) are two: the median rule on the metric prunes
     (random search: a strategy that learns may propose no trial below the median)."""

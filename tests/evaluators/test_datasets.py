@@ -120,6 +120,7 @@ _LOAD = ("import sys, torch; from evaluators.datasets import load_dataset; "
          "b = load_dataset('cora', sys.argv[1], sys.argv[2]); print(int(b.data.x.sum()), b.data.num_edges)")
 
 
+@pytest.mark.slow
 def test_processes_sharing_a_fresh_cache_all_load_the_dataset(shared_datasets, tmp_path):
     # PyG writes processed/ in place: without the cache's lock, one process read another's
     # half-written file (PytorchStreamReader failed reading zip archive)

@@ -48,6 +48,7 @@ def test_multilabel_metric_and_loss_skip_missing_labels():
     assert torch.isfinite(loss) and loss.item() == pytest.approx(expected.item())
 
 
+@pytest.mark.slow
 def test_moleculenet_bbbp_trains_with_embedded_atoms(shared_datasets, cache_dir):
     bundle = load_dataset("bbbp", shared_datasets, cache_dir)
     assert bundle.info.task == "graph_multilabel" and bundle.metric == "roc_auc" and len(bundle.graphs) == 2039

@@ -44,6 +44,7 @@ def test_isomorphic_labellings_get_one_answer(cora):
     assert a.arch_id != b.arch_id and (a.val_metric, a.test_metric) == (b.val_metric, b.test_metric)
 
 
+@pytest.mark.slow
 def test_the_preset_enumerates_the_benchmarks_distinct_architectures():
     space = SearchSpace.preset("nas_bench_graph")
     key = CANONICAL.get("nas_bench_graph").key

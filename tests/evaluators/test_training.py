@@ -87,6 +87,7 @@ def test_metrics_on_hand_made_predictions():
     assert get_metric("mae").direction == "minimize" and get_metric("mae").better(0.5, 1.0)
 
 
+@pytest.mark.slow
 def test_graph_regression_structure_and_encodings_matter(cache_dir):
     bundle = load_dataset("triangles", cache_dir=cache_dir, encodings={"rwse": 8})
     config = TrainConfig(epochs=40, patience=40, device="cpu")
@@ -101,6 +102,7 @@ def test_graph_regression_structure_and_encodings_matter(cache_dir):
     assert gin_rwse < mlp / 3  # triangles are closed 3-walks: RWSE sees them
 
 
+@pytest.mark.slow
 def test_peak_memory_is_measured_per_trial(synthetic):
     small = evaluate(arch("gcn"), synthetic, TrainConfig(epochs=3, patience=3, device="cpu"))
     assert 50 < small.peak_memory_mib < 24 * 1024  # the process's resident set, MiB

@@ -20,6 +20,7 @@ def config(tmp_path, shared_datasets, cache_dir, **kw) -> SearchConfig:
                         protocol="errica", train=TrainConfig(epochs=2, patience=2, folds=3, latency_repeats=1), **kw)
 
 
+@pytest.mark.slow
 def test_errica_searches_inside_each_fold_and_resumes(tmp_path, shared_datasets, cache_dir):
     cfg = config(tmp_path, shared_datasets, cache_dir)
     result = assess(cfg, final_runs=2)

@@ -14,6 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or servers: seconds to a minute each
+
 REPO = Path(__file__).resolve().parents[2]
 
 

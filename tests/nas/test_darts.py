@@ -211,6 +211,7 @@ def test_trial_params_make_suggest_return_the_architecture(preset):
         assert sp.suggest(optuna.trial.FixedTrial(sp.trial_params(arch))) == arch
 
 
+@pytest.mark.slow
 def test_darts_run_records_one_trial_per_cost_weight_and_resumes(tmp_path, cache_dir):
     darts = DartsConfig(epochs=8, cost_weights=(0.0,))
     config = SearchConfig(space="tiny", run_dir=str(tmp_path / "d"), cache_dir=str(cache_dir), train=FAST, strategy="darts",

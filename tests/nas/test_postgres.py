@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or servers: seconds to a minute each
+
 pytest.importorskip("psycopg", reason="PostgreSQL's driver (psycopg) is in the test extra")
 
 REPO = Path(__file__).resolve().parents[2]

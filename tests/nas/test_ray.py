@@ -7,6 +7,8 @@ import pytest
 from evaluators import TrainConfig
 from nas import Search, SearchConfig
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or servers: seconds to a minute each
+
 ray = pytest.importorskip("ray", reason="Ray Tune is the optional extra graphnas[ray]")
 
 # kv_source: mpnn is valid only with an attention form that reads the MPNN's output, so

@@ -16,6 +16,8 @@ import pytest
 
 from results.store import RunStore
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or servers: seconds to a minute each
+
 pytest.importorskip("ray", reason="Ray Tune is the optional extra graphnas[ray]")
 
 REPO = Path(__file__).resolve().parents[2]

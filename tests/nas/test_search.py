@@ -109,6 +109,7 @@ def test_unknown_strategy_lists_the_valid_ones(tmp_path):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), strategy="bayes"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["gps", "darts_gt"])
 def test_graph_level_search_with_the_transformer_presets(space, tmp_path, cache_dir, shared_datasets):
     config = SearchConfig(space=space, dataset="mutag", data_root=str(shared_datasets), run_dir=str(tmp_path / space),
@@ -120,6 +121,7 @@ def test_graph_level_search_with_the_transformer_presets(space, tmp_path, cache_
     assert all(0 < t.values[1] for t in study.trials)
 
 
+@pytest.mark.slow
 def test_parallel_workers_share_one_journal_study(tmp_path, cache_dir):
     config = SearchConfig(space="tiny", run_dir=str(tmp_path / "par"), cache_dir=str(cache_dir), trials=6, workers=2,
                           strategy="random", train=TrainConfig(epochs=15, patience=15, latency_repeats=1))
@@ -164,6 +166,7 @@ def test_workers_refuse_sqlite(tmp_path):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), workers=2, storage=f"sqlite:///{tmp_path}/s.db"))
 
 
+@pytest.mark.slow
 def test_search_minimises_a_regression_metric(tmp_path, cache_dir):
     search, study = run(tmp_path, cache_dir, dataset="triangles", trials=3, strategy="random")
     assert study.directions[0].name == "MINIMIZE" and study.metric_names[0] == "val_mae"
@@ -171,6 +174,7 @@ def test_search_minimises_a_regression_metric(tmp_path, cache_dir):
     assert best["val_metric"] == min(t.values[0] for t in study.trials)
 
 
+@pytest.mark.slow
 def test_median_pruner_stops_hopeless_trials(tmp_path, cache_dir):
     config = SearchConfig(space="tiny", run_dir=str(tmp_path / "prune"), cache_dir=str(cache_dir), trials=10, objectives="metric",
                           pruner="median", strategy="random", seed=1,
@@ -225,6 +229,7 @@ def test_hyperband_and_multi_objective_pruner_rules(tmp_path):
     Search(SearchConfig(run_dir=str(tmp_path / "w"), pruner="median"))  # metric,flops with the median rule
 
 
+@pytest.mark.slow
 def test_confirmation_retrains_the_top_trials_and_selects_on_their_mean(tmp_path, cache_dir):
     from results.store import CONFIRM_ATTR
 
@@ -255,6 +260,7 @@ def test_confirmation_defaults_to_three_for_twenty_trials_or_more():
     assert SearchConfig(trials=50, evaluator="nas-bench-graph").confirm_top == 0
 
 
+@pytest.mark.slow
 def test_trial_timeout_stops_a_slow_trial_and_records_it_failed(tmp_path, cache_dir, monkeypatch):
     import time
 

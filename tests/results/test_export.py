@@ -57,6 +57,7 @@ def test_export_record_from_a_run(run_dir):
         export_record(run_dir, pareto=len(front))
 
 
+@pytest.mark.slow
 def test_retrain_over_two_seeds(run_dir, tmp_path, cache_dir):
     path = write_export(export_record(run_dir), tmp_path / "arch.json")
     arch, info, _ = read_export(path)
@@ -107,6 +108,7 @@ def test_dense_attention_exports_with_a_fixed_size_and_says_so(tmp_path, small_g
     assert note.startswith(f"fixed to {small_graph.num_nodes} nodes")
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_onnxruntime(tmp_path, small_graph, graph_batch):
     ort = pytest.importorskip("onnxruntime")
     model = build_model(gcn_arch(), INFO).eval()

@@ -123,6 +123,7 @@ def test_compare_refuses_mixed_datasets(two_runs, tmp_path):
     assert result.exit_code == 0 and len(json.loads(result.output)["runs"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium for a real browser")
 def test_pages_open_in_chromium_without_console_errors(two_runs, tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))

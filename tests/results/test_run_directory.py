@@ -58,6 +58,7 @@ def test_a_search_refuses_a_run_directory_another_search_holds(tmp_path, cache_d
     assert runner.invoke(app, _search(tmp_path / "r", cache_dir)).exit_code == 0
 
 
+@pytest.mark.slow
 def test_two_searches_started_at_once_end_in_one_run_and_one_line(tmp_path, cache_dir):
     args = [sys.executable, "cli.py", *_search(tmp_path / "r", cache_dir)]
     procs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
