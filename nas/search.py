@@ -258,7 +258,8 @@ class Search:
         at the same moment may have created its study since."""
         self._created_run_dir = not self.run_dir.exists()
         lock = self.store.claim()
-        if not self.resume and self._holds_a_run() and not (self.joining or self._joins_a_shared_study()):
+        # a shared study that appeared since __init__ (another machine's, created meanwhile) is joined
+        if not self.resume and not self.joining and self._holds_a_run() and not self._joins_a_shared_study():
             lock.release()
             raise ValueError(f"{self.run_dir} already holds a run (study {self.config.study_name!r}), started at "
                              "the same moment; continue it with --resume or choose another --run-dir")

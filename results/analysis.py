@@ -62,6 +62,11 @@ def hypervolume(frame: pd.DataFrame, ref: Reference, maximize: bool) -> float:
     if done.empty:
         return 0.0
     points = np.column_stack([done["val_metric"].to_numpy(float), done[ref.cost].to_numpy(float) / ref.flops])
+    return _hypervolume(points, ref, maximize)
+
+
+def _hypervolume(points: np.ndarray, ref: Reference, maximize: bool) -> float:
+    """Of ``points`` (metric, cost / ref.flops), bounded by ``ref``."""
     return float(moocore.hypervolume(points, ref=[ref.metric, 1.0], maximise=[maximize, False]))
 
 
@@ -79,8 +84,7 @@ def hypervolume_history(frame: pd.DataFrame, ref: Reference, maximize: bool) -> 
         if not ((front[:, 0] >= point[0]) & (front[:, 1] <= point[1])).any():  # adds to the dominated area
             keep = ~((front[:, 0] <= point[0]) & (front[:, 1] >= point[1]))
             front = np.vstack([front[keep], point])
-            points = np.column_stack([sign * front[:, 0], front[:, 1]])
-            value = float(moocore.hypervolume(points, ref=[ref.metric, 1.0], maximise=[maximize, False]))
+            value = _hypervolume(np.column_stack([sign * front[:, 0], front[:, 1]]), ref, maximize)
         rows.append((int(trial), value))
     return pd.DataFrame(rows, columns=["trial", "hypervolume"])
 
