@@ -29,7 +29,9 @@ from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, 
 from evaluators.datasets import DatasetBundle, dataset_task, default_space
 from evaluators.tabular import TABULAR, NasBenchGraph
 from evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
-from nas.darts import DIFFERENTIABLE, AlphaSearch, DartsConfig, Supernet, alphas_summary, bilevel_batches, narrow
+from nas.architect import AlphaSearch, bilevel_batches
+from nas.darts import DIFFERENTIABLE, DartsConfig, alphas_summary, narrow
+from nas.supernet import Supernet
 from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
 from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,

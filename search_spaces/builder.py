@@ -4,8 +4,10 @@ Two bodies share one encoder and one head:
 
 * a GraphGPS-style stack (Rampasek et al. 2022): per layer, a local MPNN branch and an
   optional global attention branch, each with residual and norm, summed, then an optional
-  FFN. Written here rather than with PyG's ``GPSConv`` because GPSConv's attention is
-  fixed to its own two forms and cannot take our registered attention operators. The
+  FFN. Like PyG's ``GPSConv(channels, conv)`` a layer receives its built operators (from an
+  :class:`OperatorBuilder`, the hook DARTS' supernet fills with mixed operations); written
+  here rather than with ``GPSConv`` itself because GPSConv's attention is fixed to its own
+  two forms and cannot take our registered attention operators. The
   first layer may read the raw features (``input_projection=False``), the last may be the
   classifier (``head="last_layer"``), and jumping knowledge may combine the layers: with
   both of the first two the stack is exactly Kipf & Welling's GCN or Velickovic et al.'s GAT.
@@ -13,8 +15,10 @@ Two bodies share one encoder and one head:
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -91,42 +95,113 @@ _CONCAT = {"auto": None, "concat": True, "mean": False}
 def layer_context(layer: LayerArch, channels: int, edge_dim: Optional[int], deg: Tensor,
                   attention_dropout: float = 0.0, head_sparsity: float = 0.0,
                   in_channels: Optional[int] = None) -> tuple[OpContext, OpContext]:
-    """The contexts a layer's MPNN and its attention form are built from. Attention dropout
-    reaches only the operators registered with ``attention_dropout``: on CPU, dropout on
-    SDPA weights forces its math kernel (measured 7x slower on Cora), a cost only the
-    forms that ask for it should pay."""
-    ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=0.0,
+    """The contexts a layer's MPNN and its attention form are built from. Their
+    ``dropout`` is the model's attention dropout; :func:`for_operator` keeps it only for an
+    operator that declares ``attention_dropout``."""
+    ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=attention_dropout,
                     top_m=layer.top_m, head_sparsity=head_sparsity, in_channels=in_channels,
                     concat=_CONCAT[layer.head_merge])
-    local = replace(ctx, dropout=attention_dropout if MPNN.entry(layer.mpnn).can("attention_dropout") else 0.0)
-    attn_drop = layer.attention in ATTENTION and ATTENTION.entry(layer.attention).can("attention_dropout")
-    glob = replace(ctx, in_channels=None, concat=None, dropout=attention_dropout if attn_drop else 0.0)
-    return local, glob
+    return ctx, replace(ctx, in_channels=None, concat=None)
+
+
+def for_operator(registry, name: str, ctx: OpContext) -> OpContext:
+    """``ctx`` with its attention dropout kept only for an operator registered with
+    ``attention_dropout``: on CPU, dropout on SDPA weights forces its math kernel
+    (measured 7x slower on Cora), a cost only the forms that ask for it should pay."""
+    return ctx if name in registry and registry.entry(name).can("attention_dropout") else replace(ctx, dropout=0.0)
+
+
+class AttentionBranch(nn.Module):
+    """The global branch of a stack layer: ``norm(skip + dropout(attn(h, kv)))``, with
+    ``kv`` passed only to a form that takes its keys and values from it (``takes_kv``).
+    Shapes: ``h, kv [N, C]`` -> ``[N, C]``."""
+
+    def __init__(self, attn: nn.Module, norm: nn.Module, dropout: float, takes_kv: bool) -> None:
+        super().__init__()
+        self.attn, self.norm = attn, norm
+        self.dropout, self.takes_kv = dropout, takes_kv
+
+    def forward(self, h: Tensor, kv: Tensor, skip: Tensor | int, edge_index: Tensor,
+                edge_attr: Optional[Tensor], batch: Optional[Tensor]) -> Tensor:
+        extra = {"kv": kv} if self.takes_kv else {}
+        glob = self.attn(h, edge_index, edge_attr, batch, **extra)
+        return self.norm(skip + F.dropout(glob, self.dropout, self.training), batch)
+
+    def dataflow(self) -> str:
+        kv = ", kv=kv" if self.takes_kv else ""
+        return (f"returns norm(skip + dropout(attn(h, edge_index, edge_attr, batch{kv}), p={self.dropout}), batch) "
+                "(skip: h with a residual, else 0)")
+
+
+class KVSource(nn.Module):
+    """What an attention form that ``takes_kv`` reads its keys and values from: the layer
+    input (``features``) or the layer's MPNN output (``mpnn``). Shapes: ``h, local [N, C]``
+    -> ``[N, C]``."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        if source not in ("features", "mpnn"):
+            raise ValueError(f"kv_source must be features or mpnn, got {source!r}")
+        self.source = source
+
+    def forward(self, h: Tensor, local: Tensor) -> Tensor:
+        return local if self.source == "mpnn" else h
+
+    def dataflow(self) -> str:
+        return "returns local (the MPNN output)" if self.source == "mpnn" else "returns h (the layer input)"
+
+
+class OperatorBuilder:
+    """How the operators of a model are built from its architecture: the hook of
+    :func:`build_model`. This one builds the chosen operators; DARTS' supernet
+    (:mod:`nas.supernet`) builds a mixed operation where a choice is searched. Each method
+    is given the layer's index, so that a builder can tell the layers apart."""
+
+    def mpnn(self, layer_index: int, name: str, ctx: OpContext) -> nn.Module:
+        """The layer's MPNN (a cell node's operator, the classifier layer's MPNN)."""
+        return MPNN.get(name)(for_operator(MPNN, name, ctx))
+
+    def attention(self, layer_index: int, name: str, ctx: OpContext, norm: str,
+                  dropout: float) -> Optional[nn.Module]:
+        """The layer's global branch (:class:`AttentionBranch`), ``None`` without attention."""
+        if name == "none":
+            return None
+        attn = ATTENTION.get(name)(for_operator(ATTENTION, name, ctx))
+        return AttentionBranch(attn, NORM.get(norm)(ctx.channels), dropout, takes_kv(name))
+
+    def kv_source(self, layer_index: int, name: str, attention: str) -> Optional[nn.Module]:
+        """What the attention reads its keys and values from; ``None``: the layer input."""
+        if name != "mpnn":
+            return None
+        if attention == "none" or not takes_kv(attention):
+            raise ValueError(f"kv_source='mpnn' needs an attention form that takes keys and values from the "
+                             f"MPNN (kv_from_mpnn), got attention={attention!r}")
+        return KVSource(name)
+
+
+CHOSEN_OPERATORS = OperatorBuilder()
 
 
 class GPSLayer(nn.Module):
-    """One stack layer. Shapes: ``h [N, in_channels or C]`` -> ``[N, C]``; a layer that
-    changes the width (the first, reading raw features) has no residual around its MPNN."""
+    """One stack layer, built from its operators as PyG's ``GPSConv(channels, conv)``:
+    ``local`` the MPNN, ``attention`` the global branch (``None``: none), ``kv_source`` what
+    the attention reads its keys and values from (``None``: the layer input). Shapes:
+    ``h [N, in_channels or C]`` -> ``[N, C]``; a layer that changes the width (the first,
+    reading raw features) has no residual around its MPNN (``residual`` false)."""
 
-    def __init__(self, layer: LayerArch, channels: int, dropout: float, edge_dim: Optional[int],
-                 deg: Tensor, residual: bool = True, head_sparsity: float = 0.0,
-                 in_channels: Optional[int] = None, attention_dropout: float = 0.0) -> None:
+    def __init__(self, channels: int, local: nn.Module, attention: Optional[nn.Module] = None,
+                 kv_source: Optional[nn.Module] = None, *, act: nn.Module, norm: Callable[[int], nn.Module],
+                 ffn: bool, dropout: float, residual: bool) -> None:
         super().__init__()
-        local_ctx, ctx = layer_context(layer, channels, edge_dim, deg, attention_dropout, head_sparsity, in_channels)
-        self.contexts = (local_ctx, ctx)  # what the operators were built from (a supernet builds its candidates alike)
-        self.residual = residual and local_ctx.in_width == channels
-        self.local = MPNN.get(layer.mpnn)(local_ctx)
-        self.act = ACTIVATION.get(layer.activation)()
-        self.local_norm = NORM.get(layer.norm)(channels)
-        self.attn = None if layer.attention == "none" else ATTENTION.get(layer.attention)(ctx)
-        self.kv_from_local = layer.kv_source == "mpnn"
-        if self.kv_from_local and not (self.attn is not None and takes_kv(layer.attention)):
-            raise ValueError(f"kv_source='mpnn' needs an attention form that takes keys and values from the "
-                             f"MPNN (kv_from_mpnn), got attention={layer.attention!r}")
-        self.attn_norm = NORM.get(layer.norm)(channels) if self.attn is not None else None
+        self.residual = residual
+        self.local = local
+        self.act = act
+        self.local_norm = norm(channels)
+        self.attention = attention
+        self.kv_source = kv_source
         self.ffn = (nn.Sequential(nn.Linear(channels, 2 * channels), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(2 * channels, channels)) if layer.ffn else None)
-        self.ffn_norm = NORM.get(layer.norm)(channels) if layer.ffn else None
+                                  nn.Linear(2 * channels, channels)) if ffn else None)
+        self.ffn_norm = norm(channels) if ffn else None
         self.dropout = dropout
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
@@ -134,32 +209,37 @@ class GPSLayer(nn.Module):
         skip = h if self.residual else 0
         local = self.act(self.local(h, edge_index, edge_attr, batch))
         out = self.local_norm(skip + F.dropout(local, self.dropout, self.training), batch)
-        out = out + self.global_branch(h, local, skip, edge_index, edge_attr, batch)
+        if self.attention is not None:
+            kv = h if self.kv_source is None else self.kv_source(h, local)
+            out = out + self.attention(h, kv, skip, edge_index, edge_attr, batch)
         if self.ffn is not None:
             out = self.ffn_norm(out + F.dropout(self.ffn(out), self.dropout, self.training), batch)
         return out
 
     def dataflow(self) -> str:
         """The forward in words, for the export's ``model`` section."""
-        skip, p = ("h + " if self.residual else ""), self.dropout
+        skip, p = ("h" if self.residual else "0"), self.dropout
         steps = ["local = act(local(h, edge_index, edge_attr, batch))",
-                 f"out = local_norm({skip}dropout(local, p={p}), batch)"]
-        if self.attn is not None:
-            kv = ", kv=local" if self.kv_from_local else ""
-            steps.append(f"out = out + attn_norm({skip}dropout(attn(h, edge_index, edge_attr, batch{kv}), p={p}), batch)")
+                 f"out = local_norm({'h + ' if self.residual else ''}dropout(local, p={p}), batch)"]
+        if self.attention is not None:
+            kv = "h" if self.kv_source is None else "kv_source(h, local)"
+            steps.append(f"out = out + attention(h, kv={kv}, skip={skip}, edge_index, edge_attr, batch)")
         if self.ffn is not None:
             steps.append(f"out = ffn_norm(out + dropout(ffn(out), p={p}), batch)")
         return "; ".join(steps) + "; returns out (dropout is off in eval mode; norms that ignore batch take x alone)"
 
-    def global_branch(self, h: Tensor, local: Tensor, skip: Tensor | int, edge_index: Tensor,
-                      edge_attr: Optional[Tensor], batch: Optional[Tensor]) -> Tensor | int:
-        """The attention branch, normalised with its residual; 0 without attention. A
-        separate method so that DARTS' supernet layer can mix several of them."""
-        if self.attn is None:
-            return 0
-        kv = {"kv": local} if self.kv_from_local else {}
-        glob = self.attn(h, edge_index, edge_attr, batch, **kv)
-        return self.attn_norm(skip + F.dropout(glob, self.dropout, self.training), batch)
+
+def stack_layer(index: int, layer: LayerArch, channels: int, dropout: float, edge_dim: Optional[int],
+                deg: Tensor, residual: bool = True, head_sparsity: float = 0.0, in_channels: Optional[int] = None,
+                attention_dropout: float = 0.0, operators: OperatorBuilder = CHOSEN_OPERATORS) -> GPSLayer:
+    """Layer ``index`` of a stack: its operators from ``operators``, then the layer."""
+    local_ctx, ctx = layer_context(layer, channels, edge_dim, deg, attention_dropout, head_sparsity, in_channels)
+    local = operators.mpnn(index, layer.mpnn, local_ctx)
+    attention = operators.attention(index, layer.attention, ctx, layer.norm, dropout)
+    kv = operators.kv_source(index, layer.kv_source, layer.attention) if attention is not None else None
+    return GPSLayer(channels, local, attention, kv, act=ACTIVATION.get(layer.activation)(),
+                    norm=NORM.get(layer.norm), ffn=layer.ffn, dropout=dropout,
+                    residual=residual and local_ctx.in_width == channels)
 
 
 class ClassifierLayer(nn.Module):
@@ -167,13 +247,17 @@ class ClassifierLayer(nn.Module):
     model width to the outputs, heads averaged (GAT's output layer). Shapes: ``h [N, C_in]``
     -> ``[N, num_outputs]``."""
 
-    def __init__(self, layer: LayerArch, in_channels: int, out_channels: int, edge_dim: Optional[int],
-                 deg: Tensor, attention_dropout: float = 0.0) -> None:
+    def __init__(self, local: nn.Module) -> None:
         super().__init__()
+        self.local = local
+
+    @staticmethod
+    def build(index: int, layer: LayerArch, in_channels: int, out_channels: int, edge_dim: Optional[int],
+              deg: Tensor, attention_dropout: float = 0.0,
+              operators: OperatorBuilder = CHOSEN_OPERATORS) -> "ClassifierLayer":
         layer = layer.model_copy(update={"head_merge": "mean" if layer.heads > 1 else "auto"})
         ctx, _ = layer_context(layer, out_channels, edge_dim, deg, attention_dropout, in_channels=in_channels)
-        self.contexts = (ctx, None)
-        self.local = MPNN.get(layer.mpnn)(ctx)
+        return ClassifierLayer(operators.mpnn(index, layer.mpnn, ctx))
 
     def dataflow(self) -> str:
         return "returns local(h, edge_index, edge_attr, batch): the logits, no activation, norm or residual"
@@ -190,17 +274,19 @@ class LayerStack(nn.Module):
     removed layer is the identity). ``out_channels`` is the width of what it returns."""
 
     def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor,
-                 in_channels: Optional[int] = None, num_outputs: Optional[int] = None) -> None:
+                 in_channels: Optional[int] = None, num_outputs: Optional[int] = None,
+                 operators: OperatorBuilder = CHOSEN_OPERATORS) -> None:
         super().__init__()
         sparsity, c, last = arch.sparsity_targets, arch.hidden_dim, arch.num_layers - 1
         layers = []
         for i, layer in enumerate(arch.layers):
             width_in = in_channels if i == 0 else None
             if arch.head == "last_layer" and i == last:
-                layers.append(ClassifierLayer(layer, width_in or c, num_outputs, edge_dim, deg, arch.attention_dropout))
+                layers.append(ClassifierLayer.build(i, layer, width_in or c, num_outputs, edge_dim, deg,
+                                                    arch.attention_dropout, operators))
             else:
-                layers.append(GPSLayer(layer, c, arch.dropout, edge_dim, deg, arch.residual, sparsity.heads,
-                                       width_in, arch.attention_dropout))
+                layers.append(stack_layer(i, layer, c, arch.dropout, edge_dim, deg, arch.residual, sparsity.heads,
+                                          width_in, arch.attention_dropout, operators))
         self.layers = nn.ModuleList(layers)
         self.gates = Gates(len(self.layers), sparsity.layers) if sparsity.layers > 0 and len(self.layers) > 1 else None
         self.jk = None if arch.jk == "none" else gnn.JumpingKnowledge(arch.jk)
@@ -232,7 +318,8 @@ class Cell(nn.Module):
     """NAS-Bench-Graph cell: node ``i`` applies its operator to node ``links[i]``'s output
     (0 = the cell input); outputs of nodes that feed no other node are summed."""
 
-    def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor) -> None:
+    def __init__(self, arch: Architecture, edge_dim: Optional[int], deg: Tensor,
+                 operators: OperatorBuilder = CHOSEN_OPERATORS) -> None:
         super().__init__()
         assert arch.links is not None
         self.links = arch.links
@@ -240,9 +327,10 @@ class Cell(nn.Module):
         self.ops = nn.ModuleList()
         self.norms = nn.ModuleList()
         self.acts = nn.ModuleList()
-        for layer in arch.layers:
+        for i, layer in enumerate(arch.layers):
+            # NAS-Bench-Graph drops GAT's coefficients with the model's dropout
             ctx = OpContext(arch.hidden_dim, layer.heads, edge_dim, deg, arch.dropout)
-            self.ops.append(MPNN.get(layer.mpnn)(ctx))
+            self.ops.append(operators.mpnn(i, layer.mpnn, ctx))
             self.norms.append(NORM.get(layer.norm)(arch.hidden_dim))
             self.acts.append(ACTIVATION.get(layer.activation)())
         self.dropout = arch.dropout
@@ -269,7 +357,8 @@ class GraphModel(nn.Module):
     pe [N, k] | None)`` returns ``[N, out]`` for node tasks and ``[B, out]`` for graph tasks.
     """
 
-    def __init__(self, arch: Architecture, info: DataInfo, edge_features: Optional[bool] = None) -> None:
+    def __init__(self, arch: Architecture, info: DataInfo, edge_features: Optional[bool] = None,
+                 operators: OperatorBuilder = CHOSEN_OPERATORS) -> None:
         super().__init__()
         c = arch.hidden_dim
         self.arch = arch
@@ -292,10 +381,10 @@ class GraphModel(nn.Module):
         edge_dim = c if edges else None
         deg = torch.tensor(info.deg, dtype=torch.long)
         if arch.links is not None:
-            self.body = Cell(arch, edge_dim, deg)
+            self.body = Cell(arch, edge_dim, deg, operators)
         else:
             width_in = None if self.input is not None else info.num_features + (c if self.encoding is not None else 0)
-            self.body = LayerStack(arch, edge_dim, deg, width_in, info.num_outputs)
+            self.body = LayerStack(arch, edge_dim, deg, width_in, info.num_outputs, operators)
         self.pool = POOLING.get(arch.pooling) if info.graph_level else None
         self.pooling = arch.pooling if info.graph_level else None  # the pool's name, for the export
         w = self.body.out_channels
@@ -398,6 +487,7 @@ class GraphModel(nn.Module):
         # PyG's Linear also saves a parametrized weight as computed (``weight``), beside
         # the parametrization's own ``original``: that copy has no place to load into.
         masked = {f"{name}.weight" for name, m in self.named_modules() if parametrize.is_parametrized(m, "weight")}
+        state = _renamed_branch_keys(state)
         # States saved before unread edge features stopped being embedded hold that embedding
         unread = "edge_input." if self.edge_input is None else None
         self.load_state_dict({k: v for k, v in state.items()
@@ -408,10 +498,23 @@ class GraphModel(nn.Module):
                 mask.copy_((module.weight != 0).to(mask.dtype))
 
 
-def build_model(arch: Architecture, info: DataInfo, edge_features: Optional[bool] = None) -> GraphModel:
+# A stack layer's attention and its norm were the layer's own ``attn`` and ``attn_norm``
+# before the global branch became a module (``attention``): states saved then load as now.
+_OLD_BRANCH_KEY = re.compile(r"^(body\.layers\.\d+)\.(attn|attn_norm)\.")
+
+
+def _renamed_branch_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    def rename(key: str) -> str:
+        return _OLD_BRANCH_KEY.sub(lambda m: f"{m[1]}.attention.{'norm' if m[2] == 'attn_norm' else 'attn'}.", key)
+    return {rename(k): v for k, v in state.items()}
+
+
+def build_model(arch: Architecture, info: DataInfo, edge_features: Optional[bool] = None,
+                operators: OperatorBuilder = CHOSEN_OPERATORS) -> GraphModel:
     """A freshly initialised model for ``arch`` on data described by ``info``; edge features
-    are embedded when a layer reads them, or as ``edge_features`` says."""
-    return GraphModel(arch, info, edge_features)
+    are embedded when a layer reads them, or as ``edge_features`` says. ``operators``
+    builds the layers' operators (DARTS' supernet passes one that builds mixed operations)."""
+    return GraphModel(arch, info, edge_features, operators)
 
 
 def reads_edge_features(arch: Architecture) -> bool:

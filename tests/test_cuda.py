@@ -66,7 +66,9 @@ def test_flops_counted_on_cuda_equal_the_cpu_count(synthetic, mpnn, attention):
 
 
 def test_darts_supernet_steps_on_cuda(synthetic):
-    from nas.darts import AlphaSearch, DartsConfig, Supernet, bilevel_batches
+    from nas.architect import AlphaSearch, bilevel_batches
+    from nas.darts import DartsConfig
+    from nas.supernet import Supernet
 
     seed_everything(0)
     space = SearchSpace.from_dict({

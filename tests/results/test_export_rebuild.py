@@ -143,9 +143,11 @@ class Rebuild:
         skip = h if s["residual"] else 0
         local = self.module(f"{path}.act")(self.operator(f"{path}.local", h, edge_index, edge_attr))
         out = self.norm(f"{path}.local_norm", skip + local, batch)
-        if self.has(f"{path}.attn"):
-            kv = local if s["kv_from_local"] else h
-            out = out + self.norm(f"{path}.attn_norm", skip + self.attention(f"{path}.attn", h, kv, edge_index, edge_attr), batch)
+        if self.has(f"{path}.attention"):
+            kv_from_local = self.has(f"{path}.kv_source") and self.settings(f"{path}.kv_source")["source"] == "mpnn"
+            kv = local if kv_from_local else h
+            branch = f"{path}.attention"
+            out = out + self.norm(f"{branch}.norm", skip + self.attention(f"{branch}.attn", h, kv, edge_index, edge_attr), batch)
         if self.has(f"{path}.ffn"):
             out = self.norm(f"{path}.ffn_norm", out + self.module(f"{path}.ffn")(out), batch)
         return out

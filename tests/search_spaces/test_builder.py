@@ -60,3 +60,36 @@ def test_model_inputs_requires_precomputed_encoding(small_graph):
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="task must be one of"):
         DataInfo(task="link_prediction", num_features=3, num_outputs=2)
+
+
+def test_a_layer_receives_its_built_operators_and_old_states_still_load(small_graph):
+    """A stack layer is built from the operators its builder hands it (``GPSLayer(channels,
+    local, attention, kv_source)``); a state saved when the attention and its norm were the
+    layer's own ``attn`` and ``attn_norm`` loads into today's ``attention.attn``/``.norm``."""
+    from search_spaces.builder import AttentionBranch, GPSLayer, KVSource, OperatorBuilder
+
+    arch = Architecture(space="s", hidden_dim=8, num_layers=2, dropout=0.0, lr=0.1, weight_decay=0,
+                        layers=({"mpnn": "gcn", "attention": "kv_from_mpnn", "kv_source": "mpnn"},
+                                {"mpnn": "sage", "attention": "full"}))
+    info = DataInfo("node_classification", 16, 3)
+
+    class Counting(OperatorBuilder):
+        seen: list = []
+
+        def mpnn(self, layer_index, name, ctx):
+            self.seen.append((layer_index, name))
+            return super().mpnn(layer_index, name, ctx)
+
+    torch.manual_seed(0)
+    model = build_model(arch, info, operators=Counting()).eval()
+    assert Counting.seen == [(0, "gcn"), (1, "sage")]
+    first, second = model.body.layers
+    assert isinstance(first, GPSLayer) and isinstance(first.attention, AttentionBranch)
+    assert isinstance(first.kv_source, KVSource) and first.kv_source.source == "mpnn" and second.kv_source is None
+    old_state = {k.replace(".attention.attn.", ".attn.").replace(".attention.norm.", ".attn_norm."): v
+                 for k, v in model.state_dict().items()}
+    assert any(".attn_norm." in k for k in old_state) and not any(".attention." in k for k in old_state)
+    fresh = build_model(arch, info).eval()
+    fresh.load_trained_state(old_state)
+    inputs = model_inputs(small_graph, arch)
+    torch.testing.assert_close(fresh(**inputs), model(**inputs), rtol=0, atol=0)

@@ -151,13 +151,13 @@ def test_learned_edges_need_one_graph():
 
 def test_a_head_gated_to_zero_is_removed_with_its_flops(graph):
     soft = built(arch(Sparsity(heads=0.25), attention="full", layers=1), graph, harden=False)
-    gates = soft.body.layers[0].attn.head_gates
+    gates = soft.body.layers[0].attention.attn.head_gates
     with torch.no_grad():
         gates.logits.copy_(torch.tensor([30.0, 30.0, -30.0, 30.0]))  # head 2 off
         before = soft(graph.x, graph.edge_index)
     dense_flops = flops(built(arch(attention="full", layers=1), graph), graph)
     soft.harden()
-    attn = soft.body.layers[0].attn
+    attn = soft.body.layers[0].attention.attn
     assert attn.heads == 3 and attn.qkv.out_features == 3 * 3 * (C // 4) and attn.out.in_features == 3 * (C // 4)
     with torch.no_grad():
         assert torch.allclose(soft(graph.x, graph.edge_index), before, atol=1e-5)
@@ -215,7 +215,7 @@ def test_training_learns_masks_then_reports_the_pruned_model(cache_dir):
     dense = train_model(arch(attention="full", layers=2, norm="batch"), data, config)
     model = trained.model
     assert not model.has_soft_masks and len(model.body.layers) == 1
-    assert model.body.layers[0].attn.heads == 2
+    assert model.body.layers[0].attention.attn.heads == 2
     assert trained.result.best_epoch >= 10  # selected among the pruned model's epochs
     assert trained.result.flops < 0.6 * dense.result.flops and trained.result.params < dense.result.params
     assert 0.3 < trained.result.val_metric <= 1
