@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -62,6 +62,28 @@ class _Commands(TyperGroup):
 
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Architecture search for graph neural networks and graph transformers.")
+LIBRARY_LOGGERS = ("nas", "evaluators", "results", "search_spaces")
+
+
+@app.callback()
+def _global_options(verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                                help="Log what the engine does to stderr: -v info, -vv debug "
+                                                     "(and the warnings known to be noise).")) -> None:
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: int) -> None:
+    """The library packages log through ``logging`` (``nas.search``, ``evaluators.datasets``, ...);
+    warnings and errors are shown by default, more with ``-v``."""
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = RichHandler(console=err_console, show_path=verbose > 1, show_time=verbose > 1, markup=False)
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
 spaces_app = typer.Typer(rich_markup_mode=None, help="List the preset search spaces, or validate a space file.")
 app.add_typer(spaces_app, name="spaces")
 console = Console()
@@ -218,8 +240,9 @@ def search(
                       f"({runner.space.size():,} architectures), dataset [cyan]{config.dataset}[/], "
                       f"strategy {config.strategy}, objectives {config.objectives}, run dir {runner.run_dir}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        from nas.noise import known_noise_silenced
+
+        with known_noise_silenced():
             study = _run_with_progress(runner, config.budget, quiet)
     except (SpaceError, DatasetError, UnknownNameError, ValueError) as err:
         runner.abandon()
@@ -265,11 +288,12 @@ def _assess(config, resume: bool, quiet: bool) -> None:
                                        f"best validation {p.best_value if p.best_value is not None else '-'}",
                                        highlight=False)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import optuna
+    import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from nas.noise import known_noise_silenced
+
+    with known_noise_silenced():
         result = assess(config, resume=resume, observer_for=observer_for)
     table = Table(title=f"Errica et al.'s protocol on {config.dataset}: test of each fold's selected architecture")
     for col in ("fold", "trial", "architecture", "val", "test (mean of 3)", "FLOPs"):
@@ -399,8 +423,9 @@ def train(
         check_compatible(arch, info, bundle)
         given = {k: v for k, v in {"epochs": epochs, "patience": patience, "folds": folds}.items() if v is not None}
         config = TrainConfig(seed=seed, device=device, **{**record.get("protocol", {}), **given})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        from nas.noise import known_noise_silenced
+
+        with known_noise_silenced():
             report, note = retrain(arch, bundle, config, seeds, output, fmt)
     except (ExportError, DatasetError, ValueError) as err:
         _fail(str(err))

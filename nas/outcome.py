@@ -25,6 +25,12 @@ class Outcome:
     values: Optional[list[float]] = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """One line for the log: the state and its values, error or reason."""
+        detail = (", ".join(f"{v:.4g}" for v in self.values) if self.values
+                  else self.attrs.get("error") or self.attrs.get("pruned") or "")
+        return f"{self.state.name} {detail}".strip()
+
 
 def completed(result: TrialResult, objectives: list[Objective]) -> Outcome:
     """COMPLETE with the result's objective values, or FAIL when one is not finite: Optuna

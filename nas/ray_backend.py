@@ -1,7 +1,7 @@
 """The Ray Tune backend: the same search, its trials run as Ray Tune trials.
 
-Ray Tune's ``Tuner`` runs the trials (on this machine or a cluster), ``OptunaSearch``
-proposes them from the run's own Optuna study and storage (so report, export and compare
+Ray Tune's ``Tuner`` runs the trials (on this machine or a cluster), a ``Searcher`` proposes
+them from the run's own Optuna study and storage (so report, export and compare
 read the same run directory as with the local backend), a ``ConcurrencyLimiter`` keeps
 ``workers`` trials in flight and ``ASHAScheduler`` stops hopeless ones early on the
 validation metric the evaluator reports every epoch. The dataset and its encodings are
@@ -24,9 +24,9 @@ from nas.outcome import completed, failed, pruned, tell
 from search_spaces import Architecture
 
 try:
-    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search import Searcher
 except ImportError:  # without the extra, run_ray says how to install it
-    OptunaSearch = object
+    Searcher = object
 
 if TYPE_CHECKING:
     from nas.search import Search
@@ -40,12 +40,10 @@ def _require_ray():
         raise ImportError("--backend ray needs Ray Tune: pip install 'graphnas[ray]'") from None
 
 
-def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: int, costs: tuple[str, ...]) -> None:
+def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: int) -> None:
     """One Ray trial: train the proposed architecture, report every epoch's validation
     metric (for ASHA) and finally every measured figure. A candidate's exception is
-    reported as a result with its message, so the searcher records it. Ray checks that
-    every result names every objective: the cost objectives (``costs``), known only at the
-    end, get a finite placeholder in earlier results, which the searcher never tells."""
+    reported as a result with its message, so the searcher records it."""
     import ray
     import torch
     from ray import tune
@@ -58,67 +56,66 @@ def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: in
 
     # ASHA never stops a trial that reports NaN: a finite worst value instead
     worst = -1e9 if metric.direction == "maximize" else 1e9
-    placeholder = {c: 1e30 for c in costs}
 
     def report(epoch: int, value: float) -> bool:
-        tune.report({**placeholder, "val_metric": value if math.isfinite(value) else worst, "epoch": epoch,
-                     "node": node})
+        tune.report({"val_metric": value if math.isfinite(value) else worst, "epoch": epoch, "node": node})
         return False  # ASHA stops the trial itself
 
     try:
         result = evaluate(arch, bundle, train, report if pruning else None)
     except Exception as err:  # any failure of a candidate fails only its trial
-        tune.report({**placeholder, "error": f"{type(err).__name__}: {err}"[:2000], "val_metric": worst,
+        tune.report({"error": f"{type(err).__name__}: {err}"[:2000], "val_metric": worst,
                      "arch_json": config["arch_json"], "final": True, "node": node})
         return
     tune.report({**result.to_attrs(), "final": True, "node": node})
 
 
-class SuggestArchitecture:
-    """Define-by-run space for OptunaSearch: the space's own ``suggest`` (a class, not a
-    closure, because Ray pickles the searcher with its experiment state)."""
+class StudySearcher(Searcher):
+    """A Ray Tune searcher that asks the run's Optuna study for each trial and tells it each
+    outcome. Written on Ray's public ``Searcher`` API rather than as a subclass of
+    ``OptunaSearch``, whose study and trials live in private attributes (``_ot_study``,
+    ``_ot_trials``) that a Ray release may rename. What it adds to ask and tell: the
+    trial's figures as the run store's user attributes, the node that ran it, and failures
+    and ASHA stops told apart from completions."""
 
-    def __init__(self, space) -> None:
-        self.space = space
-
-    def __call__(self, trial) -> dict:
-        return {"arch_json": self.space.suggest(trial).to_json()}
-
-
-class RecordingOptunaSearch(OptunaSearch):
-    """OptunaSearch that also stores the trial's figures (the run store's user attributes)
-    and tells failures and ASHA stops apart from completions."""
-
-    def __init__(self, objectives, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.objectives = objectives
+    def __init__(self, study: optuna.Study, space, objectives) -> None:
+        super().__init__(metric=None, mode=None)
+        self.study, self.space, self.objectives = study, space, objectives
+        self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
         self._nodes: dict[str, str] = {}  # Ray trial id -> the node its last result came from
+
+    def suggest(self, trial_id: str) -> Optional[dict]:
+        trial = self.study.ask()
+        self._trials[trial_id] = trial
+        return {"arch_json": self.space.suggest(trial).to_json()}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if result.get("node"):
             self._nodes[trial_id] = result["node"]
-        super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None or trial_id in self._completed_trials:
-            return super().on_trial_complete(trial_id, result, error)
+        trial = self._trials.pop(trial_id, None)
+        if trial is None:
+            return
         result = result or {}
         arch_json = (result.get("config") or {}).get("arch_json") or result.get("arch_json")
         node = result.get("node") or self._nodes.pop(trial_id, None)
         if node:
-            ot_trial.set_user_attr("node", node)
+            trial.set_user_attr("node", node)
         if arch_json:
-            ot_trial.set_user_attr("arch_json", arch_json)
-            ot_trial.set_user_attr("arch_id", Architecture.from_json(arch_json).arch_id)
+            trial.set_user_attr("arch_json", arch_json)
+            trial.set_user_attr("arch_id", Architecture.from_json(arch_json).arch_id)
         if error or "error" in result:
             outcome = failed(result.get("error", "the Ray worker running this trial died"))
         elif not result.get("final"):
             outcome = pruned(f"stopped by ASHA at epoch {result.get('epoch')}")
         else:
             outcome = completed(TrialResult.from_attrs(result), self.objectives)
-        tell(self._ot_study, ot_trial, outcome)
-        self._completed_trials.add(trial_id)
+        tell(self.study, trial, outcome)
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Nothing to checkpoint: the study in the run's storage is the searcher's state, and
+        a resumed graphnas search reads it from there (not through Tune's restore)."""
 
 
 def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
@@ -142,20 +139,14 @@ def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
             ray.init(num_cpus=cfg.ray_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
     metric, _ = search.objectives(bundle)
     mode = "max" if metric.direction == "maximize" else "min"
-    modes = [("max" if o.direction == "maximize" else "min") for o in objectives]
-    columns = [o.column for o in objectives]
-    searcher = RecordingOptunaSearch(
-        objectives,
-        space=SuggestArchitecture(search.space),
-        metric=columns if len(columns) > 1 else columns[0], mode=modes if len(modes) > 1 else modes[0],
-        sampler=search.make_sampler(cfg.seed + len(study.trials), len(objectives)),
-        study_name=study.study_name, storage=_storage_object(search.store.backend))
+    asking = optuna.load_study(study_name=study.study_name, storage=_storage_object(search.store.backend),
+                               sampler=search.make_sampler(cfg.seed + len(study.trials), len(objectives)))
+    searcher = StudySearcher(asking, search.space, objectives)
     pruning = cfg.pruner != "none"
     scheduler = (ASHAScheduler(metric="val_metric", mode=mode, max_t=cfg.train.epochs + 1, grace_period=10,
                                reduction_factor=3) if pruning else None)
     trainable = tune.with_parameters(_trainable, bundle=bundle, train_json=cfg.train.model_dump_json(),
-                                     pruning=pruning, threads=max(1, int(cfg.cpus_per_trial)),
-                                     costs=tuple(c for c in columns if c != "val_metric"))
+                                     pruning=pruning, threads=max(1, int(cfg.cpus_per_trial)))
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
@@ -167,7 +158,7 @@ def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
 
 
 def _storage_object(backend: Any):
-    """OptunaSearch takes a storage object, not a URL."""
+    """A storage object for ``load_study``, from the run store's backend (a URL or an object)."""
     if isinstance(backend, str):
         return optuna.storages.RDBStorage(backend)
     return backend

@@ -418,6 +418,10 @@ class Search:
         if cfg.evaluator == "train":
             self._check_fits(bundle)
         metric, objectives = self.objectives(bundle)
+        log.info("%s search of %s (%s) on %s: strategy %s, objectives %s, %d trials, %d worker(s), %d torch thread(s), "
+                 "storage %s", "resumed" if self.resume else "joining" if self.joining else "new", self.space.name,
+                 self.space.source, cfg.dataset, cfg.strategy, cfg.objectives, cfg.trials, cfg.workers, cfg.threads,
+                 self.store.storage_template)
         if self.resume:
             study = self.store.load_study(cfg.study_name)
             # A sampler re-created with the run's seed would draw its first proposals again;
@@ -663,6 +667,7 @@ class Search:
         except Exception as err:  # any failure of a candidate fails only its trial
             outcome = failed(err)
         state = tell(study, trial, outcome)
+        log.info("trial %d %s", trial.number, outcome.summary())
         if state == "FAIL" and torch.cuda.is_available():
             torch.cuda.empty_cache()  # outside the except: its traceback no longer pins the tensors
         return state

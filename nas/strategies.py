@@ -57,7 +57,9 @@ class Strategy(ABC):
         """The Optuna sampler that proposes this strategy's trials."""
 
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", capabilities={
+    "multi_objective": "proposes for several objectives", "parallel": "safe with several workers sharing the study",
+    "distinct": "never proposes an architecture the study already holds"})
 
 
 class OptunaStrategy(Strategy):

@@ -35,9 +35,14 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """An explicit name -> factory map for one kind of primitive."""
 
-    def __init__(self, kind: str, noun: Optional[str] = None) -> None:
+    def __init__(self, kind: str, noun: Optional[str] = None, capabilities: Optional[Mapping[str, str]] = None,
+                 required: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.noun = noun or kind  # how messages name an entry: "mpnn operator", "metric"
+        # The capabilities an entry may declare (name -> what it means), and those it must:
+        # a misspelt or forgotten one is an error at registration, not a silent False.
+        self.capabilities = MappingProxyType(dict(capabilities)) if capabilities is not None else None
+        self.required = required
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, description: str, **capabilities: Any) -> Callable[[T], T]:
@@ -50,6 +55,14 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.noun} {name!r} is already registered")
             if not description:
                 raise ValueError(f"{self.noun} {name!r} needs a description")
+            if self.capabilities is not None:
+                unknown = sorted(set(capabilities) - set(self.capabilities))
+                if unknown:
+                    raise ValueError(f"{self.noun} {name!r} declares unknown capabilities {unknown}; "
+                                     f"a {self.noun} may declare: {', '.join(self.capabilities)}")
+            missing = [c for c in self.required if c not in capabilities]
+            if missing:
+                raise ValueError(f"{self.noun} {name!r} must declare {', '.join(missing)} at registration")
             self._entries[name] = Entry(name, factory, description, MappingProxyType(dict(capabilities)))
             return factory
 

@@ -286,3 +286,17 @@ def test_a_database_url_without_its_driver_is_one_line(tmp_path):
                                  str(tmp_path / "r"), "--quiet"])
     assert "no database driver installed for it (pymysql)" in _one_line_exit_2(result)
     assert not (tmp_path / "r").exists()
+
+
+def test_verbose_logs_the_engine_and_quiet_default_does_not(tmp_path):
+    args = ["search", "--space", "nas_bench_graph", "--evaluator", "nas-bench-graph", "--dataset", "cora",
+            "--objectives", "metric", "--trials", "3", "--quiet", "--knowledge", "none"]
+    plain = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    assert "trial 0" not in plain.output
+    loud = runner.invoke(app, ["-v", *args, "--run-dir", str(tmp_path / "loud")])
+    assert loud.exit_code == 0, loud.output
+    assert "new search of nas_bench_graph" in loud.output and "trial 2 COMPLETE 0." in loud.output
+    runner.invoke(app, ["spaces", "--json"])  # a later command in this process: back to warnings only
+    import logging
+    assert logging.getLogger("nas").level == logging.WARNING

@@ -49,8 +49,17 @@ class OpContext:
 
 OpFactory = Callable[[OpContext], nn.Module]
 
-MPNN: Registry[OpFactory] = Registry("mpnn", noun="mpnn operator")
-ATTENTION: Registry[OpFactory] = Registry("attention", noun="attention operator")
+_EDGE_FEATURES = "reads edge_attr (the model embeds edge features only for a layer that does)"
+_ATTENTION_DROPOUT = "ctx.dropout drops its attention coefficients (0 for every other operator)"
+MPNN: Registry[OpFactory] = Registry("mpnn", noun="mpnn operator", capabilities={
+    "heads": "multi-head: ctx.heads and ctx.concat apply", "attention_dropout": _ATTENTION_DROPOUT,
+    "edge_features": _EDGE_FEATURES})
+ATTENTION: Registry[OpFactory] = Registry("attention", noun="attention operator", capabilities={
+    "cost": "how its work grows with the graph: quadratic, linear, edges or none",
+    "attention_dropout": _ATTENTION_DROPOUT, "edge_features": _EDGE_FEATURES,
+    "prunable_heads": "has per-head projections that head sparsity gates and prunes",
+    "takes_kv": "reads its keys and values from kv= (kv_source: mpnn)",
+    "top_m": "attends to ctx.top_m nodes per node (the top_m choice applies)"}, required=("cost",))
 ENCODING: Registry[type] = Registry("encoding", noun="encoding operator")
 NORM: Registry[Callable[[int], nn.Module]] = Registry("norm", noun="norm operator")
 POOLING: Registry[Callable] = Registry("pooling", noun="pooling operator")
