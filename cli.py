@@ -172,11 +172,14 @@ def search(
                                             "added; none turns transfer off [default: $GRAPHNAS_KNOWLEDGE or "
                                             "sqlite:///~/.cache/graphnas/knowledge.db]."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="A run's settings as YAML, the schema of a "
+                                               "run directory's config.yaml (so a run can be replayed); options "
+                                               "given here override it."),
 ) -> None:
     """Search a space on a dataset; write trials, the Pareto front and the best architecture."""
     from pydantic import ValidationError
 
-    from evaluators import DatasetError, TrainConfig
+    from evaluators import DatasetError
     from nas import Search, SearchConfig
     from nas.assessment import ASSESSMENT_FILE, Assessment
     from nas.search import RUN_FACTS
@@ -193,8 +196,6 @@ def search(
                                      dataset_args=dataset_arg, protocol=protocol, confirm=confirm, knowledge=knowledge,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
-    if evaluator not in (None, "train") and objectives is None and not resume:
-        given["objectives"] = "metric,latency"  # tables have latency and params, no FLOPs
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,
                                      trial_timeout=trial_timeout, device=device, folds=folds, sample_above_nodes=sample_above_nodes,
                                      node_batch_size=node_batch_size).items() if v is not None}
@@ -206,24 +207,31 @@ def search(
             given["references"] = [] if reference == "none" else [r.strip() for r in reference.split(",") if r.strip()]
         if "dataset_args" in given:
             given["dataset_args"] = _key_values(given["dataset_args"], "--dataset-arg")
+        if resume and config_file is not None:
+            _fail("--config and --resume: a resumed run reads its own config.yaml")
         if resume:
             if run_dir is None:
                 _fail("--resume needs --run-dir DIR")
             assessment = run_dir / ASSESSMENT_FILE
             stored = Assessment.read_config(assessment) if assessment.is_file() else RunStore(run_dir, storage).read_config()
-            for key in RUN_FACTS:
-                stored.pop(key, None)
-            stored["train"] = {**stored.get("train", {}), **train}
-            stored["darts"] = {**stored.get("darts", {}), **darts}
-            config = SearchConfig.model_validate({**stored, **given, "run_dir": str(run_dir)})
         else:
-            config = SearchConfig(**given, run_dir=str(run_dir) if run_dir else None,
-                                  train=TrainConfig(**train), darts=darts)
+            stored = _run_settings(config_file) if config_file is not None else {}
+            if stored.get("evaluator", evaluator or "train") != "train" and "objectives" not in {**stored, **given}:
+                given["objectives"] = "metric,latency"  # tables have latency and params, no FLOPs
+        for key in RUN_FACTS:
+            stored.pop(key, None)
+        stored["train"] = {**stored.get("train", {}), **train}
+        stored["darts"] = {**stored.get("darts", {}), **darts}
+        chosen_dir = str(run_dir) if run_dir else stored.get("run_dir")
+        config = SearchConfig.model_validate({**stored, **given, "run_dir": chosen_dir})
         if config.protocol == "errica":
             _assess(config, resume, quiet)
             return
         runner = Search(config, resume=resume)
-    except (SpaceError, DatasetError, UnknownNameError, FileNotFoundError, ValidationError, ValueError) as err:
+    except ValidationError as err:
+        _fail(_settings_error(err, config_file))
+        return
+    except (SpaceError, DatasetError, UnknownNameError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
         return
 
@@ -305,6 +313,40 @@ def _assess(config, resume: bool, quiet: bool) -> None:
     console.print(table)
     console.print(f"test over {len(result.folds)} folds: {mean:.4f} ± {std:.4f}. Each fold's search is in "
                   f"{config.resolved_run_dir()}/fold_K; the figures in assessment.json")
+
+
+def _settings_error(err, config_file: Optional[Path]) -> str:
+    """A pydantic error of the run's settings in one line: each field and what was wrong."""
+    where = f"--config {config_file}: " if config_file else ""
+    problems = []
+    for e in err.errors():
+        field = ".".join(str(part) for part in e["loc"]) or "settings"
+        msg = "unknown setting" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        problems.append(f"{field}: {msg}")
+    return where + "; ".join(problems)
+
+
+def _run_settings(path: Path) -> dict:
+    """The settings in a ``--config`` file. A run directory's config.yaml also names that run
+    (``run_dir``, ``study_name``) and records what it found (the space's content, the node
+    features): a replay is a new run, so those are left out."""
+    import yaml
+
+    from nas.search import RUN_FACTS
+
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        _fail(f"--config {path}: no such file")
+    except yaml.YAMLError as err:
+        _fail(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})")
+    if not isinstance(settings, dict):
+        _fail(f"--config {path}: expected a mapping of settings (as in a run directory's config.yaml), "
+              f"got {type(settings).__name__}")
+    if any(key in settings for key in RUN_FACTS):
+        for key in ("run_dir", "study_name"):
+            settings.pop(key, None)
+    return settings
 
 
 def _darts_options(cost_weights, epochs, alpha_lr, second_order, top_k, keep_none, fix) -> dict:

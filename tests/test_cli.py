@@ -300,3 +300,36 @@ def test_verbose_logs_the_engine_and_quiet_default_does_not(tmp_path):
     runner.invoke(app, ["spaces", "--json"])  # a later command in this process: back to warnings only
     import logging
     assert logging.getLogger("nas").level == logging.WARNING
+
+
+def test_config_replays_a_run_and_options_override_it(tmp_path):
+    import optuna
+
+    first = tmp_path / "first"
+    args = ["search", "--space", "nas_bench_graph", "--evaluator", "nas-bench-graph", "--dataset", "citeseer",
+            "--objectives", "metric", "--trials", "4", "--seed", "3", "--quiet", "--knowledge", "none"]
+    assert runner.invoke(app, [*args, "--run-dir", str(first)]).exit_code == 0
+    replay = runner.invoke(app, ["search", "--config", str(first / "config.yaml"), "--run-dir", str(tmp_path / "again"),
+                                 "--quiet"])
+    assert replay.exit_code == 0, replay.output
+    longer = runner.invoke(app, ["search", "--config", str(first / "config.yaml"), "--trials", "6",
+                                 "--run-dir", str(tmp_path / "longer"), "--quiet"])
+    assert longer.exit_code == 0, longer.output
+
+    def trials(name):
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / name / 'study.db'}")
+        return [(t.params, t.values) for t in study.trials]
+    assert trials("again") == trials("first") and len(trials("first")) == 4
+    assert trials("longer")[:4] == trials("first") and len(trials("longer")) == 6
+
+
+def test_a_bad_config_file_is_one_line_naming_the_setting(tmp_path):
+    bad = tmp_path / "run.yaml"
+    bad.write_text("dataset: synthetic\ntrain: {epochs: 3, epochz: 4}\n")
+    result = runner.invoke(app, ["search", "--config", str(bad), "--run-dir", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 2
+    assert "train.epochz: unknown setting" in result.output and len(result.output.strip().splitlines()) <= 2
+    assert not (tmp_path / "r").exists()
+    bad.write_text("- a list\n")
+    result = runner.invoke(app, ["search", "--config", str(bad), "--quiet"])
+    assert result.exit_code == 2 and "expected a mapping of settings" in result.output
