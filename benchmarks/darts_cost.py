@@ -38,7 +38,9 @@ def _measure(kind: str, what: dict, data_root: str, repeats: int) -> tuple[float
 
     from evaluators import load_dataset
     from evaluators.training import resolve_device
-    from nas.darts import AlphaSearch, DartsConfig, Supernet, bilevel_batches
+    from nas.architect import AlphaSearch, bilevel_batches
+    from nas.darts import DartsConfig
+    from nas.supernet import Supernet
     from search_spaces import SearchSpace, build_model
     from search_spaces.builder import model_inputs
 

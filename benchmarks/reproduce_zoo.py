@@ -38,7 +38,8 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.transforms import NormalizeFeatures
 
 from evaluators import TrainConfig, load_dataset, train_model
-from evaluators.training import cross_validate, fold_splits
+from evaluators.splits import fold_splits
+from evaluators.training import cross_validate
 from search_spaces.zoo import zoo_entry
 
 PAIRS = [("gcn", "cora"), ("gcn", "citeseer"), ("gat", "cora"), ("gat", "citeseer"), ("sage", "cora"),

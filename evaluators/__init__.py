@@ -4,7 +4,9 @@ Takes an :class:`~search_spaces.Architecture` and an optional ``report(epoch, va
 callback; knows no search strategy.
 """
 from evaluators.cost import Cost, flops_of, measure_cost, params_of
-from evaluators.datasets import DATASETS, DatasetBundle, DatasetError, Splits, load_dataset
+from evaluators.datasets import DATASETS, DatasetBundle, DatasetError, load_dataset
+from evaluators.splits import Splits
+from evaluators import external as _external  # noqa: F401  (registers the .pt-file and dataset-class sources)
 from evaluators import molecules as _molecules  # noqa: F401  (registers the molecular datasets)
 from evaluators.metrics import METRICS, Metric, get_metric
 from evaluators.result import TrialResult

@@ -29,6 +29,7 @@ from torch_geometric.utils import degree, stochastic_blockmodel_graph
 
 from search_spaces import DataInfo
 from search_spaces.operators import ENCODING
+from evaluators.splits import Splits, from_masks, stratified_splits
 from search_spaces.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,6 @@ log = logging.getLogger(__name__)
 
 class DatasetError(ValueError):
     """A dataset cannot be found or loaded; the message says what was searched."""
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Index tensors into nodes (node tasks) or graphs (graph tasks)."""
-
-    train: Tensor
-    val: Tensor
-    test: Tensor
 
 
 @dataclass(frozen=True)
@@ -62,10 +54,35 @@ class DatasetBundle:
     graphs: Optional[list[Data]] = None
 
 
-# A loader returns one graph (node task) or a list of graphs (graph task), and the splits;
-# graph loaders may add a dict of DataInfo/bundle fields (task, metric, cardinalities).
-Loader = Callable[[Path, Path], tuple]
-DATASETS: Registry[Loader] = Registry("dataset")
+@dataclass(frozen=True)
+class Loaded:
+    """What a loader returns: one graph (a node task; ``splits`` index its nodes) or a list of
+    graphs (a graph task; they index graphs), and what it knows of them beyond what the
+    graphs say: DataInfo or bundle fields (``task``, ``metric``, cardinalities,
+    ``node_features``)."""
+
+    data: Union[Data, list[Data]]
+    splits: Splits
+    meta: dict = field(default_factory=dict)
+
+
+Loader = Callable[[Path, Path], Loaded]  # (data root, cache dir) -> Loaded
+DATASETS: Registry[Loader] = Registry("dataset", capabilities={"task": "the task its data is for"})
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A kind of dataset name beyond the registered ones (a ``.pt`` file, a dataset class by
+    dotted path): whether a name is of this kind, and how to load it from its name, its
+    keyword arguments, the data root and the cache."""
+
+    matches: Callable[[str], bool]
+    load: Callable[[str, dict, Path, Path], Loaded]
+
+
+# Filled by the modules that define the sources (evaluators.external), as the molecular
+# datasets fill DATASETS: this module imports none of them.
+DATA_SOURCES: Registry[DataSource] = Registry("data source")
 
 
 # The preset a search gets without --space, by the task its dataset declared at registration.
@@ -132,7 +149,7 @@ def _listing(folder: Path) -> dict[str, int]:
 # --- loaders ----------------------------------------------------------------------------
 
 def _planetoid(name: str) -> Loader:
-    def load(root: Path, cache_dir: Path) -> tuple[Data, Splits]:
+    def load(root: Path, cache_dir: Path) -> Loaded:
         from torch_geometric.datasets import Planetoid
 
         raw = root / "Planetoid" / name / "raw"
@@ -144,9 +161,8 @@ def _planetoid(name: str) -> Loader:
             # raw files are often fine and the failure is in what was processed from them
             raise DatasetError(f"dataset {name.lower()!r}: PyG could not load {work / 'Planetoid' / name} "
                                f"(raw files from {raw}): {type(err).__name__}: {err}") from err
-        idx = torch.arange(data.num_nodes)
-        splits = Splits(idx[data.train_mask], idx[data.val_mask], idx[data.test_mask])
-        return Data(x=data.x, edge_index=data.edge_index, y=data.y), splits
+        return Loaded(Data(x=data.x, edge_index=data.edge_index, y=data.y),
+                      from_masks(data.train_mask, data.val_mask, data.test_mask))
 
     return load
 
@@ -159,8 +175,8 @@ for _name in ("Cora", "CiteSeer", "PubMed"):
 @DATASETS.register("synthetic", "Embedded contextual SBM: 600 nodes, 5 classes, noisy features "
                    "(no download; an MLP reaches ~0.46 test accuracy, a 2-layer GCN ~0.88)",
                    task="node_classification")
-def synthetic(root: Path, cache_dir: Path) -> tuple[Data, Splits]:
-    return contextual_sbm()
+def synthetic(root: Path, cache_dir: Path) -> Loaded:
+    return Loaded(*contextual_sbm())
 
 
 def contextual_sbm(num_nodes: int = 600, num_classes: int = 5, avg_degree: float = 8.0,
@@ -192,8 +208,8 @@ def contextual_sbm(num_nodes: int = 600, num_classes: int = 5, avg_degree: float
 
 @DATASETS.register("triangles", "Embedded graph regression: count the triangles of 600 random graphs "
                    "(no node features: structure only; random walks of length 3 see triangles, 1-WL does not)")
-def triangles(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
-    return triangle_graphs()
+def triangles(root: Path, cache_dir: Path) -> Loaded:
+    return Loaded(*triangle_graphs())
 
 
 def triangle_graphs(num_graphs: int = 600, seed: int = 0) -> tuple[list[Data], Splits]:
@@ -236,7 +252,7 @@ def _tu_features(dataset) -> str:
 
 
 def _tu(name: str) -> Loader:
-    def load(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
+    def load(root: Path, cache_dir: Path) -> Loaded:
         from torch_geometric.datasets import TUDataset
 
         work = working_root(root, cache_dir, f"TUDataset/{name}", name.lower(), f"{name}_A.txt etc.")
@@ -251,14 +267,14 @@ def _tu(name: str) -> Loader:
                                edge_attr=g.edge_attr.float() if g.edge_attr is not None else None))
         meta = {"node_features": f"one-hot degree 0..{MAX_ONE_HOT_DEGREE} (higher clamped): the graphs have no node "
                                  "features (Xu et al.)" if featureless else _tu_features(dataset)}
-        return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0), meta
+        return Loaded(graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0), meta)
 
     return load
 
 
 @DATASETS.register("csl", "CSL (GNN benchmark): 150 circular skip-link graphs, 10 isomorphism classes, "
                    "structure only; seeded stratified split")
-def csl(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
+def csl(root: Path, cache_dir: Path) -> Loaded:
     from torch_geometric.datasets import GNNBenchmarkDataset
 
     work = working_root(root, cache_dir, "GNNBenchmarkDataset/CSL", "csl", "graphs_Kary_Deterministic_Graphs.pkl")
@@ -266,23 +282,12 @@ def csl(root: Path, cache_dir: Path) -> tuple[list[Data], Splits]:
     # no node features: every node the same, so only structure (and encodings) can tell
     graphs = [Data(x=torch.ones(g.num_nodes, 1), edge_index=g.edge_index, y=g.y.view(-1)) for g in dataset]
     meta = {"node_features": "constant 1: CSL is told apart by structure (and encodings) only"}
-    return graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0), meta
+    return Loaded(graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0), meta)
 
 
 for _key, _name in TU_DATASETS.items():
     DATASETS.register(_key, f"TU {_name}, graph classification, seeded stratified 80/10/10 split (PyG)",
                       task="graph_classification")(_tu(_name))
-
-
-def stratified_splits(y: Tensor, seed: int, val: float = 0.1, test: float = 0.1) -> Splits:
-    """Seeded split that keeps the class proportions in train, validation and test."""
-    from sklearn.model_selection import train_test_split
-
-    idx = torch.arange(len(y)).numpy()
-    rest, test_idx = train_test_split(idx, test_size=test, stratify=y.numpy(), random_state=seed)
-    train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), stratify=y.numpy()[rest],
-                                          random_state=seed)
-    return Splits(*(torch.as_tensor(sorted(i)) for i in (train_idx, val_idx, test_idx)))
 
 
 # --- the entry point --------------------------------------------------------------------
@@ -305,25 +310,23 @@ def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: O
 
 def _load_dataset(name: str, root: Path, cache_dir: Path, encodings: Optional[dict[str, int]],
                   dataset_args: Optional[dict], feature_norms: Iterable[str]) -> DatasetBundle:
-    from evaluators.external import is_external, load_external
-
-    meta: dict = {}
     if name in DATASETS:
-        loaded, splits, *rest = DATASETS.get(name)(root, cache_dir)
-        meta = rest[0] if rest else {}
-    elif is_external(name):
-        loaded, splits = load_external(name, dataset_args or {}, root, cache_dir)
+        loaded = DATASETS.get(name)(root, cache_dir)
     else:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())}, "
-                           "a .pt file of Data objects, or a dataset class by dotted path "
-                           f"(data root searched: {root})")
-    if isinstance(loaded, list):
-        bundle = _graph_bundle(name, loaded, splits, **meta)
+        source = next((s.factory for s in DATA_SOURCES if s.factory.matches(name)), None)
+        if source is None:
+            raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())}, "
+                               "a .pt file of Data objects, or a dataset class by dotted path "
+                               f"(data root searched: {root})")
+        loaded = source.load(name, dataset_args or {}, root, cache_dir)
+    if isinstance(loaded.data, list):
+        bundle = _graph_bundle(name, loaded.data, loaded.splits, **loaded.meta)
     else:
-        info = DataInfo(task="node_classification", num_features=loaded.num_features,
-                        num_outputs=int(loaded.y.max()) + 1, edge_dim=None, deg=degree_histogram(loaded),
-                        num_edges=loaded.num_edges)
-        bundle = DatasetBundle(name, loaded, info, splits)
+        data = loaded.data
+        info = DataInfo(task="node_classification", num_features=data.num_features,
+                        num_outputs=int(data.y.max()) + 1, edge_dim=None, deg=degree_histogram(data),
+                        num_edges=data.num_edges)
+        bundle = DatasetBundle(name, data, info, loaded.splits)
     return add_feature_norms(add_encodings(bundle, encodings or {}, cache_dir), feature_norms, cache_dir)
 
 

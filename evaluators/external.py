@@ -1,30 +1,34 @@
 """Datasets not in the registry: a user's own ``torch.save`` file, or any dataset class
 named by its dotted path (``torch_geometric.datasets.FakeDataset``) with keyword
-arguments. Both become the registry's shape: one graph with node splits (a node task) or
-a list of graphs with graph splits (a graph task)."""
+arguments. Both register themselves as data sources (``DATA_SOURCES``) and load into the
+registry's shape: one graph with node splits (a node task) or a list of graphs with graph
+splits (a graph task)."""
 from __future__ import annotations
 
 import importlib
 import inspect
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch_geometric.data import Data
 
-from evaluators.datasets import DatasetError, Splits, stratified_splits
-
-Loaded = tuple[Union[Data, list[Data]], Splits]
-
-
-def is_external(name: str) -> bool:
-    return name.endswith(".pt") or ("." in name and not name.endswith(".") and "/" not in name)
+from evaluators.datasets import DATA_SOURCES, DataSource, DatasetError, Loaded
+from evaluators.splits import from_masks, holdout_splits
 
 
-def load_external(name: str, kwargs: dict[str, Any], root: Path, cache_dir: Path) -> Loaded:
-    if name.endswith(".pt"):
-        return from_file(Path(name))
-    return from_class(name, kwargs, cache_dir)
+def _is_file(name: str) -> bool:
+    return name.endswith(".pt")
+
+
+def _is_class(name: str) -> bool:
+    return "." in name and not name.endswith(".") and "/" not in name and not _is_file(name)
+
+
+DATA_SOURCES.register("file", "a torch.save file (.pt) of one Data (a node task) or a list of Data (a graph task)")(
+    DataSource(_is_file, lambda name, kwargs, root, cache_dir: from_file(Path(name))))
+DATA_SOURCES.register("class", "a dataset class by dotted path, constructed with --dataset-arg KEY=VALUE")(
+    DataSource(_is_class, lambda name, kwargs, root, cache_dir: from_class(name, kwargs, cache_dir)))
 
 
 def from_file(path: Path) -> Loaded:
@@ -78,9 +82,8 @@ def _node_task(data: Data, source: str) -> Loaded:
     out = Data(x=_features(data), edge_index=data.edge_index, y=data.y.view(-1).long())
     masks = [getattr(data, f"{s}_mask", None) for s in ("train", "val", "test")]
     if all(m is not None for m in masks):
-        idx = torch.arange(data.num_nodes)
-        return out, Splits(*(idx[m.view(-1).bool()] for m in masks))
-    return out, _split(out.y, source)
+        return Loaded(out, from_masks(*masks))
+    return Loaded(out, holdout_splits(out.y))
 
 
 def _graph_task(graphs: list[Data], source: str) -> Loaded:
@@ -89,17 +92,4 @@ def _graph_task(graphs: list[Data], source: str) -> Loaded:
     out = [Data(x=_features(g), edge_index=g.edge_index, y=g.y.view(1, -1) if g.y.is_floating_point() else g.y.view(-1),
                 edge_attr=g.edge_attr.float() if g.edge_attr is not None else None) for g in graphs]
     labels = torch.cat([g.y.view(-1)[:1] for g in out])
-    return out, _split(labels, source)
-
-
-def _split(y: torch.Tensor, source: str) -> Splits:
-    """Seeded stratified 80/10/10 for class labels, seeded random for regression targets or
-    classes too small to stratify."""
-    if not y.is_floating_point():
-        try:
-            return stratified_splits(y, seed=0)
-        except ValueError:
-            pass
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    n_val = n_test = max(1, len(y) // 10)
-    return Splits(*(torch.sort(p).values for p in (perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test])))
+    return Loaded(out, holdout_splits(labels))

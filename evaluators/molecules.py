@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ast
 import pickle
-from collections import defaultdict
 from pathlib import Path
 
 import torch
 from torch_geometric.data import Data
 
-from evaluators.datasets import DATASETS, DatasetError, Splits, working_root
+from evaluators.datasets import DATASETS, DatasetError, Loaded, working_root
+from evaluators.splits import Splits, scaffold_split
 
 # name: (PyG MoleculeNet name, task, metric)
 MOLECULENET = {
@@ -40,31 +40,6 @@ def cardinalities() -> dict:
             "edge_cardinalities": tuple(len(v) for v in e_map.values())}
 
 
-def scaffold_split(smiles: list[str], train: float = 0.8, val: float = 0.1) -> Splits:
-    """Bemis-Murcko scaffold split (the MoleculeNet/OGB convention): molecules grouped by
-    scaffold, largest groups first into train, then validation, then test, so test
-    scaffolds are unseen in training. Deterministic."""
-    from rdkit import RDLogger
-    from rdkit.Chem.Scaffolds import MurckoScaffold
-
-    RDLogger.DisableLog("rdApp.*")
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(smiles):
-        try:
-            key = MurckoScaffold.MurckoScaffoldSmiles(smiles=s, includeChirality=True)
-        except Exception:  # unparsable by this route: its own group
-            key = f"#{i}"
-        groups[key].append(i)
-    # DeepChem's order: larger groups first, ties by the later first molecule
-    ordered = sorted(groups.values(), key=lambda g: (len(g), g[0]), reverse=True)
-    n, parts = len(smiles), ([], [], [])
-    for group in ordered:
-        target = 0 if len(parts[0]) + len(group) <= train * n else (
-            1 if len(parts[1]) + len(group) <= val * n else 2)
-        parts[target].extend(group)
-    return Splits(*(torch.as_tensor(sorted(p), dtype=torch.long) for p in parts))
-
-
 def _moleculenet(key: str, name: str, task: str, metric: str):
     def load(root: Path, cache_dir: Path):
         _rdkit()
@@ -75,7 +50,7 @@ def _moleculenet(key: str, name: str, task: str, metric: str):
         graphs = [Data(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr, y=g.y.float().view(1, -1))
                   for g in dataset]
         splits = scaffold_split([g.smiles for g in dataset])
-        return graphs, splits, {"task": task, "metric": metric, **cardinalities()}
+        return Loaded(graphs, splits, {"task": task, "metric": metric, **cardinalities()})
     return load
 
 
@@ -110,4 +85,4 @@ def peptides_func(root: Path, cache_dir: Path):
     with open(split_file, "rb") as f:
         split = pickle.load(f)
     splits = Splits(*(torch.as_tensor(split[k], dtype=torch.long) for k in ("train", "val", "test")))
-    return graphs, splits, {"task": "graph_multilabel", "metric": "average_precision", **cardinalities()}
+    return Loaded(graphs, splits, {"task": "graph_multilabel", "metric": "average_precision", **cardinalities()})

@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from torch_geometric import seed_everything
 
 from evaluators.cost import measure_cost
-from evaluators.datasets import DatasetBundle, Splits
+from evaluators.datasets import DatasetBundle
+from evaluators.splits import fold_splits
 from evaluators.memory import PeakMemory
 from evaluators.metrics import get_metric
 from evaluators.result import TrialResult
@@ -138,23 +139,6 @@ def one_fold(bundle: DatasetBundle, config: TrainConfig) -> tuple[DatasetBundle,
         return bundle, config
     splits = fold_splits(bundle, config.folds)[config.fold]
     return replace(bundle, splits=splits), config.model_copy(update={"folds": 1, "fold": None})
-
-
-def fold_splits(bundle: DatasetBundle, folds: int, seed: int = 0) -> list[Splits]:
-    """Stratified k-fold over the graphs: fold i tests on the i-th part; a stratified 10% of
-    the rest is its validation set (selection never sees the test part)."""
-    from sklearn.model_selection import StratifiedKFold, train_test_split
-
-    if not bundle.info.graph_level:
-        raise ValueError("--folds applies to graph-level datasets (the TU convention); node tasks have one graph")
-    y = torch.cat([g.y.view(-1)[:1] for g in bundle.graphs]).numpy()
-    if bundle.info.task != "graph_classification":
-        y = np.zeros(len(y), dtype=int)  # regression and multi-label: plain k-fold
-    out = []
-    for rest, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        train, val = train_test_split(rest, test_size=0.1, stratify=y[rest], random_state=seed)
-        out.append(Splits(*(torch.as_tensor(sorted(i)) for i in (train, val, test))))
-    return out
 
 
 def cross_validate(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,

@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("rdkit", reason="molecular datasets need the optional extra graphnas[chem]")
 
 from evaluators import TrainConfig, evaluate, get_metric, load_dataset  # noqa: E402
-from evaluators.molecules import scaffold_split  # noqa: E402
+from evaluators.splits import scaffold_split  # noqa: E402
 from evaluators.training import task_loss  # noqa: E402
 from search_spaces import Architecture, LayerArch  # noqa: E402
 

@@ -7,7 +7,8 @@ from torch_geometric.data import Data
 
 import evaluators.sampling as sampling
 from evaluators import TrainConfig, evaluate, load_dataset
-from evaluators.datasets import DatasetBundle, Splits
+from evaluators.datasets import DatasetBundle
+from evaluators.splits import Splits
 from search_spaces import Architecture, DataInfo
 
 

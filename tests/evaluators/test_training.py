@@ -130,7 +130,8 @@ print((peak.mib * 2**20 - before) / 2**20)
 
 
 def test_k_fold_cross_validation_averages_over_folds(shared_datasets, cache_dir):
-    from evaluators.training import cross_validate, fold_splits
+    from evaluators.splits import fold_splits
+    from evaluators.training import cross_validate
 
     mutag = load_dataset("mutag", shared_datasets, cache_dir)
     folds = fold_splits(mutag, 3)

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 import nas_bench_graph
 from cli import app
-from evaluators.datasets import DatasetBundle, Splits
+from evaluators.datasets import DatasetBundle
+from evaluators.splits import Splits
 from evaluators.training import TrainConfig
 from nas import Search, SearchConfig
 from nas.knowledge import (KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint, KnowledgeEntry, KnowledgeStore,
