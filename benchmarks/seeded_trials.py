@@ -8,6 +8,7 @@ dates) are left out: they are the only numbers that may differ between two runs.
 
     python benchmarks/seeded_trials.py --out before.json [--data-root ../shared/datasets]
     python benchmarks/seeded_trials.py --out after.json --compare before.json
+    python benchmarks/seeded_trials.py --out after.json --compare before.json --no-run  # two recordings
 
 ``--compare`` prints, per search, whether every trial is identical, and the first
 difference where one is not; it exits 1 when any search differs.
@@ -98,16 +99,24 @@ def main() -> None:
     parser.add_argument("--compare")
     parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     parser.add_argument("--only", default="", help="comma list of search names")
+    parser.add_argument("--no-run", action="store_true", help="compare the recorded --out with --compare")
     args = parser.parse_args()
     only = [s for s in args.only.split(",") if s]
-    results = run_all(args.data_root, only)
-    Path(args.out).write_text(json.dumps(results, indent=1, default=str))
+    if args.no_run:
+        results = json.loads(Path(args.out).read_text())
+    else:
+        results = run_all(args.data_root, only)
+        Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     if not args.compare:
         return
-    before = json.loads(Path(args.compare).read_text())
+
+    def untimed(recorded: dict) -> dict:  # a recording may keep figures now counted as measurements
+        return {name: [{**t, "attrs": _untimed(t["attrs"])} for t in trials] for name, trials in recorded.items()}
+    results = untimed(json.loads(json.dumps(results, default=str)))
+    before = untimed(json.loads(Path(args.compare).read_text()))
     differs = False
     for name, trials in results.items():
-        diff = first_difference(before.get(name, []), json.loads(json.dumps(trials, default=str)))
+        diff = first_difference(before.get(name, []), trials)
         differs |= diff is not None
         summary = ", ".join(f"{t['state'][:4]} {t['values'][0]:.4f}" if t["values"] else t["state"] for t in trials[:6])
         print(f"{name:18s} {'identical' if diff is None else 'DIFFERS: ' + diff}  ({len(trials)} trials: {summary}"

@@ -252,10 +252,15 @@ class _GraphTask:
 
         self.arch, self.device, self.task, self.penalty = arch, device, bundle.info.task, config.sparsity_penalty
         pick = lambda idx: [bundle.graphs[i] for i in idx.tolist()]  # noqa: E731
-        gen = torch.Generator().manual_seed(config.seed)
-        self.train = DataLoader(pick(bundle.splits.train), batch_size=config.batch_size, shuffle=True, generator=gen)
-        self.evals = {name: DataLoader(pick(getattr(bundle.splits, name)), batch_size=config.batch_size)
-                      for name in ("val", "test")}
+        # Every loader has its own generator: iterating a DataLoader draws its base seed from
+        # its generator, the global one when it has none, so evaluation would otherwise move
+        # the random numbers of training (dropout, shuffling) and the test split would have
+        # to be scored every epoch to keep a seeded run in step.
+        seeded = lambda: torch.Generator().manual_seed(config.seed)  # noqa: E731
+        self.train = DataLoader(pick(bundle.splits.train), batch_size=config.batch_size, shuffle=True,
+                                generator=seeded())
+        self.evals = {name: DataLoader(pick(getattr(bundle.splits, name)), batch_size=config.batch_size,
+                                       generator=seeded()) for name in ("val", "test")}
 
     def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, autocast) -> None:
         for batch in self.train:
@@ -266,13 +271,11 @@ class _GraphTask:
             _step(loss + self.penalty * model.mask_penalty(), opt)
 
     def predict(self, model: nn.Module, autocast, names: tuple[str, ...]) -> dict[str, tuple[Tensor, Tensor]]:
-        """Val and test, whichever were asked: each iteration of a DataLoader draws its base
-        seed from the global generator, so skipping the test loader would change the
-        dropout and shuffling of every later epoch, and with them what a seeded run gives."""
+        """The splits asked for (the test split only on epochs whose validation improved)."""
         out = {}
         with torch.no_grad(), autocast:
-            for name, loader in self.evals.items():
-                parts = [(model(**model_inputs(b.to(self.device), self.arch)), b.y) for b in loader]
+            for name in names:
+                parts = [(model(**model_inputs(b.to(self.device), self.arch)), b.y) for b in self.evals[name]]
                 out[name] = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
         return out
 

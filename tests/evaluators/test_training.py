@@ -151,3 +151,21 @@ def test_k_fold_cross_validation_averages_over_folds(shared_datasets, cache_dir)
         TrainConfig(folds=3, fold=3)
     with pytest.raises(ValueError, match="graph-level datasets"):
         fold_splits(load_dataset("synthetic", cache_dir=cache_dir), 3)
+
+
+def test_evaluating_a_graph_task_draws_no_training_random_numbers(cache_dir):
+    """The graph task's loaders have their own generators: scoring validation (or test)
+    leaves torch's global generator as it was, so evaluation order cannot change what a
+    seeded training computes, and test is scored only when asked for."""
+    from evaluators.training import _GraphTask
+    from search_spaces import build_model
+
+    bundle = load_dataset("triangles", cache_dir=cache_dir)
+    architecture = arch("gin", layers=1)
+    task = _GraphTask(bundle, architecture, torch.device("cpu"), TrainConfig(epochs=1, batch_size=64))
+    model = build_model(architecture, bundle.info).eval()
+    state = torch.get_rng_state()
+    out = task.predict(model, torch.autocast("cpu", enabled=False), ("val",))
+    assert set(out) == {"val"} and out["val"][0].size(0) == len(bundle.splits.val)
+    task.predict(model, torch.autocast("cpu", enabled=False), ("val", "test"))
+    assert torch.equal(torch.get_rng_state(), state)
