@@ -40,7 +40,44 @@ _RANGE_WORDS = (("Input should be greater than or equal to", "must be at least")
                 ("Input should be greater than", "must be more than"), ("Input should be less than", "must be less than"))
 
 
+# search's options whose defaults are the settings models' own: (section, field). The help
+# says them, read from the models when the command is resolved (so `graphnas --help` and
+# the light commands never import the engine), never written out twice.
+MODEL_DEFAULTS = {
+    "dataset": ("search", "dataset"), "objectives": ("search", "objectives"), "trials": ("search", "trials"),
+    "seed": ("search", "seed"), "backend": ("search", "backend"), "cpus_per_trial": ("search", "cpus_per_trial"),
+    "gpus_per_trial": ("search", "gpus_per_trial"), "evaluator": ("search", "evaluator"),
+    "pruner": ("search", "pruner"), "workers": ("search", "workers"), "protocol": ("search", "protocol"),
+    "epochs": ("train", "epochs"), "patience": ("train", "patience"), "folds": ("train", "folds"),
+    "sample_above_nodes": ("train", "sample_above_nodes"), "fanouts": ("train", "fanouts"),
+    "node_batch_size": ("train", "node_batch_size"), "device": ("train", "device"),
+    "cost_weights": ("darts", "cost_weights"), "darts_epochs": ("darts", "epochs"), "alpha_lr": ("darts", "alpha_lr"),
+    "top_k": ("darts", "top_k"),
+}
+
+
+def _model_default(section: str, name: str) -> str:
+    from evaluators import TrainConfig
+    from nas import SearchConfig
+    from nas.darts import DartsConfig
+
+    field = {"search": SearchConfig, "train": TrainConfig, "darts": DartsConfig}[section].model_fields[name]
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, (list, tuple)):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class _Commands(TyperGroup):
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if name == "search" and command is not None and not getattr(command, "_defaults_said", False):
+            for param in command.params:
+                if param.name in MODEL_DEFAULTS:
+                    param.help = f"{param.help.rstrip('.')} [default: {_model_default(*MODEL_DEFAULTS[param.name])}]."
+            command._defaults_said = True
+        return name, command, rest
+
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
@@ -100,59 +137,57 @@ def search(
     space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: the "
                                         "dataset task's space: node for node classification, else tiny]."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name, a .pt file of Data objects, or a dataset class "
-                                          "by dotted path [default: synthetic]."),
+                                          "by dotted path."),
     dataset_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE keyword argument of a dataset class "
                                                     "(repeatable), e.g. --dataset-arg name=MUTAG."),
     strategy: Optional[str] = typer.Option(None, help="auto | tpe | random | nsga2 | evolution | local | predictor "
                                            "(black-box), darts | gdas | darts+tpe (differentiable) [default: auto: "
                                            "the predictor, from the knowledge store]."),
-    objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency "
-                                             "[default: metric,flops]."),
-    trials: Optional[int] = typer.Option(None, min=1, help="Trial budget, counting finished trials of a resumed run [default: 20]."),
+    objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency."),
+    trials: Optional[int] = typer.Option(None, min=1, help="Trial budget, counting finished trials of a resumed run."),
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
     trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial that trains longer than this many seconds "
                                                   "(all its folds) at the end of its epoch; it is recorded as "
                                                   "failed and the search goes on."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Maximum training epochs per trial [default: 200]."),
-    patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience in epochs [default: 50]."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Maximum training epochs per trial."),
+    patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience in epochs."),
     folds: Optional[int] = typer.Option(None, min=1, help="Graph datasets: stratified k-fold cross-validation, "
-                                        "the trial's figures are means over folds [default: 1, one split]."),
+                                        "the trial's figures are means over folds (1: one split)."),
     sample_above_nodes: Optional[int] = typer.Option(None, min=1, help="Node tasks: graphs with more nodes train on "
-                                                     "NeighborLoader mini-batches [default: 100000]."),
+                                                     "NeighborLoader mini-batches."),
     fanouts: Optional[str] = typer.Option(None, help="Sampled training: comma list of in-neighbours per hop, -1 = all; "
-                                          "the last repeats for deeper models [default: 10,10]."),
-    node_batch_size: Optional[int] = typer.Option(None, min=1, help="Sampled training: seed nodes per mini-batch "
-                                                  "[default: 1024]."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the sampler and of every training run [default: 0]."),
+                                          "the last repeats for deeper models."),
+    node_batch_size: Optional[int] = typer.Option(None, min=1, help="Sampled training: seed nodes per mini-batch."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the sampler and of every training run."),
     metric: Optional[str] = typer.Option(None, help="Override the dataset's metric (accuracy, macro_f1, roc_auc, average_precision, mae)."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N [default: auto]."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N."),
     run_dir: Optional[Path] = typer.Option(None, help="Run directory [default: runs/<space>-<dataset>-<time>]."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL [default: sqlite:///<run-dir>/study.db]."),
     resume: bool = typer.Option(False, help="Continue the run in --run-dir from its storage."),
     backend: Optional[str] = typer.Option(None, help="local | ray: run trials as Ray Tune trials "
-                                          "(pip install 'graphnas[ray]') [default: local]."),
+                                          "(pip install 'graphnas[ray]')."),
     address: Optional[str] = typer.Option(None, help="--backend ray: join this cluster (auto | ray://HOST:PORT) "
                                           "[default: start a local Ray sized to the machine]."),
-    cpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: CPUs per trial [default: 1]."),
-    gpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: GPUs per trial, fractions allowed [default: 0]."),
+    cpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: CPUs per trial."),
+    gpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: GPUs per trial, fractions allowed."),
     evaluator: Optional[str] = typer.Option(None, help="train (train every candidate) | nas-bench-graph (answer "
-                                            "from NAS-Bench-Graph's tables; --space nas_bench_graph) [default: train]."),
+                                            "from NAS-Bench-Graph's tables; --space nas_bench_graph)."),
     pruner: Optional[str] = typer.Option(None, help="none | median | asha | hyperband: stop hopeless trials early "
-                                         "(multi-objective searches: median, on the metric) [default: none]."),
+                                         "(multi-objective searches: median, on the metric)."),
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes sharing the study "
-                                          "(a journal-file storage unless --storage names PostgreSQL/MySQL) [default: 1]."),
+                                          "(a journal-file storage unless --storage names PostgreSQL/MySQL)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Torch threads per trial, recorded in config.yaml so "
                                           "that a resumed run computes the same numbers [default: the cores "
                                           "divided by the trials running at once (--workers)]."),
     data_root: Optional[Path] = typer.Option(None, help="Dataset root (PyG layout) [default: $GRAPHNAS_DATA or the cache]."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings [default: $GRAPHNAS_CACHE or ~/.cache/graphnas]."),
     cost_weights: Optional[str] = typer.Option(None, help="darts/gdas: comma list of FLOPs penalty weights "
-                                               "lambda, one search each [default: 0]."),
-    darts_epochs: Optional[int] = typer.Option(None, min=1, help="darts/gdas: supernet epochs [default: 100]."),
-    alpha_lr: Optional[float] = typer.Option(None, help="darts/gdas: Adam lr of the architecture parameters [default: 0.03]."),
+                                               "lambda, one search each."),
+    darts_epochs: Optional[int] = typer.Option(None, min=1, help="darts/gdas: supernet epochs."),
+    alpha_lr: Optional[float] = typer.Option(None, help="darts/gdas: Adam lr of the architecture parameters."),
     second_order: Optional[bool] = typer.Option(None, "--second-order/--first-order",
                                                 help="darts: unrolled (second-order) architecture gradient [default: first-order]."),
-    top_k: Optional[int] = typer.Option(None, help="darts+tpe: candidates kept per operator choice [default: 2]."),
+    top_k: Optional[int] = typer.Option(None, help="darts+tpe: candidates kept per operator choice."),
     keep_none: Optional[bool] = typer.Option(None, "--keep-none/--skip-none",
                                              help="darts/gdas: may the argmax pick 'none' without a FLOPs penalty [default: skip, as DARTS; kept when lambda > 0]."),
     fix: Optional[list[str]] = typer.Option(None, help="darts/gdas: fix a choice DARTS does not search, "
@@ -166,7 +201,7 @@ def search(
                                           "validation [default: 3 for 20 trials or more, else 0]."),
     protocol: Optional[str] = typer.Option(None, help="With --folds K: xu (every trial is a K-fold CV, Xu et al.) | "
                                            "errica (a search inside every outer fold, its best retrained 3 times "
-                                           "and tested on the fold: Errica et al.'s fair protocol) [default: xu]."),
+                                           "and tested on the fold: Errica et al.'s fair protocol)."),
     knowledge: Optional[str] = typer.Option(None, help="Knowledge store of earlier searches (an Optuna storage "
                                             "URL): a new search starts from the closest ones, a finished one is "
                                             "added; none turns transfer off [default: $GRAPHNAS_KNOWLEDGE or "

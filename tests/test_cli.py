@@ -333,3 +333,14 @@ def test_a_bad_config_file_is_one_line_naming_the_setting(tmp_path):
     bad.write_text("- a list\n")
     result = runner.invoke(app, ["search", "--config", str(bad), "--quiet"])
     assert result.exit_code == 2 and "expected a mapping of settings" in result.output
+
+
+def test_search_help_says_the_defaults_of_the_settings_models():
+    from cli import MODEL_DEFAULTS, _model_default
+    from evaluators import TrainConfig
+
+    text = " ".join(runner.invoke(app, ["search", "--help"], terminal_width=200).output.split())
+    for option, (section, field) in MODEL_DEFAULTS.items():
+        said = f"[default: {_model_default(section, field)}]"
+        assert said in text, (option, said)
+    assert f"[default: {TrainConfig().epochs}]" in text and "[default: 10,10]" in text
