@@ -306,3 +306,38 @@ def test_a_candidate_is_built_as_the_derived_model_builds_it(synthetic):
     from search_spaces import build_model
     assert build_model(derived, synthetic.info).body.layers[0].local.conv.dropout == 0.6
     assert set(layer.attention.names) == {"none", "full"} and layer.kv_source is None
+
+
+def _rings(count: int = 120, n: int = 12) -> list:
+    """Graph classification that only a sum aggregator can answer: every graph has n nodes
+    and constant features; class 0 is a cycle (degree 2), class 1 a ring lattice (degree 4).
+    An MLP sees the same constant everywhere, and GCN's normalised mean of a regular graph's
+    constant features is that constant again; GIN's sum counts the neighbours."""
+    from torch_geometric.data import Data
+    from torch_geometric.utils import to_undirected
+
+    graphs = []
+    for i in range(count):
+        hops = (1,) if i % 2 == 0 else (1, 2)
+        edges = torch.cat([torch.stack([torch.arange(n), (torch.arange(n) + h) % n]) for h in hops], 1)
+        graphs.append(Data(x=torch.ones(n, 1), edge_index=to_undirected(edges), y=torch.tensor([i % 2])))
+    return graphs
+
+
+@pytest.mark.parametrize("mode", ["darts", "gdas"])
+def test_on_a_graph_task_the_supernet_discretises_to_the_one_candidate_that_can_answer(mode, tmp_path):
+    from evaluators.datasets import _graph_bundle
+    from evaluators.splits import stratified_splits
+
+    graphs = _rings()
+    bundle = _graph_bundle("rings", graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0))
+    sp = SearchSpace.from_dict({
+        "name": "g", "global": {"hidden_dim": 16, "num_layers": 2, "dropout": 0.0, "lr": 0.01, "weight_decay": 0.0,
+                                "pooling": "mean", "residual": False},
+        "layers": {"mpnn": ["mlp", "gcn", "gin"], "norm": "none", "tied": True}})
+    seed_everything(0)
+    net = Supernet(sp, bundle.info, mode=mode)
+    rows = search(net, bundle, epochs=40, **({"tau_max": 5.0} if mode == "gdas" else {}))
+    final = pd.DataFrame(rows).query("epoch == 39").set_index("candidate")["weight"]
+    assert final.idxmax() == "gin" and final["gin"] > 0.4, final.to_dict()
+    assert net.derive().layers[0].mpnn == "gin"
