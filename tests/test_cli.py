@@ -43,6 +43,7 @@ def test_spaces_validate(tmp_path):
     assert "layers.mpnn[2]" in result.output and "gatedgcn" in result.output
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_search_command_writes_files_and_prints_a_table(tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     args = ["search", "--trials", "2", "--epochs", "5", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir),
@@ -73,6 +74,7 @@ def test_python_cli_py_works():
     assert out.returncode == 0 and "nas_bench_graph" in out.stdout
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_export_and_train_commands(tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     assert runner.invoke(app, ["search", "--trials", "2", "--epochs", "5", "--run-dir", str(run_dir), "--quiet",
@@ -149,6 +151,7 @@ def test_train_folds_reports_over_folds(shared_datasets, cache_dir):
     assert "gin on mutag, 1 seeds x 3 folds" in result.output
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_search_protocol_errica_prints_the_folds(tmp_path, shared_datasets, cache_dir):
     args = ["search", "--dataset", "mutag", "--folds", "2", "--protocol", "errica", "--trials", "1", "--epochs", "2",
             "--strategy", "random", "--reference", "none", "--data-root", str(shared_datasets),
@@ -190,6 +193,7 @@ def test_a_search_whose_every_trial_failed_says_why_and_exits_1(tmp_path, cache_
     assert "channels divisible by heads" in result.output and not (tmp_path / "r" / "best_arch.json").exists()
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_search_banner_and_config_say_what_the_node_features_are(tmp_path, shared_datasets, cache_dir):
     import yaml
 
@@ -258,6 +262,7 @@ def test_a_cuda_device_without_cuda_is_refused_before_work(tmp_path, monkeypatch
         runner.invoke(app, ["search", "--device", "tpu", "--run-dir", str(tmp_path / "r"), "--quiet"]))
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_validate_ops_and_zoo_do_not_import_pyg(tmp_path):
     """Issue 15's start-up target: reading the vocabulary or a space file must not pay for
     PyG's import (1.6 s beyond torch's); PyG is imported when a model is first built."""
@@ -288,6 +293,7 @@ def test_a_database_url_without_its_driver_is_one_line(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_verbose_logs_the_engine_and_quiet_default_does_not(tmp_path):
     args = ["search", "--space", "nas_bench_graph", "--evaluator", "nas-bench-graph", "--dataset", "cora",
             "--objectives", "metric", "--trials", "3", "--quiet", "--knowledge", "none"]
@@ -302,6 +308,7 @@ def test_verbose_logs_the_engine_and_quiet_default_does_not(tmp_path):
     assert logging.getLogger("nas").level == logging.WARNING
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_config_replays_a_run_and_options_override_it(tmp_path):
     import optuna
 

@@ -88,6 +88,7 @@ def test_quadratic_attention_is_refused_on_a_sampled_graph(citeseer):
     assert 0 < linear.val_metric <= 1
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_generated_graph_of_200k_nodes_trains_with_small_fanout():
     data = planted_graph(200_000, 3, 6, seed=2)
     perm = torch.randperm(200_000, generator=torch.Generator().manual_seed(0))

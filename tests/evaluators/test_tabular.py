@@ -68,6 +68,7 @@ def test_bad_requests_say_what_is_wrong(cora, tmp_path):
         Search(SearchConfig(space="tiny", objectives="metric,latency", **base))
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_30_query_search_runs_in_seconds(tmp_path):
     config = SearchConfig(space="nas_bench_graph", evaluator="nas-bench-graph", dataset="citeseer",
                           objectives="metric,latency", trials=30, run_dir=str(tmp_path / "nbg"))

@@ -65,6 +65,7 @@ def test_device_auto_is_cpu_here():
     assert resolve_device("auto").type == expected and resolve_device("cpu").type == "cpu"
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_graph_classification_trains_in_mini_batches(shared_datasets, cache_dir):
     bundle = load_dataset("mutag", shared_datasets, cache_dir)
     gine = Architecture(space="t", hidden_dim=32, num_layers=2, dropout=0.0, lr=3e-3, weight_decay=0.0,
@@ -129,6 +130,7 @@ print((peak.mib * 2**20 - before) / 2**20)
     assert float(out.stdout.split()[-1]) > 48  # MiB: the block was seen, though freed before the end
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_k_fold_cross_validation_averages_over_folds(shared_datasets, cache_dir):
     from evaluators.splits import fold_splits
     from evaluators.training import cross_validate

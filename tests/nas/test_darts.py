@@ -120,6 +120,7 @@ def test_search_prefers_the_candidate_the_task_needs(synthetic, mode):
     assert net.derive().layers[0].mpnn == "gcn"
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_flops_penalty_moves_weight_to_cheaper_candidates(synthetic):
     # Two seeds, averaged: the weight of ``none`` without a penalty moves with the initial
     # weights (0.43-0.89 over seeds 0-3), the penalty's effect does not.
@@ -241,6 +242,7 @@ def test_darts_run_records_one_trial_per_cost_weight_and_resumes(tmp_path, cache
     assert derived[0] == record["0.0"]["derived_arch_id"] and derived[1] == record["2.0"]["derived_arch_id"]
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_darts_plus_tpe_narrows_then_searches_from_the_derived_architecture(tmp_path, cache_dir):
     config = SearchConfig(space="tiny", run_dir=str(tmp_path / "dt"), cache_dir=str(cache_dir), train=FAST,
                           strategy="darts+tpe", trials=4, darts=DartsConfig(epochs=5, top_k=1))

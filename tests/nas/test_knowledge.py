@@ -145,6 +145,7 @@ def test_first_proposals_alternate_the_pooled_prior_and_each_source_and_never_re
     assert len(transfer.initial_proposals(10)) == 3  # every known architecture once
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_benchmark_search_never_reads_the_table_of_its_own_dataset(monkeypatch, bench_space):
     read = []
     real = nas_bench_graph.light_read
@@ -167,6 +168,7 @@ def test_a_pickled_transfer_carries_no_trials_and_reads_its_sources_again(tmp_pa
     assert again.prior(e.trials[0].key) == 1.0
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 def test_every_strategy_takes_a_transfer_and_still_proposes_members(strategy, bench_space, pubmed_transfer):
     transfer = pubmed_transfer
@@ -200,6 +202,7 @@ def search(tmp_path, name: str, knowledge: str, **kw) -> tuple[Search, optuna.St
     return s, s.run()
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_search_starts_from_the_best_of_an_earlier_one_and_is_registered(tmp_path):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     _, first = search(tmp_path, "first", url, objectives="metric")
@@ -217,6 +220,7 @@ def test_a_search_starts_from_the_best_of_an_earlier_one_and_is_registered(tmp_p
     assert sorted(store.names()) == ["first", "second"]
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_resumed_search_keeps_the_sources_it_began_with(tmp_path):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     search(tmp_path, "first", url, objectives="metric")
@@ -228,6 +232,7 @@ def test_a_resumed_search_keeps_the_sources_it_began_with(tmp_path):
     assert resumed.transfer.sources == []  # removed since: the run goes on without it (and says so)
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_knowledge_none_turns_transfer_off(tmp_path):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     search(tmp_path, "first", url)
@@ -259,6 +264,7 @@ def test_an_unopenable_store_is_one_line_before_any_work(tmp_path):
     assert not (tmp_path / "r" / "study.db").exists()
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_knowledge_never_queues_a_reference_the_search_runs_itself(tmp_path):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     search(tmp_path, "first", url, space="node", references=["zoo:gcn"], trials=2, objectives="metric")

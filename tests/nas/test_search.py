@@ -23,6 +23,7 @@ def run(tmp_path, cache_dir, name="run", resume=False, **kw) -> tuple[Search, op
     return search, search.run()
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_search_writes_the_run_directory(tmp_path, cache_dir):
     search, study = run(tmp_path, cache_dir, trials=5, strategy="random")
     d = search.run_dir
@@ -40,6 +41,7 @@ def test_search_writes_the_run_directory(tmp_path, cache_dir):
     assert study.metric_names == ["val_accuracy", "flops"]
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_pareto_json_is_the_studys_pareto_front(tmp_path, cache_dir):
     search, study = run(tmp_path, cache_dir, trials=8, strategy="nsga2", seed=3)
     front = json.loads((search.run_dir / "pareto.json").read_text())
@@ -70,6 +72,7 @@ def test_repeated_architecture_is_not_retrained(tmp_path, cache_dir):
     assert len(times) == 1 and all(t.state.name == "COMPLETE" for t in study.trials)
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_resume_keeps_finished_trials_and_counts_the_budget(tmp_path, cache_dir):
     search, study = run(tmp_path, cache_dir, trials=3, strategy="random")
     before = {t.number: t.values for t in study.trials}
@@ -91,6 +94,7 @@ def test_an_existing_run_is_not_overwritten(tmp_path, cache_dir):
     assert (search.run_dir / "config.yaml").read_text() == config
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_two_runs_share_one_storage(tmp_path, cache_dir):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     _, a = run(tmp_path, cache_dir, name="a", trials=1, storage=url)
@@ -284,6 +288,7 @@ def test_trial_timeout_stops_a_slow_trial_and_records_it_failed(tmp_path, cache_
     assert count_finished(study) == 2  # failed by the candidate: counted, not retried on resume
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_moved_or_copied_run_directory_uses_its_own_database(tmp_path, cache_dir):
     import shutil
 

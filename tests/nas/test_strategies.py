@@ -59,6 +59,7 @@ def test_every_strategy_proposes_members_and_repeats_itself_given_the_seed(strat
     assert drive(strategy, space, 20, seed=4)[2] != first
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 def test_every_strategy_never_queries_an_architecture_twice(strategy, space):
     assert STRATEGIES.entry(strategy).can("distinct")
@@ -74,12 +75,14 @@ def test_every_strategy_survives_failed_and_pruned_trials(strategy, space):
     assert TrialState.FAIL in states and TrialState.PRUNED in states and len(ids) == 20
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 @pytest.mark.parametrize("strategy", STRATEGIES.with_capability("multi_objective"))
 def test_multi_objective_strategies_take_several_objectives(strategy, space):
     study, _, _ = drive(strategy, space, 25, objectives=2)
     assert all(len(t.values) == 2 for t in study.trials) and study.best_trials
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 def test_every_strategy_resumes_from_its_pickled_sampler(strategy, space):
     study, sampler, head = drive(strategy, space, 12)
@@ -89,6 +92,7 @@ def test_every_strategy_resumes_from_its_pickled_sampler(strategy, space):
     assert head + tail == whole
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 def test_every_strategy_resumes_after_a_kill_inside_a_trial(strategy, space):
     """A process killed while it trained trial 12: its snapshot was taken once the proposal

@@ -42,6 +42,7 @@ def run_dir(tmp_path_factory, cache_dir):
     return d
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_export_record_from_a_run(run_dir):
     record = export_record(run_dir)
     best = json.loads((run_dir / "best_arch.json").read_text())
@@ -91,6 +92,7 @@ def gcn_arch() -> Architecture:
                         layers=tuple(LayerArch(mpnn="gcn", norm="none") for _ in range(2)))
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_pt2_export_has_dynamic_sizes(tmp_path, small_graph, graph_batch):
     model = build_model(gcn_arch(), INFO).eval()
     note = export_program(model, {"x": small_graph.x, "edge_index": small_graph.edge_index}, tmp_path / "m.pt2")
@@ -101,6 +103,7 @@ def test_pt2_export_has_dynamic_sizes(tmp_path, small_graph, graph_batch):
                                    model(x=graph_batch.x, edge_index=graph_batch.edge_index), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_dense_attention_exports_with_a_fixed_size_and_says_so(tmp_path, small_graph):
     arch = gcn_arch().model_copy(update={"layers": (LayerArch(mpnn="gcn", attention="full", heads=2, norm="none"),) * 2})
     note = export_program(build_model(arch, INFO), {"x": small_graph.x, "edge_index": small_graph.edge_index},

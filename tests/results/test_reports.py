@@ -60,6 +60,7 @@ def two_runs(tmp_path_factory, cache_dir):
     return run(base, cache_dir, "tpe", strategy="tpe"), run(base, cache_dir, "random", strategy="random", seed=5)
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_report_command(two_runs):
     result = runner.invoke(app, ["report", str(two_runs[0]), "--json"])
     assert result.exit_code == 0, result.output
@@ -140,6 +141,7 @@ def test_pages_open_in_chromium_without_console_errors(two_runs, tmp_path):
     assert any("notDefined" in e for e in screenshot(broken, tmp_path / "broken.png"))
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_reference_trials_are_drawn_and_compared(tmp_path, cache_dir, two_runs):
     d = tmp_path / "node"
     Search(SearchConfig(space="node", run_dir=str(d), cache_dir=str(cache_dir), trials=3, train=FAST,
@@ -179,6 +181,7 @@ def test_a_trial_without_an_architecture_keeps_widths_integer_and_labels_name_th
     assert ",16," in row and ",16.0," not in row  # trials.csv keeps the width an integer
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_run_without_flops_is_reported_against_its_own_cost(tmp_path):
     from nas import Search, SearchConfig
 

@@ -204,6 +204,7 @@ def test_weight_flops_count_non_zeros_only(graph):
 
 # --- training ------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_training_learns_masks_then_reports_the_pruned_model(cache_dir):
     from evaluators import TrainConfig, load_dataset
     from evaluators.training import train_model
@@ -221,6 +222,7 @@ def test_training_learns_masks_then_reports_the_pruned_model(cache_dir):
     assert 0.3 < trained.result.val_metric <= 1
 
 
+@pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_trained_sparse_model_reloads_and_exports(tmp_path, cache_dir):
     from evaluators import TrainConfig, load_dataset
     from evaluators.training import train_model
