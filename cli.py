@@ -352,10 +352,12 @@ def _assess(config, resume: bool, quiet: bool) -> None:
 
 def _settings_error(err, config_file: Optional[Path]) -> str:
     """A pydantic error of the run's settings in one line: each field and what was wrong."""
+    from search_spaces.schema import format_loc
+
     where = f"--config {config_file}: " if config_file else ""
     problems = []
     for e in err.errors():
-        field = ".".join(str(part) for part in e["loc"]) or "settings"
+        field = format_loc(e["loc"]) or "settings"
         msg = "unknown setting" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
         problems.append(f"{field}: {msg}")
     return where + "; ".join(problems)

@@ -25,8 +25,9 @@ class Outcome:
     values: Optional[list[float]] = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> str:
-        """One line for the log: the state and its values, error or reason."""
+    def __str__(self) -> str:
+        """One line for the log (formatted only when a record is emitted): the state and its
+        values, error or reason."""
         detail = (", ".join(f"{v:.4g}" for v in self.values) if self.values
                   else self.attrs.get("error") or self.attrs.get("pruned") or "")
         return f"{self.state.name} {detail}".strip()

@@ -667,7 +667,7 @@ class Search:
         except Exception as err:  # any failure of a candidate fails only its trial
             outcome = failed(err)
         state = tell(study, trial, outcome)
-        log.info("trial %d %s", trial.number, outcome.summary())
+        log.info("trial %d %s", trial.number, outcome)  # formatted only when -v shows it
         if state == "FAIL" and torch.cuda.is_available():
             torch.cuda.empty_cache()  # outside the except: its traceback no longer pins the tensors
         return state

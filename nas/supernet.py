@@ -93,14 +93,15 @@ class MixedOperators(OperatorBuilder):
         if key is None:
             return super().mpnn(layer_index, name, ctx)
         ctx = replace(ctx, dropout=self.attention_dropout)
-        return ChoiceSlot(key, {n: super(MixedOperators, self).mpnn(layer_index, n, ctx) for n in self.candidates[key]},
+        build = super().mpnn
+        return ChoiceSlot(key, {n: build(layer_index, n, ctx) for n in self.candidates[key]},
                           self.draw, in_width=ctx.in_width)
 
     def attention(self, layer_index: int, name: str, ctx: OpContext, norm: str, dropout: float) -> Optional[nn.Module]:
         key = self._slot(layer_index, "attention")
         if key is None:
             return super().attention(layer_index, name, ctx, norm, dropout)
-        build, ctx = super(MixedOperators, self).attention, replace(ctx, dropout=self.attention_dropout)
+        build, ctx = super().attention, replace(ctx, dropout=self.attention_dropout)
         return ChoiceSlot(key, {n: build(layer_index, n, ctx, norm, dropout) or _NoBranch()
                                 for n in self.candidates[key]}, self.draw)
 

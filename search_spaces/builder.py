@@ -236,7 +236,7 @@ def stack_layer(index: int, layer: LayerArch, channels: int, dropout: float, edg
     local_ctx, ctx = layer_context(layer, channels, edge_dim, deg, attention_dropout, head_sparsity, in_channels)
     local = operators.mpnn(index, layer.mpnn, local_ctx)
     attention = operators.attention(index, layer.attention, ctx, layer.norm, dropout)
-    kv = operators.kv_source(index, layer.kv_source, layer.attention) if attention is not None else None
+    kv = operators.kv_source(index, layer.kv_source, layer.attention)  # refuses mpnn without a form that takes it
     return GPSLayer(channels, local, attention, kv, act=ACTIVATION.get(layer.activation)(),
                     norm=NORM.get(layer.norm), ffn=layer.ffn, dropout=dropout,
                     residual=residual and local_ctx.in_width == channels)
