@@ -135,7 +135,8 @@ def _fail(message: str) -> None:
 @app.command()
 def search(
     space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: the "
-                                        "dataset task's space: node for node classification, else tiny]."),
+                                        "dataset task's space: node for node classification, graph for graph "
+                                        "classification, else tiny (graphnas spaces)]."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name, a .pt file of Data objects, or a dataset class "
                                           "by dotted path."),
     dataset_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE keyword argument of a dataset class "

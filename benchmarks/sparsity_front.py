@@ -50,7 +50,7 @@ def main() -> None:
                                             latency_repeats=1))
     search = Search(config, resume=args.resume)
     search.run()
-    bundle = search.prepare()
+    bundle = search.prepare().bundle
 
     front = json.loads((args.run_dir / "pareto.json").read_text())["trials"]
     frame = pd.read_csv(args.run_dir / "trials.csv")

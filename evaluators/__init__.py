@@ -8,12 +8,14 @@ from evaluators.datasets import DATASETS, DatasetBundle, DatasetError, load_data
 from evaluators.splits import Splits
 from evaluators import external as _external  # noqa: F401  (registers the .pt-file and dataset-class sources)
 from evaluators import molecules as _molecules  # noqa: F401  (registers the molecular datasets)
+from evaluators.evaluator import EVALUATORS, Evaluator, TrainingEvaluator
+from evaluators import tabular as _tabular  # noqa: F401  (registers nas-bench-graph)
 from evaluators.metrics import METRICS, Metric, get_metric
 from evaluators.result import TrialResult
 from evaluators.training import (TrainConfig, TrainedModel, TrainingDiverged, TrialPruned, TrialTimeout, evaluate,
                                  resolve_device, train_model)
 
-__all__ = ["Cost", "DATASETS", "DatasetBundle", "DatasetError", "METRICS", "Metric", "Splits",
-           "TrainConfig", "TrainedModel", "TrainingDiverged", "TrialPruned", "TrialTimeout", "TrialResult", "evaluate",
+__all__ = ["Cost", "DATASETS", "DatasetBundle", "DatasetError", "EVALUATORS", "Evaluator", "METRICS", "Metric", "Splits",
+           "TrainConfig", "TrainedModel", "TrainingDiverged", "TrainingEvaluator", "TrialPruned", "TrialTimeout", "TrialResult", "evaluate",
            "flops_of",
            "get_metric", "load_dataset", "measure_cost", "params_of", "resolve_device", "train_model"]

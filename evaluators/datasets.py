@@ -96,7 +96,8 @@ def dataset_task(dataset: str) -> Optional[str]:
 
 
 def default_space(dataset: str) -> str:
-    """The space made for ``dataset``'s task (``node`` for node classification), else ``tiny``."""
+    """The space made for ``dataset``'s task (``node`` for node classification, ``graph`` for graph
+    classification), else ``tiny``."""
     return DEFAULT_SPACES.get(dataset_task(dataset), FALLBACK_SPACE)
 
 

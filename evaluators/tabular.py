@@ -9,16 +9,17 @@ be measured exactly, in milliseconds per query, on a CPU.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pandas as pd
 
 from evaluators.result import TrialResult
-from search_spaces import Architecture
+from evaluators.evaluator import EVALUATORS
+from search_spaces import Architecture, SearchSpace
 from search_spaces.canonical import nas_bench_graph_hash
-from search_spaces.registry import Registry
 
-TABULAR: Registry[type] = Registry("evaluator")
+if TYPE_CHECKING:
+    from nas.search import SearchConfig
 
 NAS_BENCH_GRAPH_DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv",
                             "proteins")
@@ -28,8 +29,9 @@ class TabularError(ValueError):
     """A tabular evaluator cannot answer: unknown dataset, missing package, foreign space."""
 
 
-@TABULAR.register("nas-bench-graph", "NAS-Bench-Graph tables (validation/test accuracy, latency, params); "
-                  "no training, no FLOPs")
+@EVALUATORS.register("nas-bench-graph", "Answer from NAS-Bench-Graph's tables (validation/test accuracy, "
+                     "latency, params; no training, no FLOPs; --space nas_bench_graph)", trains=False,
+                     space="nas_bench_graph", flops=False)
 @dataclass
 class NasBenchGraph:
     """The NAS-Bench-Graph table of one dataset. Costs: ``latency_ms`` (the benchmark's
@@ -39,8 +41,6 @@ class NasBenchGraph:
     metric: str = "accuracy"
     table: dict = field(default_factory=dict, repr=False)
     info: Optional[object] = None  # no DataInfo: the model is never built
-    space_canonical: str = "nas_bench_graph"
-    has_flops: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in NAS_BENCH_GRAPH_DATASETS:
@@ -62,7 +62,12 @@ class NasBenchGraph:
                                "(the all-skip cell is excluded; proteins has 5 ops only)")
         return self.table[key]
 
-    def evaluate(self, arch: Architecture) -> TrialResult:
+    @classmethod
+    def prepare(cls, config: "SearchConfig", space: SearchSpace) -> "NasBenchGraph":
+        return cls(config.dataset)
+
+    def evaluate(self, arch: Architecture, report: Optional[Any] = None) -> TrialResult:
+        """The table's row of ``arch``; ``report`` (early stopping) has nothing to stop."""
         row = self.lookup(arch)
         return TrialResult(arch_id=arch.arch_id, arch_json=arch.to_json(), metric=self.metric,
                            val_metric=float(row["valid_perf"]), test_metric=float(row["perf"]), flops=0,

@@ -23,7 +23,6 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from evaluators import evaluate
 from nas.search import Observer, Search, SearchConfig
 from search_spaces import Architecture
 
@@ -114,10 +113,8 @@ def _final_runs(search: Search, study, fold: int, final_runs: int) -> FoldAssess
     if best is None:
         raise ValueError(f"fold {fold}: its search finished no trial, so nothing can be assessed")
     arch = Architecture.from_json(best["arch_json"])
-    bundle = search.prepare()
-    train = search.config.train
-    tests = [float(evaluate(arch, bundle, train.model_copy(update={"seed": train.seed + i})).test_metric)
-             for i in range(final_runs)]
+    evaluator, seed = search.prepare(), search.config.train.seed
+    tests = [float(evaluator.evaluate(arch, seed=seed + i).test_metric) for i in range(final_runs)]
     reference = best.get("reference")
     return FoldAssessment(fold=fold, trial=int(best["trial"]), arch_id=arch.arch_id,
                           val_metric=float(best["val_metric"]), flops=int(best["flops"]), test_metrics=tests,

@@ -41,6 +41,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from evaluators.evaluator import EVALUATORS
 from search_spaces import SearchSpace
 from search_spaces.param_key import layer_key
 
@@ -300,7 +301,7 @@ def entry_of_run(run_dir: str | Path) -> tuple[KnowledgeEntry, dict[str, dict]]:
 
     store, study = RunStore.open(run_dir)
     config = store.read_config()
-    if config.get("evaluator", "train") != "train":
+    if not EVALUATORS.entry(config.get("evaluator", "train")).can("trains"):
         raise ValueError(f"{run_dir}: a run answered by a table ({config['evaluator']}) is not added: the "
                          "benchmark's knowledge ships with graphnas")
     fingerprint = study.user_attrs.get("fingerprint") or asdict(_fingerprint_of_config(config))

@@ -4,8 +4,9 @@ Ray Tune's ``Tuner`` runs the trials (on this machine or a cluster), a ``Searche
 them from the run's own Optuna study and storage (so report, export and compare
 read the same run directory as with the local backend), a ``ConcurrencyLimiter`` keeps
 ``workers`` trials in flight and ``ASHAScheduler`` stops hopeless ones early on the
-validation metric the evaluator reports every epoch. The dataset and its encodings are
-prepared once by the driver and shipped to the workers through Ray's object store.
+validation metric the evaluator reports every epoch. The evaluator (the dataset and its
+encodings, the training settings) is prepared once by the driver and shipped to the workers
+through Ray's object store.
 
 Install with ``pip install 'graphnas[ray]'``.
 """
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import optuna
 
-from evaluators import TrainConfig, evaluate, get_metric
+from evaluators import get_metric
+from evaluators.evaluator import TrainingEvaluator
 from evaluators.result import TrialResult
 from nas.outcome import completed, failed, pruned, tell
 from search_spaces import Architecture
@@ -40,7 +42,7 @@ def _require_ray():
         raise ImportError("--backend ray needs Ray Tune: pip install 'graphnas[ray]'") from None
 
 
-def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: int) -> None:
+def _trainable(config: dict, evaluator: TrainingEvaluator, pruning: bool, threads: int) -> None:
     """One Ray trial: train the proposed architecture, report every epoch's validation
     metric (for ASHA) and finally every measured figure. A candidate's exception is
     reported as a result with its message, so the searcher records it."""
@@ -50,8 +52,7 @@ def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: in
 
     torch.set_num_threads(threads)
     node = ray.get_runtime_context().get_node_id()  # which machine of a cluster ran it (user attribute "node")
-    train = TrainConfig.model_validate_json(train_json)
-    metric = get_metric(train.metric or bundle.metric)
+    metric = get_metric(evaluator.train.metric or evaluator.metric)
     arch = Architecture.from_json(config["arch_json"])
 
     # ASHA never stops a trial that reports NaN: a finite worst value instead
@@ -62,7 +63,7 @@ def _trainable(config: dict, bundle, train_json: str, pruning: bool, threads: in
         return False  # ASHA stops the trial itself
 
     try:
-        result = evaluate(arch, bundle, train, report if pruning else None)
+        result = evaluator.evaluate(arch, report if pruning else None)
     except Exception as err:  # any failure of a candidate fails only its trial
         tune.report({"error": f"{type(err).__name__}: {err}"[:2000], "val_metric": worst,
                      "arch_json": config["arch_json"], "final": True, "node": node})
@@ -118,7 +119,7 @@ class StudySearcher(Searcher):
         a resumed graphnas search reads it from there (not through Tune's restore)."""
 
 
-def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
+def run_ray(search: "Search", study: optuna.Study, evaluator: TrainingEvaluator, objectives) -> None:
     """Run the remaining budget of ``search`` as Ray Tune trials on ``study``."""
     _require_ray()
     import ray
@@ -137,7 +138,7 @@ def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
             ray.init(address=cfg.ray_address, log_to_driver=False)
         else:  # a local instance sized to the machine (or to what the tests allow)
             ray.init(num_cpus=cfg.ray_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    metric, _ = search.objectives(bundle)
+    metric, _ = search.objectives(evaluator)
     mode = "max" if metric.direction == "maximize" else "min"
     asking = optuna.load_study(study_name=study.study_name, storage=_storage_object(search.store.backend),
                                sampler=search.make_sampler(cfg.seed + len(study.trials), len(objectives)))
@@ -145,8 +146,8 @@ def run_ray(search: "Search", study: optuna.Study, bundle, objectives) -> None:
     pruning = cfg.pruner != "none"
     scheduler = (ASHAScheduler(metric="val_metric", mode=mode, max_t=cfg.train.epochs + 1, grace_period=10,
                                reduction_factor=3) if pruning else None)
-    trainable = tune.with_parameters(_trainable, bundle=bundle, train_json=cfg.train.model_dump_json(),
-                                     pruning=pruning, threads=max(1, int(cfg.cpus_per_trial)))
+    trainable = tune.with_parameters(_trainable, evaluator=evaluator, pruning=pruning,
+                                     threads=max(1, int(cfg.cpus_per_trial)))
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),

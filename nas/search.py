@@ -19,31 +19,26 @@ from typing import Any, Callable, Literal, Optional
 
 import optuna
 import torch
-import yaml
 from filelock import FileLock
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
-from torch_geometric import seed_everything
 
-from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, evaluate, get_metric, load_dataset
+from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
 from evaluators.datasets import DatasetBundle, dataset_task, default_space
-from evaluators.tabular import TABULAR, NasBenchGraph
-from evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
-from nas.architect import AlphaSearch, bilevel_batches
-from nas.darts import DIFFERENTIABLE, DartsConfig, alphas_summary, narrow
-from nas.supernet import Supernet
+from evaluators.evaluator import EVALUATORS, Evaluator
+from evaluators.training import check_device, check_sampled_attention, trains_sampled
+from nas.darts import DartsConfig
 from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
 from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
                            transfer_for)
 from nas.outcome import completed, failed, pruned, tell
 from nas.strategies import STRATEGIES
+from nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
 from results.objectives import Objective, parse_objectives
 from results.store import (CONFIRM_ATTR, JOURNAL_STORAGE, RunDirectoryError, RunStore, database_lock, ranked_trials,
                            shared_database)
 from search_spaces import Architecture, SearchSpace
-from search_spaces.builder import model_inputs
-from search_spaces.registry import UnknownNameError
 from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
 
@@ -102,7 +97,7 @@ class SearchConfig(BaseModel):
     # that took every core ran 7x slower beside another). Part of the numbers: a run keeps it.
     threads: Optional[int] = Field(default=None, ge=1)
     pruner: str = "none"  # early stopping of hopeless trials (see nas.pruners for multi-objective searches)
-    evaluator: str = "train"  # train each candidate, or a tabular benchmark (nas-bench-graph)
+    evaluator: str = "train"  # evaluators.evaluator.EVALUATORS: train each candidate, or a table (nas-bench-graph)
     backend: str = "local"  # local | ray (Ray Tune runs the trials)
     ray_address: Optional[str] = None  # None: start a local Ray; "auto" or ray://HOST:PORT: join a cluster
     ray_cpus: Optional[int] = Field(default=None, ge=1)  # CPUs of a local Ray instance (None: all)
@@ -126,25 +121,16 @@ class SearchConfig(BaseModel):
     darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
 
     @property
-    def sampler(self) -> str:
-        """The Optuna sampler of the study: the strategy itself for black-box strategies;
-        TPE for the second phase of darts+tpe; random (never asked to propose) for darts/gdas."""
-        if self.strategy in DIFFERENTIABLE:
-            return "tpe" if self.strategy == "darts+tpe" else "random"
-        return self.strategy
-
-    @property
     def budget(self) -> int:
-        """Trials the run records: one derived architecture per cost weight for darts and
-        gdas; ``trials`` otherwise."""
-        if self.strategy in ("darts", "gdas"):
-            return len(self.darts.cost_weights)
-        return self.trials
+        """Trials the run records, as its strategy counts them (one derived architecture per
+        cost weight for darts and gdas; ``trials`` otherwise)."""
+        return STRATEGIES.get(self.strategy).budget(self) if self.strategy in STRATEGIES else self.trials
 
     @property
     def confirm_top(self) -> int:
-        """How many trials the search confirms (0 for tabular evaluators: a table has one seed)."""
-        if self.evaluator != "train":
+        """How many trials the search confirms (0 for an evaluator that does not train: a table
+        has one seed)."""
+        if self.evaluator not in EVALUATORS or not EVALUATORS.entry(self.evaluator).can("trains"):
             return 0
         return self.confirm if self.confirm is not None else (3 if self.trials >= 20 else 0)
 
@@ -204,6 +190,10 @@ class Search:
             raise ValueError("--workers > 1 cannot share an SQLite storage (one writing process only): leave "
                              "--storage unset for a journal file, or give a PostgreSQL/MySQL URL")
         self.store = RunStore(self.run_dir, config.storage)
+        self.strategy = STRATEGIES.entry(config.strategy)  # raises, listing the strategies
+        self.evaluator_entry = EVALUATORS.entry(config.evaluator)  # raises, listing the evaluators
+        self.trains = self.evaluator_entry.can("trains")  # else a table answers: no seeds, no model
+        self.differentiable = self.strategy.can("differentiable")
         # another machine's search on the same shared database and run name: this one joins it
         self.joining = not resume and self._joins_a_shared_study()
         if resume:
@@ -216,28 +206,13 @@ class Search:
             self._check_space_unchanged()
         if self.joining:  # before any work, as a resume's checks
             self._check_joined_identity(self.store.load_study(config.study_name))
-        if config.evaluator != "train":
-            self._check_tabular()
-        if resume and config.strategy == "darts+tpe" and self.narrowed_path.is_file():
-            self.space = SearchSpace.from_yaml(self.narrowed_path)
-        if config.strategy not in STRATEGIES and config.strategy not in DIFFERENTIABLE:
-            raise UnknownNameError(f"unknown strategy {config.strategy!r}; strategies: "
-                             f"{', '.join([*STRATEGIES.names(), *DIFFERENTIABLE])}")
-        if config.strategy in STRATEGIES:  # what the strategy declared at registration
-            entry, several = STRATEGIES.entry(config.strategy), len(config.objectives.split(",")) > 1
-            if several and not entry.can("multi_objective"):
-                raise ValueError(f"--strategy {config.strategy} optimises one objective: give --objectives metric, "
-                                 "or a multi-objective strategy (" + ", ".join(STRATEGIES.with_capability(
-                                     "multi_objective")) + ")")
-            if config.workers > 1 and not entry.can("parallel"):
-                raise ValueError(f"--strategy {config.strategy} is not safe with several workers: use --workers 1")
-        if config.strategy in DIFFERENTIABLE and config.workers > 1:
-            raise ValueError(f"--strategy {config.strategy} trains one supernet in one process: use --workers 1")
-        self.narrowed_path = self.run_dir / "narrowed_space.yaml"  # darts+tpe's second phase
+        self._check_evaluator()
+        self.space = self.strategy.factory.space_of(self.space, self.run_dir, resume)
+        self._check_strategy()
         PRUNERS.get(config.pruner)  # raises, listing the pruners
         if config.backend not in ("local", "ray"):
             raise ValueError(f"--backend must be local or ray, got {config.backend!r}")
-        if config.backend == "ray" and (config.strategy in DIFFERENTIABLE or config.evaluator != "train"):
+        if config.backend == "ray" and (self.differentiable or not self.trains):
             raise ValueError("--backend ray runs black-box strategies that train their candidates "
                              "(not darts/gdas/darts+tpe, not tabular evaluators)")
         if config.pruner not in MULTI_OBJECTIVE_PRUNERS and "," in config.objectives and config.backend == "local":
@@ -247,12 +222,24 @@ class Search:
         self.resume = resume
         self._check_names()
         self.references = self._check_references()
-        self._prepared: Optional[DatasetBundle | NasBenchGraph] = None
+        self._prepared: Optional[Evaluator] = None
         self._budget = BudgetCount()
         self.knowledge = self._open_knowledge()
         self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
         # the driving process holds the run directory until its run ends; its workers do not
         self._claim = self._claim_run_dir() if claim else None
+
+    def _check_strategy(self) -> None:
+        """What the strategy declared at registration, against the run's settings."""
+        config, entry = self.config, self.strategy
+        if len(config.objectives.split(",")) > 1 and not entry.can("multi_objective"):
+            raise ValueError(f"--strategy {config.strategy} optimises one objective: give --objectives metric, "
+                             "or a multi-objective strategy (" + ", ".join(STRATEGIES.with_capability(
+                                 "multi_objective")) + ")")
+        if config.workers > 1 and self.differentiable:
+            raise ValueError(f"--strategy {config.strategy} trains one supernet in one process: use --workers 1")
+        if config.workers > 1 and not entry.can("parallel"):
+            raise ValueError(f"--strategy {config.strategy} is not safe with several workers: use --workers 1")
 
     def _claim_run_dir(self) -> FileLock:
         """The run directory, held; after every other check, so that a refused search leaves
@@ -288,7 +275,7 @@ class Search:
 
     def _open_knowledge(self) -> Optional[KnowledgeStore]:
         """The store of --knowledge, opened before any work (a black-box search only)."""
-        if self.config.strategy in DIFFERENTIABLE:
+        if self.differentiable:
             return None
         try:
             return open_store(self.config.knowledge)
@@ -297,14 +284,14 @@ class Search:
                              f"store ({type(err).__name__}: {err}); give another URL or --knowledge none") from None
 
     def _origin(self) -> Origin:
-        bench = self.config.dataset if self.space.spec.canonical == NasBenchGraph.space_canonical else None
-        return Origin(self.knowledge.url if self.knowledge else None, self.space,
-                      bench if self.config.evaluator == "nas-bench-graph" else None)
+        # a search answered by NAS-Bench-Graph's table of dataset X learns from the other tables
+        bench = self.config.dataset if self.evaluator_entry.capabilities.get("space") == "nas_bench_graph" else None
+        return Origin(self.knowledge.url if self.knowledge else None, self.space, bench)
 
-    def _fingerprint(self, bundle: DatasetBundle | NasBenchGraph) -> Optional[Fingerprint]:
-        if isinstance(bundle, NasBenchGraph):
-            return NAS_BENCH_GRAPH_FINGERPRINTS.get(bundle.name)
-        return Fingerprint.of_bundle(bundle)
+    def _fingerprint(self, evaluator: Evaluator) -> Optional[Fingerprint]:
+        if not self.trains:  # a table: the benchmark's own fingerprint of its dataset, if it has one
+            return NAS_BENCH_GRAPH_FINGERPRINTS.get(evaluator.name)
+        return Fingerprint.of_bundle(evaluator.bundle)
 
     def _start_from_knowledge(self, study: optuna.Study) -> None:
         """Queue the best architectures of the closest earlier searches after the references
@@ -321,7 +308,7 @@ class Search:
 
     def _register(self, study: optuna.Study) -> None:
         """Add the finished run to the knowledge store (trained runs only: a table is not news)."""
-        if self.knowledge is None or self.config.evaluator != "train" or "fingerprint" not in study.user_attrs:
+        if self.knowledge is None or not self.trains or "fingerprint" not in study.user_attrs:
             return
         try:
             register_run(self.knowledge, self.run_dir)
@@ -335,10 +322,10 @@ class Search:
         cfg = self.config
         if cfg.references is None:  # the default: what the zoo has for this task, where the space holds it
             task = dataset_task(cfg.dataset)
-            if cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train" or task is None:
+            if self.differentiable or not self.trains or task is None:
                 return []
             return [e for e in zoo_entries(task) if self.space.contains(e.architecture_for(cfg.dataset))]
-        if cfg.references and (cfg.strategy in DIFFERENTIABLE or cfg.evaluator != "train"):
+        if cfg.references and (self.differentiable or not self.trains):
             raise ValueError("--reference adds trained trials to a black-box search (tpe, random, nsga2, ...); "
                              f"not to --strategy {cfg.strategy} or --evaluator {cfg.evaluator}")
         entries = [zoo_entry(ref) for ref in cfg.references]
@@ -356,18 +343,17 @@ class Search:
             study.enqueue_trial(self.space.trial_params(entry.architecture_for(self.config.dataset)),
                                 user_attrs={"reference": entry.ref})
 
-    def _check_tabular(self) -> None:
-        cfg = self.config
-        if cfg.evaluator not in TABULAR:
-            raise UnknownNameError(f"unknown evaluator {cfg.evaluator!r}; evaluators: train, {', '.join(TABULAR.names())}")
-        table = TABULAR.get(cfg.evaluator)
-        if self.space.spec.canonical != table.space_canonical:
-            raise ValueError(f"--evaluator {cfg.evaluator} answers NAS-Bench-Graph cells only: use --space "
-                             f"nas_bench_graph (or nas_bench_graph_proteins), not {self.space.name!r}")
-        if not table.has_flops and "flops" in [o.strip() for o in cfg.objectives.split(",")]:
+    def _check_evaluator(self) -> None:
+        """What the evaluator declared at registration, against the space and the objectives."""
+        cfg, entry = self.config, self.evaluator_entry
+        answers = entry.capabilities.get("space")  # a table answers the cells of one space only
+        if answers is not None and self.space.spec.canonical != answers:
+            raise ValueError(f"--evaluator {cfg.evaluator} answers the cells of space {answers!r} only: use --space "
+                             f"{answers} (or {answers}_proteins), not {self.space.name!r}")
+        if not entry.can("flops") and "flops" in [o.strip() for o in cfg.objectives.split(",")]:
             raise ValueError(f"--evaluator {cfg.evaluator}: the benchmark has no FLOPs; use --objectives "
                              "metric,latency or metric,params")
-        if cfg.strategy in DIFFERENTIABLE:
+        if self.differentiable and not self.trains:
             raise ValueError(f"--strategy {cfg.strategy} trains a supernet; it cannot use a tabular evaluator")
 
     def _check_space_unchanged(self) -> None:
@@ -390,17 +376,11 @@ class Search:
         if diffs:
             raise ValueError(f"cannot resume {self.run_dir} with different settings: " + "; ".join(diffs))
 
-    def prepare(self) -> DatasetBundle | NasBenchGraph:
-        """The dataset, or for a tabular evaluator its table (which answers trials itself);
-        loaded once per search (the CLI asks for it before its banner)."""
+    def prepare(self) -> Evaluator:
+        """The run's evaluator with what it answers from (the dataset, or a table), prepared
+        once per search (the CLI asks for it before its banner)."""
         if self._prepared is None:
-            if self.config.evaluator != "train":
-                self._prepared = TABULAR.get(self.config.evaluator)(self.config.dataset)
-            else:
-                self._prepared = load_dataset(self.config.dataset, self.config.data_root,
-                                              Path(self.config.cache_dir) if self.config.cache_dir else None,
-                                              encodings=self.space.encodings(), dataset_args=self.config.dataset_args,
-                                              feature_norms=self.space.feature_norms())
+            self._prepared = self.evaluator_entry.factory.prepare(self.config, self.space)
         return self._prepared
 
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
@@ -414,10 +394,10 @@ class Search:
 
     def _run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
-        bundle = self.prepare()
-        if cfg.evaluator == "train":
-            self._check_fits(bundle)
-        metric, objectives = self.objectives(bundle)
+        evaluator = self.prepare()
+        if self.trains:
+            self._check_fits(evaluator.bundle)
+        metric, objectives = self.objectives(evaluator)
         log.info("%s search of %s (%s) on %s: strategy %s, objectives %s, %d trials, %d worker(s), %d torch thread(s), "
                  "storage %s", "resumed" if self.resume else "joining" if self.joining else "new", self.space.name,
                  self.space.source, cfg.dataset, cfg.strategy, cfg.objectives, cfg.trials, cfg.workers, cfg.threads,
@@ -436,43 +416,44 @@ class Search:
                 study.sampler = saved.sampler
         else:
             self.store.write_config({**cfg.model_dump(mode="json"), "run_dir": str(self.run_dir),
-                                     "storage": self.store.storage_template, **run_facts(self.space, bundle)})
+                                     "storage": self.store.storage_template, **run_facts(self.space, evaluator)})
         if not self.resume and not self.joining:
             try:
-                study = self._create(bundle, metric, objectives)
+                study = self._create(evaluator, metric, objectives)
             except optuna.exceptions.DuplicatedStudyError:  # another machine created it a moment ago
                 self.joining = True
         if self.joining:
             study = self._join(objectives)
-        study.set_user_attr("dataset", bundle.name)  # what export needs to rebuild models
-        if bundle.info is not None:  # a tabular evaluator builds no model
-            study.set_user_attr("data_info", asdict(bundle.info))
+        study.set_user_attr("dataset", evaluator.name)  # what export needs to rebuild models
+        if evaluator.info is not None:  # a tabular evaluator builds no model
+            study.set_user_attr("data_info", asdict(evaluator.info))
         try:
             if cfg.backend == "ray":
                 from nas.ray_backend import run_ray
 
-                run_ray(self, study, bundle, objectives)
-            elif cfg.strategy in DIFFERENTIABLE:
-                self._run_differentiable(study, bundle, objectives, observer)
+                run_ray(self, study, evaluator, objectives)
+            elif self.differentiable:
+                self.strategy.factory(self.space, cfg.seed, len(objectives)).run(self, study, evaluator, objectives,
+                                                                                observer)
             elif cfg.workers == 1:
-                self.loop(study, bundle, objectives, observer)
+                self.loop(study, evaluator, objectives, observer)
             else:
                 self._run_workers(study, observer)
-                self.loop(study, bundle, objectives, observer)  # the retries of workers that died
-            self.confirm(study, bundle, objectives, observer)
+                self.loop(study, evaluator, objectives, observer)  # the retries of workers that died
+            self.confirm(study, evaluator, objectives, observer)
         finally:
             self.store.write_outputs(study)
             self.release()  # before registering: the run is finished
         self._register(study)
         return study
 
-    def _create(self, bundle, metric, objectives: list[Objective]) -> optuna.Study:
+    def _create(self, evaluator: Evaluator, metric: Metric, objectives: list[Objective]) -> optuna.Study:
         """A fresh run's study, with its references and what it takes from the knowledge store."""
         cfg = self.config
-        fingerprint = self._fingerprint(bundle)
-        if self.knowledge is not None:
+        fingerprint = self._fingerprint(evaluator)
+        if self.knowledge is not None:  # never for a differentiable strategy (_open_knowledge)
             self.transfer = (transfer_for(fingerprint, self._origin(), exclude_source=str(self.run_dir))
-                             if fingerprint is not None and cfg.strategy not in DIFFERENTIABLE else None)
+                             if fingerprint is not None else None)
         study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
                                         metric.name)
         study.set_user_attr(IDENTITY_ATTR, self._shared_identity())
@@ -522,7 +503,7 @@ class Search:
                 {p.name for p in self.run_dir.iterdir()} <= {RunStore.LOCK}:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
-    def confirm(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
+    def confirm(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
                 observer: Optional[Observer] = None) -> None:
         """Train the top ``confirm_top`` completed trials by validation (one per architecture)
         again with seeds ``seed + 1 .. seed + confirm_seeds``, and record every seed's
@@ -536,16 +517,16 @@ class Search:
         done = frame[frame["state"] == "COMPLETE"].drop_duplicates("arch_id")
         ranked = ranked_trials(done, objectives).head(top)  # the order best_row selects in
         records = dict(study.user_attrs.get(CONFIRM_ATTR, {}))
-        train = self.config.train
+        seed = self.config.train.seed
         for n, row in enumerate(ranked.itertuples()):
             if str(row.trial) in records:
                 continue
             if observer:
                 self._observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(ranked)})")
             arch = Architecture.from_json(row.arch_json)
-            seeds = [train.seed + 1 + i for i in range(self.config.confirm_seeds)]
-            results = [evaluate(arch, bundle, train.model_copy(update={"seed": seed})) for seed in seeds]
-            records[str(row.trial)] = {"seeds": [train.seed, *seeds],
+            seeds = [seed + 1 + i for i in range(self.config.confirm_seeds)]
+            results = [evaluator.evaluate(arch, seed=other) for other in seeds]
+            records[str(row.trial)] = {"seeds": [seed, *seeds],
                                        "val": [float(row.val_metric), *(r.val_metric for r in results)],
                                        "test": [float(row.test_metric), *(r.test_metric for r in results)]}
             study.set_user_attr(CONFIRM_ATTR, records)  # after each trial: a resumed run keeps it
@@ -557,7 +538,7 @@ class Search:
         if not bundle.info.graph_level:
             check_sampled_attention(spec.layers.attention.values(), bundle.data.num_nodes, cfg.train,
                                     where=f"space {self.space.name!r} (layers.attention)")
-        if sampled and cfg.strategy in DIFFERENTIABLE:
+        if sampled and self.differentiable:
             raise ValueError(f"--strategy {cfg.strategy} trains its supernet full-batch, and this graph has "
                              f"{bundle.data.num_nodes:,} nodes (> sample_above_nodes="
                              f"{cfg.train.sample_above_nodes:,}): use a black-box strategy (tpe, random, "
@@ -570,14 +551,14 @@ class Search:
                              f"{'graph-level' if bundle.info.graph_level else 'trained on sampled mini-batches'}: "
                              "use edge_method: teddy")
 
-    def objectives(self, bundle: DatasetBundle) -> tuple[Metric, list[Objective]]:
-        metric = get_metric(self.config.train.metric or bundle.metric)
+    def objectives(self, evaluator: Evaluator) -> tuple[Metric, list[Objective]]:
+        metric = get_metric(self.config.train.metric or evaluator.metric)
         return metric, parse_objectives(self.config.objectives, metric.direction)
 
     def make_sampler(self, seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
         """The sampler of the run's strategy over its space (see :mod:`nas.strategies`), given
         what the run took from the knowledge."""
-        return STRATEGIES.get(self.config.sampler)(self.space, seed, n_objectives, transfer=self.transfer).sampler()
+        return self.strategy.factory(self.space, seed, n_objectives, transfer=self.transfer).sampler()
 
     def attach(self, study: optuna.Study, objectives: list[Objective], seed: int) -> None:
         """Give an opened study this run's sampler (seeded with ``seed``) and pruner: they
@@ -588,7 +569,7 @@ class Search:
         study.sampler = self.make_sampler(seed, len(objectives))
         study.pruner = PRUNERS.get(self.config.pruner)()
 
-    def loop(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
+    def loop(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
              observer: Optional[Observer] = None, worker: int = 0) -> None:
         """Run trials until the budget is met: finished trials plus those other workers are
         running now (so that N workers do not overshoot it by N - 1)."""
@@ -597,7 +578,7 @@ class Search:
             trial = self._reserve_trial(study)
             if trial is None:
                 break
-            state = self._one_trial(study, trial, bundle, objectives, worker)
+            state = self._one_trial(study, trial, evaluator, objectives, worker)
             if observer:
                 self._observe(study, observer, state)
 
@@ -645,7 +626,7 @@ class Search:
             p.join()
         self.store.fail_stale_trials(study)
 
-    def _one_trial(self, study: optuna.Study, trial: optuna.Trial, bundle: DatasetBundle,
+    def _one_trial(self, study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
                    objectives: list[Objective], worker: int = 0, tags: Optional[dict] = None) -> str:
         trial.set_user_attr("worker", worker)
         for key, value in (tags or {}).items():
@@ -659,7 +640,7 @@ class Search:
                 self.store.save_sampler(study.sampler, trial.number)
             trial.set_user_attr("arch_id", arch.arch_id)
             trial.set_user_attr("arch_json", arch.to_json())
-            outcome = completed(self._evaluate(study, arch, bundle, trial), objectives)
+            outcome = completed(self._evaluate(study, arch, evaluator, trial), objectives)
         except TrialPruned as stop:  # stopped early by the pruner: recorded, counted, not failed
             outcome = pruned(str(stop))
         except RunDirectoryError:  # the engine's own failure: the trial stays RUNNING, swept on --resume
@@ -672,20 +653,20 @@ class Search:
             torch.cuda.empty_cache()  # outside the except: its traceback no longer pins the tensors
         return state
 
-    def _evaluate(self, study: optuna.Study, arch: Architecture, bundle: DatasetBundle | NasBenchGraph,
+    def _evaluate(self, study: optuna.Study, arch: Architecture, evaluator: Evaluator,
                   trial: optuna.Trial) -> TrialResult:
-        if isinstance(bundle, NasBenchGraph):  # a table lookup, no training
-            return bundle.evaluate(arch)
+        if not self.trains:  # a table lookup: nothing to reuse or to stop early
+            return evaluator.evaluate(arch)
         for old in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if old.user_attrs.get("arch_id") == arch.arch_id:  # same seed, same result: reuse it
                 return TrialResult.from_attrs(old.user_attrs)
 
         if self.config.pruner == "none":
-            return evaluate(arch, bundle, self.config.train)
+            return evaluator.evaluate(arch)
         curve: list[float] = []
         rule = None
         if len(study.directions) > 1:  # Optuna's pruners are single-objective: our explicit rule
-            rule = MetricMedianRule(maximize=self.objectives(bundle)[0].direction == "maximize")
+            rule = MetricMedianRule(maximize=self.objectives(evaluator)[0].direction == "maximize")
 
         def report(epoch: int, value: float) -> bool:  # the evaluator's early-stopping hook
             curve.append(value)
@@ -695,80 +676,17 @@ class Search:
             return trial.should_prune()
 
         try:
-            return evaluate(arch, bundle, self.config.train, report)
+            return evaluator.evaluate(arch, report)
         finally:  # complete or pruned, the curve is what later trials are compared with
             trial.set_user_attr(CURVE_ATTR, curve)
-
-
-    # --- differentiable strategies ------------------------------------------------------------
-    def _run_differentiable(self, study: optuna.Study, bundle: DatasetBundle, objectives: list[Objective],
-                            observer: Optional[Observer]) -> None:
-        """darts / gdas: one supernet search per cost weight, each derived architecture
-        retrained by the evaluator and recorded as a trial tagged with strategy and cost
-        weight. darts+tpe: one supernet search, then TPE on the space narrowed to the top-k
-        candidates per choice, starting from the derived architecture. A resumed run skips
-        the cost weights it has recorded (and darts+tpe's first phase once narrowed)."""
-        cfg = self.config
-        if cfg.strategy == "darts+tpe" and self.narrowed_path.is_file():
-            self.loop(study, bundle, objectives, observer)
-            return
-        done = {t.user_attrs.get("cost_weight") for t in study.get_trials(deepcopy=False)
-                if t.state.is_finished() and "cost_weight" in t.user_attrs}
-        weights = cfg.darts.cost_weights[:1] if cfg.strategy == "darts+tpe" else cfg.darts.cost_weights
-        mode = "gdas" if cfg.strategy == "gdas" else "darts"
-        for lam in (w for w in weights if w not in done):
-            net, arch = self._supernet_search(bundle, mode, lam, study, observer)
-            if cfg.strategy == "darts+tpe":
-                self.space = narrow(self.space, net, cfg.darts.top_k, cfg.darts.keeps_none(lam))
-                self.narrowed_path.write_text(yaml.safe_dump(self.space.spec.model_dump(mode="json", by_alias=True),
-                                                             sort_keys=False))
-            study.enqueue_trial(self.space.trial_params(arch))
-            tags = {"strategy": mode, "cost_weight": lam}
-            state = self._one_trial(study, study.ask(), bundle, objectives, tags=tags)
-            if observer:
-                self._observe(study, observer, state)
-        if cfg.strategy == "darts+tpe":
-            self.loop(study, bundle, objectives, observer)
-
-    def _supernet_search(self, bundle: DatasetBundle, mode: str, cost_weight: float, study: optuna.Study,
-                         observer: Optional[Observer]) -> tuple[Supernet, Architecture]:
-        """Train a supernet for ``cost_weight`` and discretise it; append its alpha
-        trajectories to alphas.csv and what was searched, fixed and learned to darts.json."""
-        cfg, dcfg = self.config, self.config.darts
-        seed_everything(cfg.seed)
-        device = resolve_device(cfg.train.device)
-        net = Supernet(self.space, bundle.info, dcfg.fix, mode, seed=cfg.seed).to(device)
-        net.measure_flops(model_inputs(bundle.data.to(device), net.base))
-        steps = bilevel_batches(bundle, net.base, device, dcfg.arch_fraction, cfg.seed, cfg.train.batch_size)
-
-        def on_epoch(epoch: int) -> None:
-            if observer and (epoch + 1) % 10 == 0:
-                self._observe(study, observer, "RUNNING", f"{mode} lambda={cost_weight:g} epoch {epoch + 1}/{dcfg.epochs}")
-
-        start = time.perf_counter()
-        rows = AlphaSearch(net, dcfg, cost_weight).run(steps, on_epoch)
-        arch = net.derive(dcfg.keeps_none(cost_weight))
-        overridden = net.overridden_none(dcfg.keeps_none(cost_weight))
-        if overridden:
-            log.warning("%s lambda=%g: 'none' has the largest weight at %s, and the derived architecture takes the "
-                        "next candidate there: without a FLOPs penalty DARTS never picks the zero operation (its "
-                        "weight says how little the others matter); --keep-none or a cost weight > 0 lets it win",
-                        mode, cost_weight, ", ".join(f"{k} ({w:.3f})" for k, w in overridden.items()))
-        self.store.append_alphas([{**r, "cost_weight": cost_weight} for r in rows])
-        self.store.update_json("darts.json", str(cost_weight), {
-            "mode": mode, "searched": net.candidates, "fixed": net.fixed, "final_weights": alphas_summary(rows),
-            "none_overridden": overridden,
-            "derived_arch_id": arch.arch_id, "search_time_s": time.perf_counter() - start,
-            "candidate_flops": {k: v.tolist() for k, v in net.flops.items()}})
-        return net, arch
 
 
 # What config.yaml records beside the settings (not settings: a resume does not take them)
 RUN_FACTS = ("space_source", "space_spec", "node_features")
 
 
-def run_facts(space: SearchSpace, bundle) -> dict:
-    info = getattr(bundle, "info", None)
+def run_facts(space: SearchSpace, evaluator: Evaluator) -> dict:
+    info = evaluator.info
     return {"space_source": space.source, "space_spec": space_content(space),
             "node_features": info.node_features if info is not None else None}
 
@@ -800,8 +718,8 @@ def run_worker(config_json: str, index: int) -> None:
     config = SearchConfig.model_validate_json(config_json)
     search = Search(config, resume=True, claim=False)  # the driver holds the run directory
     torch.set_num_threads(config.threads)
-    bundle = search.prepare()  # the driver prepared it: this reads the disk cache
-    _, objectives = search.objectives(bundle)
+    evaluator = search.prepare()  # the driver prepared it: this reads the disk cache
+    _, objectives = search.objectives(evaluator)
     study = search.store.load_study(config.study_name)
     search.attach(study, objectives, config.seed + 1000 * (index + 1))
-    search.loop(study, bundle, objectives, worker=index)
+    search.loop(study, evaluator, objectives, worker=index)

@@ -7,7 +7,8 @@ Lifecycle (in the style of Optuna's ``BaseSampler``):
 1. **Registration** declares what a strategy can do: ``multi_objective`` (it uses every
    objective, not just the first), ``parallel`` (safe with several workers on one study),
    ``distinct`` (it never proposes a canonical architecture the study already holds, so no
-   query is spent on a repeat).
+   query is spent on a repeat), ``differentiable`` (it trains a supernet and has a ``run``
+   of its own: :mod:`nas.differentiable`).
 2. **Construction**, once per process: ``STRATEGIES.get(name)(space, seed, n_objectives)``.
 3. **sampler()** gives the sampler of the study. A resumed single-process run restores the
    sampler it pickled after each proposal, so the search goes on as if never stopped.
@@ -27,6 +28,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -40,6 +42,7 @@ from search_spaces.registry import Registry
 
 if TYPE_CHECKING:
     from nas.knowledge import Transfer
+    from nas.search import SearchConfig
 
 
 class Strategy(ABC):
@@ -56,10 +59,21 @@ class Strategy(ABC):
     def sampler(self) -> optuna.samplers.BaseSampler:
         """The Optuna sampler that proposes this strategy's trials."""
 
+    @classmethod
+    def space_of(cls, space: SearchSpace, run_dir: Path, resume: bool) -> SearchSpace:
+        """The space the run's trials are drawn from (a differentiable strategy may narrow it)."""
+        return space
+
+    @classmethod
+    def budget(cls, config: "SearchConfig") -> int:
+        """The trials the run records."""
+        return config.trials
+
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy", capabilities={
     "multi_objective": "proposes for several objectives", "parallel": "safe with several workers sharing the study",
-    "distinct": "never proposes an architecture the study already holds"})
+    "distinct": "never proposes an architecture the study already holds",
+    "differentiable": "trains a supernet and has its own run (nas.differentiable)"})
 
 
 class OptunaStrategy(Strategy):

@@ -83,6 +83,10 @@ class Registry(Generic[T]):
         """Names of the entries that declared ``capability``, sorted."""
         return [e.name for e in self if e.can(capability)]
 
+    def without_capability(self, capability: str) -> list[str]:
+        """Names of the entries that did not declare ``capability``, sorted."""
+        return [e.name for e in self if not e.can(capability)]
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

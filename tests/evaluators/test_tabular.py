@@ -64,7 +64,7 @@ def test_bad_requests_say_what_is_wrong(cora, tmp_path):
     base = dict(run_dir=str(tmp_path / "x"), evaluator="nas-bench-graph", dataset="cora")
     with pytest.raises(ValueError, match="no FLOPs; use --objectives metric,latency"):
         Search(SearchConfig(space="nas_bench_graph", **base))
-    with pytest.raises(ValueError, match="NAS-Bench-Graph cells only"):
+    with pytest.raises(ValueError, match="answers the cells of space 'nas_bench_graph' only"):
         Search(SearchConfig(space="tiny", objectives="metric,latency", **base))
 
 

@@ -11,6 +11,7 @@ from torch_geometric import seed_everything
 
 from evaluators import TrainConfig, load_dataset
 from nas import Search, SearchConfig
+from nas.strategies import STRATEGIES
 from nas.architect import AlphaSearch, bilevel_batches
 from nas.darts import DartsConfig, narrow
 from nas.supernet import MixedOp, Supernet
@@ -255,6 +256,31 @@ def test_darts_plus_tpe_narrows_then_searches_from_the_derived_architecture(tmp_
     assert study.trials[0].user_attrs["arch_id"] == first
     from search_spaces import Architecture
     assert all(narrowed.contains(Architecture.from_json(t.user_attrs["arch_json"])) for t in study.trials)
+
+
+@pytest.mark.slow  # two short supernet searches per strategy
+@pytest.mark.parametrize("strategy", STRATEGIES.with_capability("differentiable"))
+def test_every_differentiable_strategy_keeps_the_strategy_contract(strategy, tmp_path, cache_dir):
+    """The contract the black-box strategies keep (tests/nas/test_strategies.py), for those
+    with a run of their own: members of the space only, the same trials given the same seed,
+    and a resumed finished run that queries nothing again."""
+    from search_spaces import Architecture
+
+    def run(name, resume=False):
+        config = SearchConfig(space="tiny", run_dir=str(tmp_path / name), cache_dir=str(cache_dir),
+                              train=TrainConfig(epochs=4, patience=4, latency_repeats=1), strategy=strategy,
+                              trials=2, objectives="metric,flops", darts=DartsConfig(epochs=3, top_k=1))
+        search = Search(config, resume=resume)
+        study = search.run()
+        return search, [(t.state.name, t.user_attrs.get("arch_id"), t.values) for t in study.trials]
+
+    search, first = run("a")
+    assert len(first) == search.config.budget and all(state == "COMPLETE" for state, _, _ in first)
+    space = SearchSpace.preset("tiny")
+    assert all(space.contains(Architecture.from_json(t.user_attrs["arch_json"]))
+               for t in search.store.load_study(search.config.study_name).trials)
+    assert run("b")[1] == first  # repeats itself given the seed
+    assert run("a", resume=True)[1] == first  # a finished run resumed queries nothing again
 
 
 def test_differentiable_strategies_refuse_several_workers(tmp_path):

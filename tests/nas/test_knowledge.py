@@ -169,7 +169,7 @@ def test_a_pickled_transfer_carries_no_trials_and_reads_its_sources_again(tmp_pa
 
 
 @pytest.mark.slow  # a full search or several: over 2 s on 2 cores
-@pytest.mark.parametrize("strategy", STRATEGIES.names())
+@pytest.mark.parametrize("strategy", STRATEGIES.without_capability("differentiable"))
 def test_every_strategy_takes_a_transfer_and_still_proposes_members(strategy, bench_space, pubmed_transfer):
     transfer = pubmed_transfer
     sampler = STRATEGIES.get(strategy)(bench_space, 0, 1, transfer=transfer).sampler()

@@ -109,7 +109,7 @@ def test_resume_with_another_dataset_is_refused(tmp_path, cache_dir):
 
 
 def test_unknown_strategy_lists_the_valid_ones(tmp_path):
-    with pytest.raises(KeyError, match="evolution, local, nsga2, predictor, random, tpe, darts, gdas, darts\\+tpe"):
+    with pytest.raises(KeyError, match="registered: auto, darts, darts\\+tpe, evolution, gdas, local, nsga2, predictor, random, tpe"):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), strategy="bayes"))
 
 
@@ -336,9 +336,11 @@ def test_each_trial_gets_the_cores_shared_by_the_workers_and_the_run_records_it(
     assert Search(SearchConfig(**base, run_dir=str(tmp_path / "given"), threads=3), claim=False).config.threads == 3
     search = Search(SearchConfig(**base, run_dir=str(tmp_path / "one")))
     before, seen = torch.get_num_threads(), []
-    evaluate = search_module.NasBenchGraph.evaluate
-    monkeypatch.setattr(search_module.NasBenchGraph, "evaluate",
-                        lambda self, arch: (seen.append(torch.get_num_threads()), evaluate(self, arch))[1])
+    from evaluators.tabular import NasBenchGraph
+
+    evaluate = NasBenchGraph.evaluate
+    monkeypatch.setattr(NasBenchGraph, "evaluate",
+                        lambda self, arch, report=None: (seen.append(torch.get_num_threads()), evaluate(self, arch))[1])
     search.run()
     assert seen == [4, 4, 4] and torch.get_num_threads() == before  # set for the trials, restored after
     assert yaml.safe_load((tmp_path / "one" / "config.yaml").read_text())["threads"] == 4

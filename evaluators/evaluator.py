@@ -1,0 +1,91 @@
+"""Evaluators, one concept: what answers a trial's architecture with a :class:`TrialResult`.
+
+A search never asks which evaluator it has by name; it reads what the evaluator declared.
+
+Lifecycle:
+
+1. **Registration** in :data:`EVALUATORS` declares capabilities:
+
+   * ``trains`` (required): it trains each candidate, so its figures depend on the seed. A
+     search then confirms its top trials with more seeds, runs the zoo's reference designs,
+     may train a supernet, may run on Ray, and registers a finished run in the knowledge
+     store. A table (NAS-Bench-Graph) answers from one seed's figures, none of that applies.
+   * ``space``: the canonical form of the only space it answers (a table knows its cells).
+   * ``flops``: whether it reports FLOPs (a table may not).
+2. **Preparation**, once per process: ``EVALUATORS.get(name).prepare(config, space)`` loads
+   what it answers from (the dataset, or the table) before the banner and the first trial.
+3. **evaluate(arch, report=None)** per trial. ``report(epoch, value)`` is the early-stopping
+   hook of a training evaluator (it returns True to stop); a table ignores it.
+   Raises on failure: the caller turns any exception into a failed trial
+   (:mod:`nas.outcome`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
+
+from evaluators.datasets import DataInfo, DatasetBundle, load_dataset
+from evaluators.result import TrialResult
+from evaluators.training import Report, TrainConfig, evaluate
+from search_spaces import Architecture, SearchSpace
+from search_spaces.registry import Registry
+
+if TYPE_CHECKING:
+    from nas.search import SearchConfig
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """What a search asks: ``name`` (the dataset), ``metric`` (its default metric), ``info``
+    (what a model built for it must know; None where no model is built) and
+    :meth:`evaluate`."""
+
+    name: str
+    metric: str
+    info: Optional[DataInfo]
+
+    def evaluate(self, arch: Architecture, report: Optional[Report] = None) -> TrialResult:
+        """The architecture's figures: trained and measured, or looked up."""
+
+
+EVALUATORS: Registry[Any] = Registry("evaluator", capabilities={
+    "trains": "trains each candidate: figures depend on the seed (confirmation, references, supernets, Ray, "
+              "knowledge)",
+    "space": "the canonical form of the only space it answers",
+    "flops": "reports FLOPs"}, required=("trains",))
+
+
+@EVALUATORS.register("train", "Train every candidate on the dataset and measure its cost", trains=True, flops=True)
+@dataclass
+class TrainingEvaluator:
+    """Trains each candidate from scratch on ``bundle`` with ``train`` (see
+    :func:`evaluators.training.evaluate`). ``bundle`` stays reachable: supernets and the
+    knowledge store's fingerprints read the data itself."""
+
+    bundle: DatasetBundle
+    train: TrainConfig
+
+    @classmethod
+    def prepare(cls, config: "SearchConfig", space: SearchSpace) -> "TrainingEvaluator":
+        bundle = load_dataset(config.dataset, config.data_root, Path(config.cache_dir) if config.cache_dir else None,
+                              encodings=space.encodings(), dataset_args=config.dataset_args,
+                              feature_norms=space.feature_norms())
+        return cls(bundle, config.train)
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def metric(self) -> str:
+        return self.bundle.metric
+
+    @property
+    def info(self) -> DataInfo:
+        return self.bundle.info
+
+    def evaluate(self, arch: Architecture, report: Optional[Report] = None, seed: Optional[int] = None) -> TrialResult:
+        """``seed``: another seed than the run's (a confirmation's)."""
+        train = self.train if seed is None else self.train.model_copy(update={"seed": seed})
+        return evaluate(arch, self.bundle, train, report)
