@@ -25,6 +25,7 @@ space language; our trials must stay Optuna trials).
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -118,7 +119,23 @@ class Random(OptunaStrategy):
                      distinct=True)
 class NSGA2(OptunaStrategy):
     def optuna_sampler(self) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.NSGAIISampler(seed=self.seed, population_size=10)
+        return PicklableNSGAII(seed=self.seed, population_size=10)
+
+
+class PicklableNSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II that pickles. Optuna 5 guards the GA samplers' generation cache with a
+    ``threading.Lock`` (``_thread_lock``), which pickle refuses; the run store pickles the
+    sampler after every proposal so that a resumed search goes on exactly, so the lock is
+    left out and a fresh one made on unpickling (a lock holds no state worth keeping)."""
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()  # unused by a release without it
 
 
 @STRATEGIES.register("auto", "The default: the predictor, with the knowledge of earlier searches as its prior", multi_objective=True, parallel=True, distinct=True)
