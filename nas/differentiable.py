@@ -59,10 +59,6 @@ class DifferentiableStrategy(Strategy):
         return Random(self.space, self.seed, self.n_objectives, self.transfer).sampler()
 
     @classmethod
-    def space_of(cls, space: SearchSpace, run_dir: Path, resume: bool) -> SearchSpace:
-        return space
-
-    @classmethod
     def budget(cls, config: "SearchConfig") -> int:
         return len(config.darts.cost_weights)
 
