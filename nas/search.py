@@ -27,8 +27,9 @@ from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
 from evaluators.datasets import DatasetBundle, dataset_task, default_space
 from evaluators.evaluator import EVALUATORS, Evaluator
 from evaluators.training import check_device, check_sampled_attention, trains_sampled
+from nas.backends import BACKENDS
 from nas.darts import DartsConfig
-from nas.pruners import CURVE_ATTR, MULTI_OBJECTIVE_PRUNERS, PRUNERS, MetricMedianRule
+from nas.pruners import CURVE_ATTR, PRUNERS, MetricMedianRule
 from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
                            transfer_for)
@@ -98,7 +99,7 @@ class SearchConfig(BaseModel):
     threads: Optional[int] = Field(default=None, ge=1)
     pruner: str = "none"  # early stopping of hopeless trials (see nas.pruners for multi-objective searches)
     evaluator: str = "train"  # evaluators.evaluator.EVALUATORS: train each candidate, or a table (nas-bench-graph)
-    backend: str = "local"  # local | ray (Ray Tune runs the trials)
+    backend: str = "local"  # nas.backends.BACKENDS: this process and its workers, or Ray Tune
     ray_address: Optional[str] = None  # None: start a local Ray; "auto" or ray://HOST:PORT: join a cluster
     ray_cpus: Optional[int] = Field(default=None, ge=1)  # CPUs of a local Ray instance (None: all)
     cpus_per_trial: float = Field(default=1.0, gt=0)
@@ -210,15 +211,9 @@ class Search:
         self.space = self.strategy.factory.space_of(self.space, self.run_dir, resume)
         self._check_strategy()
         PRUNERS.get(config.pruner)  # raises, listing the pruners
-        if config.backend not in ("local", "ray"):
-            raise ValueError(f"--backend must be local or ray, got {config.backend!r}")
-        if config.backend == "ray" and (self.differentiable or not self.trains):
-            raise ValueError("--backend ray runs black-box strategies that train their candidates "
-                             "(not darts/gdas/darts+tpe, not tabular evaluators)")
-        if config.pruner not in MULTI_OBJECTIVE_PRUNERS and "," in config.objectives and config.backend == "local":
-            raise ValueError(f"--pruner {config.pruner}: Optuna prunes single-objective searches only, and "
-                             "multi-objective ones are pruned by the median rule on the metric objective: use "
-                             "--pruner median, --objectives metric, or --backend ray (ASHA)")
+        backend = BACKENDS.entry(config.backend)  # raises, listing the backends
+        backend.factory.check(backend, config, self.differentiable, self.trains)
+        self.backend = backend.factory(config)
         self.resume = resume
         self._check_names()
         self.references = self._check_references()
@@ -252,7 +247,7 @@ class Search:
             lock.release()
             raise ValueError(f"{self.run_dir} already holds a run (study {self.config.study_name!r}), started at "
                              "the same moment; continue it with --resume or choose another --run-dir")
-        if self.config.workers == 1 and self.config.backend == "local":  # nothing else writes the study
+        if self.backend.sole_writer():  # nothing else writes the study
             self.store.write_alone()
         return lock
 
@@ -408,7 +403,7 @@ class Search:
             # offsetting the seed by the trials so far keeps a resumed run exploring. A
             # single local process restores the sampler it pickled instead, so the search
             # goes on exactly as the uninterrupted one would have.
-            saved = self.store.load_sampler() if cfg.workers == 1 and cfg.backend == "local" else None
+            saved = self.store.load_sampler() if self.backend.sole_writer() else None
             # interrupted trials: FAIL, and queued again if the snapshot holds their proposal
             self.store.fail_stale_trials(study, proposed_through=saved.trial if saved else None)
             self.attach(study, objectives, cfg.seed + len(study.trials))
@@ -428,18 +423,11 @@ class Search:
         if evaluator.info is not None:  # a tabular evaluator builds no model
             study.set_user_attr("data_info", asdict(evaluator.info))
         try:
-            if cfg.backend == "ray":
-                from nas.ray_backend import run_ray
-
-                run_ray(self, study, evaluator, objectives)
-            elif self.differentiable:
+            if self.differentiable:  # its own run: one supernet in this process (Backend.check)
                 self.strategy.factory(self.space, cfg.seed, len(objectives)).run(self, study, evaluator, objectives,
                                                                                 observer)
-            elif cfg.workers == 1:
-                self.loop(study, evaluator, objectives, observer)
             else:
-                self._run_workers(study, observer)
-                self.loop(study, evaluator, objectives, observer)  # the retries of workers that died
+                self.backend.run(self, study, evaluator, objectives, observer)
             self.confirm(study, evaluator, objectives, observer)
         finally:
             self.store.write_outputs(study)
@@ -591,7 +579,7 @@ class Search:
         if shared_database(self.store.storage):  # workers on other machines: the database holds the lock
             with database_lock(self.store.storage, f"graphnas budget {self.config.study_name}"):
                 return self._ask_within_budget(study)
-        if self.config.workers == 1 and self.config.backend == "local":
+        if self.backend.sole_writer():
             return self._ask_within_budget(study)
         with FileLock(self.run_dir / "budget.lock"):
             return self._ask_within_budget(study)
@@ -633,7 +621,7 @@ class Search:
             trial.set_user_attr(key, value)
         try:
             arch = self.space.suggest(trial)
-            if self.config.workers == 1:
+            if self.backend.sole_writer():
                 # The sampler's state once this trial's proposal is drawn: if the process
                 # dies now, --resume retries this trial with its parameters (which draws
                 # nothing) and continues from this state, as the uninterrupted run would.

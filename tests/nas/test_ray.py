@@ -58,7 +58,20 @@ def test_a_trial_that_raises_is_failed_with_its_message_and_the_rest_complete(ra
 
 
 def test_ray_backend_refuses_what_it_cannot_run(tmp_path):
-    with pytest.raises(ValueError, match="--backend ray runs black-box strategies"):
+    with pytest.raises(ValueError, match=r"--backend ray runs black-box strategies .*use --backend local"):
         Search(SearchConfig(run_dir=str(tmp_path / "x"), backend="ray", strategy="darts"))
-    with pytest.raises(ValueError, match="--backend must be local or ray"):
+    with pytest.raises(ValueError, match=r"--backend ray runs strategies that train .*use --backend local"):
+        Search(SearchConfig(run_dir=str(tmp_path / "z"), backend="ray", space="nas_bench_graph",
+                            evaluator="nas-bench-graph", dataset="cora", objectives="metric"))
+    with pytest.raises(KeyError, match="unknown backend 'dask'; registered: local, ray"):
         Search(SearchConfig(run_dir=str(tmp_path / "y"), backend="dask"))
+    assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))  # refused before any work
+
+
+def test_every_backend_declares_its_capabilities_and_ray_alone_prunes_multi_objective_searches():
+    from nas.backends import BACKENDS
+
+    for entry in BACKENDS:
+        assert {"differentiable", "tabular", "parallel"} <= set(entry.capabilities), entry.name
+    assert BACKENDS.with_capability("multi_objective_pruning") == ["ray"]
+    assert BACKENDS.with_capability("differentiable") == ["local"]
