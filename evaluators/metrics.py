@@ -6,7 +6,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from torch import Tensor
 
 from search_spaces.registry import Registry
@@ -33,12 +32,23 @@ class Metric:
 METRICS: Registry[Metric] = Registry("metric")
 
 
+def _sklearn(name: str) -> Callable:
+    """``sklearn.metrics.<name>``, imported at its first call: sklearn takes about a second
+    to import, which every process of a search (the CLI, each worker) would pay for metrics
+    that most datasets never use."""
+    def score(*args, **kwargs):
+        from sklearn import metrics
+
+        return getattr(metrics, name)(*args, **kwargs)
+    return score
+
+
 def _accuracy(logits: Tensor, y: Tensor) -> float:
     return (logits.argmax(-1) == y).float().mean().item()
 
 
 def _macro_f1(logits: Tensor, y: Tensor) -> float:
-    return f1_score(y.numpy(), logits.argmax(-1).numpy(), average="macro", zero_division=0)
+    return _sklearn("f1_score")(y.numpy(), logits.argmax(-1).numpy(), average="macro", zero_division=0)
 
 
 METRICS.register("accuracy", "Fraction of correctly classified items (maximize)")(
@@ -71,8 +81,8 @@ def _binary_or_multilabel(score: Callable) -> Callable[[Tensor, Tensor], float]:
     return metric
 
 
-_roc_auc = _binary_or_multilabel(roc_auc_score)
-_average_precision = _binary_or_multilabel(average_precision_score)
+_roc_auc = _binary_or_multilabel(_sklearn("roc_auc_score"))
+_average_precision = _binary_or_multilabel(_sklearn("average_precision_score"))
 
 
 METRICS.register("mae", "Mean absolute error of a regression target (minimize)")(Metric("mae", "minimize", _mae))
