@@ -151,8 +151,11 @@ def run_ray(search: "Search", study: optuna.Study, evaluator: TrainingEvaluator,
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
+        # reuse_actors: a trial runs in the actor process of a finished one instead of a new
+        # process that imports torch, PyG and the engine again (seconds a trial; issue 18).
+        # Every trial seeds its own training, so nothing carries over between them.
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=cfg.workers),
-                                    scheduler=scheduler, num_samples=remaining),
+                                    scheduler=scheduler, num_samples=remaining, reuse_actors=True),
         run_config=tune.RunConfig(name="ray", storage_path=str(Path(search.run_dir).resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0)))
     tuner.fit()
