@@ -12,12 +12,10 @@ Lifecycle, as :class:`nas.search.Search` drives it:
 1. ``BACKENDS.entry(name)``: an unknown name is refused, listing the registered ones.
 2. :meth:`Backend.check` (a classmethod, before any work): the run's strategy, evaluator and
    pruner against what the entry declared at registration.
-3. :meth:`Backend.start`, at the start of a run, before the evaluator is prepared: anything
-   slow to start (worker processes' imports) overlaps that work.
-4. :meth:`Backend.sole_writer`: whether one process alone writes the study. Only then does
+3. :meth:`Backend.sole_writer`: whether one process alone writes the study. Only then does
    the search keep the study in memory, snapshot its sampler after every proposal (so that a
    resumed run goes on exactly), and count its budget without a lock file.
-5. :meth:`Backend.run`, once per run (fresh, resumed or joined): the remaining budget's trials.
+4. :meth:`Backend.run`, once per run (fresh, resumed or joined): the remaining budget's trials.
    Differentiable strategies have their own run and need ``differentiable``.
 """
 from __future__ import annotations
@@ -58,9 +56,6 @@ class Backend:
                              + " or ".join(f"{name} ({BACKENDS.entry(name).capabilities['multi_objective_pruning']})"
                                            for name in BACKENDS.with_capability("multi_objective_pruning")))
 
-    def start(self) -> None:
-        """Begin what takes long to start; the run goes on meanwhile."""
-
     def sole_writer(self) -> bool:
         """Whether this process alone writes the run's study."""
         return False
@@ -80,15 +75,6 @@ BACKENDS: Registry[type[Backend]] = Registry("backend", capabilities={
 @BACKENDS.register("local", "This process, or --workers N spawned processes sharing the study (one thread each "
                    "by default)", differentiable=True, tabular=True, parallel=True)
 class LocalBackend(Backend):
-    def start(self) -> None:
-        if self.config.workers > 1:  # the fork server imports the engine while the driver prepares
-            from multiprocessing import forkserver
-
-            from nas.search import worker_context
-
-            if worker_context().get_start_method() == "forkserver":
-                forkserver.ensure_running()
-
     def sole_writer(self) -> bool:
         return self.config.workers == 1
 

@@ -389,7 +389,6 @@ class Search:
 
     def _run(self, observer: Optional[Observer] = None) -> optuna.Study:
         cfg = self.config
-        self.backend.start()  # what takes long to start, while the evaluator is prepared
         evaluator = self.prepare()
         if self.trains:
             self._check_fits(evaluator.bundle)
@@ -599,7 +598,7 @@ class Search:
     def _run_workers(self, study: optuna.Study, observer: Optional[Observer]) -> None:
         """Start ``workers`` processes on the study, report progress while they run, then fail
         the trials of any worker that died (the journal storage has no heartbeat)."""
-        ctx = worker_context()
+        ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
         procs = [ctx.Process(target=run_worker, args=(self.config.model_dump_json(), i), daemon=False)
                  for i in range(self.config.workers)]
         for p in procs:
@@ -696,20 +695,6 @@ def _changed_paths(old: object, new: object, prefix: str = "") -> list[str]:
 def available_cores() -> int:
     """The cores this process may run on (its affinity: a container's or taskset's share)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def worker_context() -> multiprocessing.context.BaseContext:
-    """How local workers start. A fork of the driver would copy its torch thread pools (and
-    CUDA, where it started), and a spawned process imports torch, PyG and the engine again:
-    about 5 s a worker, a third of a search of twelve one-second trials (issue 18). A fork
-    server imports the engine once, runs nothing, and forks each worker from that clean
-    state in milliseconds; :meth:`nas.backends.LocalBackend.start` starts it while the
-    driver prepares the dataset. Spawn where there is no fork server (Windows)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    return ctx
 
 
 def run_worker(config_json: str, index: int) -> None:

@@ -117,19 +117,6 @@ def _children(pid: int) -> list[tuple[int, str]]:
     return out
 
 
-def _workers(pid: int) -> list[int]:
-    """The worker processes of the search ``pid``: its multiprocessing descendants that have
-    no children (the fork server, which forks the workers, has them; Python's resource
-    tracker is not a worker)."""
-    found, todo = [], [pid]
-    while todo:
-        for child, cmd in _children(todo.pop()):
-            todo.append(child)
-            if "multiprocessing" in cmd and "resource_tracker" not in cmd:
-                found.append(child)
-    return [p for p in found if not _children(p)]
-
-
 def test_a_worker_killed_mid_trial_fails_only_its_trial(tmp_path, cache_dir):
     run_dir = tmp_path / "workers"
     args = [sys.executable, "cli.py", "search", "--space", "tiny", "--trials", "6", "--epochs", "40", "--patience", "40", "--workers", "2",
@@ -153,7 +140,7 @@ def test_a_worker_killed_mid_trial_fails_only_its_trial(tmp_path, cache_dir):
     # running worker could finish its trial, and its death would then leave nothing to fail.
     deadline, frozen = time.monotonic() + 120, False
     while not frozen and time.monotonic() < deadline:
-        workers = _workers(proc.pid)
+        workers = [pid for pid, cmd in _children(proc.pid) if "multiprocessing" in cmd and "resource_tracker" not in cmd]
         if len(workers) == 2 and running() == 2:
             for pid in workers:
                 os.kill(pid, signal.SIGSTOP)
