@@ -77,10 +77,9 @@ def main() -> None:
                         help="leave out '2 workers, every core each' (5-7x slower than one worker: minutes at 48 trials)")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    configs = {"1 worker": [], "2 workers": ["--workers", "2"],
-               "2 workers, every core each": ["--workers", "2", "--threads", str(cores)]}
-    if args.skip_every_core:
-        del configs["2 workers, every core each"]
+    configs = {"1 worker": [], "2 workers": ["--workers", "2"]}
+    if not args.skip_every_core:
+        configs["2 workers, every core each"] = ["--workers", "2", "--threads", str(cores)]
     if not args.skip_ray:
         configs["ray, 2 in flight"] = ["--backend", "ray", "--workers", "2", "--cpus-per-trial", "1"]
     with tempfile.TemporaryDirectory() as tmp:
