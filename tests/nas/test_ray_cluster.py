@@ -27,6 +27,10 @@ RAY = str(Path(sys.executable).parent / "ray")
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "token"}
 SPACE = "name: cluster\nglobal: {hidden_dim: 32, num_layers: 2}\nlayers: {mpnn: [gcn, sage, gin], norm: none}\n"
 TRIALS = 8
+# Ray reuses a finished trial's actor, so a warm trial of 80 epochs on the synthetic graph
+# ends in about 0.3 s: shorter than the polling below can catch both nodes busy. 1,000 epochs
+# keep a trial in flight for a few seconds.
+EPOCHS = "1000"
 
 
 def _free_port() -> int:
@@ -99,7 +103,7 @@ def test_a_search_joins_a_two_node_cluster_and_a_killed_node_fails_only_its_tria
     search = subprocess.Popen(
         [sys.executable, "cli.py", "search", "--backend", "ray", "--address", cluster, "--workers", "2",
          "--cpus-per-trial", "1", "--space", str(tmp_path / "space.yaml"), "--dataset", "synthetic",
-         "--trials", str(TRIALS), "--epochs", "80", "--patience", "80", "--strategy", "random",
+         "--trials", str(TRIALS), "--epochs", EPOCHS, "--patience", EPOCHS, "--strategy", "random",
          "--reference", "none", "--knowledge", "none", "--quiet", "--run-dir", str(run_dir),
          "--cache-dir", str(cache_dir)],
         cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
