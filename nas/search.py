@@ -621,13 +621,14 @@ class Search:
             trial.set_user_attr(key, value)
         try:
             arch = self.space.suggest(trial)
+            trial.set_user_attr("arch_id", arch.arch_id)
+            trial.set_user_attr("arch_json", arch.to_json())
             if self.backend.sole_writer():
                 # The sampler's state once this trial's proposal is drawn: if the process
                 # dies now, --resume retries this trial with its parameters (which draws
                 # nothing) and continues from this state, as the uninterrupted run would.
+                # Its parameters and attributes so far are committed with it, in one write.
                 self.store.save_sampler(study.sampler, trial.number)
-            trial.set_user_attr("arch_id", arch.arch_id)
-            trial.set_user_attr("arch_json", arch.to_json())
             outcome = completed(self._evaluate(study, arch, evaluator, trial), objectives)
         except TrialPruned as stop:  # stopped early by the pruner: recorded, counted, not failed
             outcome = pruned(str(stop))

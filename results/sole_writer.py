@@ -10,9 +10,14 @@ the 20 ms that the whole engine may take (issue 18).
 
 A run directory's SQLite database is written by one process: the search that holds the
 run directory's lock (``RunStore.claim``), with one local worker. For it this storage reads
-the study once, then keeps its copy up to date from its own writes, which still go to the
-database one by one, as before: crash-safety, resume and what optuna-dashboard reads are
-unchanged. It must not be used where anything else writes the study (several workers, Ray,
+the study once, then keeps its copy up to date from its own writes. A running trial's
+parameters and attributes go to the database together, in one transaction (each commit
+costs about a millisecond; a trial made eleven of them), at the next commit point: before
+the sampler snapshot (:meth:`flush`, called by ``RunStore.save_sampler``), before the trial
+is told its state, and before any other write. So a finished trial is in the database whole
+before the next proposal, a kill -9 loses nothing finished, and what optuna-dashboard reads
+is unchanged; a trial killed while running may lack what it wrote since the snapshot, as it
+lacks its result, and is retried on --resume from its parameters. It must not be used where anything else writes the study (several workers, Ray,
 a shared PostgreSQL URL).
 """
 from __future__ import annotations
@@ -22,9 +27,13 @@ import json
 from collections.abc import Container, Sequence
 from typing import Any, Optional
 
+import sqlalchemy
 from optuna import distributions
 from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from optuna.trial import FrozenTrial, TrialState
 
 
@@ -37,6 +46,10 @@ class SoleWriterStorage(_CachedStorage):
         self._loaded: set[int] = set()  # studies read from the database
         self._ordered: dict[int, list[FrozenTrial]] = {}  # study -> its trials by number (the copy's)
         self._unfinished: dict[int, set[int]] = {}  # study -> numbers of its trials not finished
+        # running trials' writes, not yet committed: parameter rows, and attribute values
+        # by (model, trial id, key), the last write of a key winning as in the database
+        self._pending_params: list[dict[str, Any]] = []
+        self._pending_attrs: dict[tuple[Any, int, str], str] = {}
 
     # --- reads -----------------------------------------------------------------------------
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
@@ -75,41 +88,97 @@ class SoleWriterStorage(_CachedStorage):
         reads at its start and writes its own suggestions and attributes into it."""
         with self._lock:
             cached = self._cached(trial_id)
-        return _copy(cached) if cached is not None else self._backend.get_trial(trial_id)
+        if cached is not None:
+            return _copy(cached)
+        self.flush()
+        return self._backend.get_trial(trial_id)
 
-    # --- writes: to the database, then to the copy ------------------------------------------
+    # --- writes: to the copy, and to the database now or at the next commit point ----------
+    def flush(self) -> None:
+        """Commit the running trials' pending writes in one transaction, as one insert of
+        the parameters and one upsert per kind of attribute. Each of Optuna's own writes
+        first reads the trial back and compiles its statements: about a millisecond
+        apiece, ten a trial; their checks were made here already, on the copy."""
+        with self._lock:
+            params, attrs = self._pending_params, self._pending_attrs
+            self._pending_params, self._pending_attrs = [], {}
+        if not params and not attrs:
+            return
+        with _create_scoped_session(self._backend.scoped_session) as session:
+            if params:
+                session.execute(sqlalchemy.insert(models.TrialParamModel), params)
+            for model in (models.TrialUserAttributeModel, models.TrialSystemAttributeModel):
+                rows = [{"trial_id": t, "key": k, "value_json": v} for (m, t, k), v in attrs.items() if m is model]
+                if rows:
+                    upsert = sqlite_insert(model).values(rows)
+                    session.execute(upsert.on_conflict_do_update(
+                        index_elements=[model.trial_id, model.key], set_={"value_json": upsert.excluded.value_json}))
+
+    def _running(self, trial_id: int) -> bool:
+        """Whether the trial is a running one of the copy, whose writes may wait for the next
+        commit point (others are written now: a trial this process did not start, or one
+        whose state the database must check)."""
+        trial = self._cached(trial_id)
+        return trial is not None and trial.state == TrialState.RUNNING
+
     def create_new_trial(self, study_id: int, template_trial: Optional[FrozenTrial] = None) -> int:
+        self.flush()
         if study_id not in self._loaded:  # the copy must hold every earlier trial first
             self.get_all_trials(study_id, deepcopy=False)
         return super().create_new_trial(study_id, template_trial)
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: distributions.BaseDistribution) -> None:
-        super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
+        where = self._trial_id_to_study_id_and_number.get(trial_id)
+        known = self._studies[where[0]].param_distribution.get(param_name) if where else None
+        if known is not None:  # the database's own check, raised here rather than at the commit
+            distributions.check_distribution_compatibility(known, distribution)
+        if self._running(trial_id):
+            with self._lock:
+                self._pending_params.append({
+                    "trial_id": trial_id, "param_name": param_name, "param_value": param_value_internal,
+                    "distribution_json": distributions.distribution_to_json(distribution)})
+                if where and known is None:
+                    self._studies[where[0]].param_distribution[param_name] = distribution
+        else:
+            self.flush()
+            super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
         self._update(trial_id, lambda t: (
             t._params.__setitem__(param_name, distribution.to_external_repr(param_value_internal)),
             t._distributions.__setitem__(param_name, distribution)))
 
     def set_trial_state_values(self, trial_id: int, state: TrialState,
                                values: Optional[Sequence[float]] = None) -> bool:
+        self.flush()
         changed = super().set_trial_state_values(trial_id, state, values)
         if changed:  # the database set the start or completion time: take the trial as it is there
             self._replace(self._backend.get_trial(trial_id))
         return changed
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        self.flush()
         super().set_trial_intermediate_value(trial_id, step, intermediate_value)
         self._update(trial_id, lambda t: t.intermediate_values.__setitem__(step, intermediate_value))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        super().set_trial_user_attr(trial_id, key, value)
+        self._set_attr(models.TrialUserAttributeModel, trial_id, key, value)
         stored = json.loads(json.dumps(value))  # as a read from the database returns it
         self._update(trial_id, lambda t: t._user_attrs.__setitem__(key, stored))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        super().set_trial_system_attr(trial_id, key, value)
+        self._set_attr(models.TrialSystemAttributeModel, trial_id, key, value)
         stored = json.loads(json.dumps(value))
         self._update(trial_id, lambda t: t._system_attrs.__setitem__(key, stored))
+
+    def _set_attr(self, model, trial_id: int, key: str, value: Any) -> None:
+        value_json = json.dumps(value)  # a value JSON cannot hold fails here, at the call
+        if self._running(trial_id):
+            with self._lock:
+                self._pending_attrs[(model, trial_id, key)] = value_json
+            return
+        self.flush()
+        with _create_scoped_session(self._backend.scoped_session, True) as session:
+            self._backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
 
     # --- the copy -----------------------------------------------------------------------------
     def _cached(self, trial_id: int) -> Optional[FrozenTrial]:

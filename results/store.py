@@ -315,7 +315,11 @@ class RunStore:
 
     def save_sampler(self, sampler: optuna.samplers.BaseSampler, trial: int) -> None:
         """Pickle the sampler (its random state included) once ``trial``'s proposal is
-        drawn, beside the study, atomically: the file says which proposals it has made."""
+        drawn, beside the study, atomically: the file says which proposals it has made, so
+        the trial's parameters are committed first (``SoleWriterStorage`` defers them)."""
+        flush = getattr(self._backend, "flush", None)
+        if flush is not None:
+            flush()
         tmp = self.run_dir / (self.SAMPLER + ".tmp")
         try:
             tmp.write_bytes(pickle.dumps(SamplerSnapshot(sampler, trial)))

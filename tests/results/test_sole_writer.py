@@ -92,3 +92,32 @@ def test_only_a_run_directorys_sqlite_is_written_alone(tmp_path, url):
         store._backend = "postgresql://user@host/db"
         store.write_alone()
         assert store.backend == "postgresql://user@host/db"
+
+
+def test_a_running_trials_writes_are_one_commit_at_the_next_commit_point(tmp_path):
+    """Parameters and attributes wait for the snapshot (flush) or the trial's state, then go
+    to the database in one transaction, where each write was its own commit before."""
+    import sqlalchemy
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = SoleWriterStorage(open_storage(url))
+    study = optuna.create_study(storage=storage, study_name="s", sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    commits = []
+    sqlalchemy.event.listen(storage._backend.engine, "commit", lambda conn: commits.append(1))
+    trial.suggest_float("x", -3, 3)
+    trial.suggest_categorical("kind", ["a", "b"])
+    trial.set_user_attr("arch_id", "abc")
+    fresh = optuna.load_study(study_name="s", storage=url)
+    assert fresh.trials[0].params == {}  # not committed yet: the trial is running
+    assert study.trials[0].params.keys() == {"x", "kind"}  # the copy has them at once
+    storage.flush()  # what RunStore.save_sampler does before its snapshot
+    assert optuna.load_study(study_name="s", storage=url).trials[0].params == study.trials[0].params
+    trial.set_user_attr("figures", {"val": 0.5})
+    study.tell(trial, 1.0)
+    _same(study.trials[0], optuna.load_study(study_name="s", storage=url).trials[0])
+    # the flush, the figures at the tell's flush, the state, and the read of the stored times;
+    # one per parameter and attribute before (6)
+    assert len(commits) == 4
+    with pytest.raises(ValueError, match="does not support dynamic value space"):
+        study.ask().suggest_categorical("kind", ["a", "b", "c"])  # checked at the call, as before
