@@ -11,14 +11,15 @@ the 20 ms that the whole engine may take (issue 18).
 A run directory's SQLite database is written by one process: the search that holds the
 run directory's lock (``RunStore.claim``), with one local worker. For it this storage reads
 the study once, then keeps its copy up to date from its own writes. A running trial's
-parameters and attributes go to the database together, in one transaction (each commit
-costs about a millisecond; a trial made eleven of them), at the next commit point: before
+parameters and attributes go to the database together, in one transaction of one insert and
+one upsert (each of Optuna's writes reads the trial back and compiles its statement, about
+0.7 ms apiece, ten a trial), at the next commit point: before
 the sampler snapshot (:meth:`flush`, called by ``RunStore.save_sampler``), before the trial
 is told its state, and before any other write. So a finished trial is in the database whole
 before the next proposal, a kill -9 loses nothing finished, and what optuna-dashboard reads
 is unchanged; a trial killed while running may lack what it wrote since the snapshot, as it
-lacks its result, and is retried on --resume from its parameters. It must not be used where anything else writes the study (several workers, Ray,
-a shared PostgreSQL URL).
+lacks its result, and is retried on --resume from its parameters. It must not be used
+where anything else writes the study (several workers, Ray, a shared PostgreSQL URL).
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 
 class SoleWriterStorage(_CachedStorage):
@@ -56,6 +57,12 @@ class SoleWriterStorage(_CachedStorage):
         if study_id not in self._loaded:
             super()._read_trials_from_remote_storage(study_id)
             self._loaded.add(study_id)
+            # each parameter's distribution as the study first stored it: what a new trial's
+            # parameter is checked against (the database's own check read it back per write)
+            known = self._studies[study_id].param_distribution
+            for trial in self._studies[study_id].trials.values():
+                for name, dist in trial.distributions.items():
+                    known.setdefault(name, dist)
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Optional[Container[TrialState]] = None) -> list[FrozenTrial]:

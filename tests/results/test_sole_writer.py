@@ -121,3 +121,14 @@ def test_a_running_trials_writes_are_one_commit_at_the_next_commit_point(tmp_pat
     assert len(commits) == 4
     with pytest.raises(ValueError, match="does not support dynamic value space"):
         study.ask().suggest_categorical("kind", ["a", "b", "c"])  # checked at the call, as before
+
+
+def test_a_resumed_study_checks_a_parameter_against_the_stored_trials(tmp_path):
+    """The distribution check that the database made on every write holds on a study read
+    from the file: a parameter whose choices changed is refused at the call."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(storage=url, study_name="s").optimize(
+        lambda t: float(t.suggest_categorical("kind", ["a", "b"]) == "a"), n_trials=2)
+    study = optuna.load_study(study_name="s", storage=SoleWriterStorage(open_storage(url)))
+    with pytest.raises(ValueError, match="does not support dynamic value space"):
+        study.ask().suggest_categorical("kind", ["a", "b", "c"])
