@@ -168,24 +168,28 @@ class SoleWriterStorage(_CachedStorage):
         self._update(trial_id, lambda t: t.intermediate_values.__setitem__(step, intermediate_value))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._set_attr(models.TrialUserAttributeModel, trial_id, key, value)
-        stored = json.loads(json.dumps(value))  # as a read from the database returns it
+        value_json = json.dumps(value)  # a value JSON cannot hold fails here, at the call
+        if not self._defer_attr(models.TrialUserAttributeModel, trial_id, key, value_json):
+            super().set_trial_user_attr(trial_id, key, value)
+        stored = json.loads(value_json)  # as a read from the database returns it
         self._update(trial_id, lambda t: t._user_attrs.__setitem__(key, stored))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._set_attr(models.TrialSystemAttributeModel, trial_id, key, value)
-        stored = json.loads(json.dumps(value))
+        value_json = json.dumps(value)
+        if not self._defer_attr(models.TrialSystemAttributeModel, trial_id, key, value_json):
+            super().set_trial_system_attr(trial_id, key, value)
+        stored = json.loads(value_json)
         self._update(trial_id, lambda t: t._system_attrs.__setitem__(key, stored))
 
-    def _set_attr(self, model, trial_id: int, key: str, value: Any) -> None:
-        value_json = json.dumps(value)  # a value JSON cannot hold fails here, at the call
+    def _defer_attr(self, model, trial_id: int, key: str, value_json: str) -> bool:
+        """Keep a running trial's attribute for the next commit point; otherwise commit what
+        is pending, so that the caller's own write comes after it, and return False."""
         if self._running(trial_id):
             with self._lock:
                 self._pending_attrs[(model, trial_id, key)] = value_json
-            return
+            return True
         self.flush()
-        with _create_scoped_session(self._backend.scoped_session, True) as session:
-            self._backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
+        return False
 
     # --- the copy -----------------------------------------------------------------------------
     def _cached(self, trial_id: int) -> Optional[FrozenTrial]:
