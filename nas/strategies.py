@@ -37,6 +37,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.tpe import IncrementalTPESampler
 from results.store import INTERRUPTED
 from search_spaces import SearchSpace
 from search_spaces.registry import Registry
@@ -101,11 +102,12 @@ class TPE(OptunaStrategy):
     def optuna_sampler(self) -> optuna.samplers.BaseSampler:
         # multivariate + group model the choices jointly, per set of parameters that occur
         # together (layer2.* exists only with 3 layers); constant_liar keeps parallel workers
-        # from proposing the same candidate.
+        # from proposing the same candidate. IncrementalTPESampler is Optuna's TPE, with the
+        # same proposals, at a cost that does not grow with the trials seen (nas/tpe.py).
         with warnings.catch_warnings():  # these options are marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=8, multivariate=True, group=True,
-                                              constant_liar=True)
+            return IncrementalTPESampler(seed=self.seed, n_startup_trials=8, multivariate=True, group=True,
+                                         constant_liar=True)
 
 
 @STRATEGIES.register("random", "Uniform random sampling of the space", multi_objective=True, parallel=True,
