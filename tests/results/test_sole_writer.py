@@ -25,6 +25,8 @@ def _objective(trial: optuna.Trial) -> float:
         raise ValueError("a candidate that fails")
     if trial.number == 6:
         raise optuna.TrialPruned()
+    if trial.number == 8:
+        return float("inf")  # stored as a value type, not a number: it must read back as inf
     return x ** 2 + (kind == "b")
 
 
@@ -41,6 +43,16 @@ def test_the_copy_in_memory_is_what_the_database_holds(tmp_path):
         _same(a, b)
     assert [t.state for t in mine].count(optuna.trial.TrialState.FAIL) == 1
     assert [t.state for t in mine].count(optuna.trial.TrialState.PRUNED) == 1
+
+
+def test_several_objectives_read_back_as_the_copy_holds_them(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=SoleWriterStorage(open_storage(url)), study_name="s",
+                                directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), float("-inf") if t.number == 2 else 1.0), n_trials=4)
+    for a, b in zip(study.get_trials(), optuna.load_study(study_name="s", storage=url).get_trials()):
+        _same(a, b)
+    assert study.trials[2].values[1] == float("-inf")
 
 
 def test_it_reads_the_study_once_and_then_never_again(tmp_path, monkeypatch):
@@ -95,8 +107,9 @@ def test_only_a_run_directorys_sqlite_is_written_alone(tmp_path, url):
 
 
 def test_a_running_trials_writes_are_one_commit_at_the_next_commit_point(tmp_path):
-    """Parameters and attributes wait for the snapshot (flush) or the trial's state, then go
-    to the database in one transaction, where each write was its own commit before."""
+    """Parameters and attributes wait for the snapshot (flush) or the trial's end, then go
+    to the database in one transaction (with the values and state at the end), where each
+    write was its own commit before."""
     import sqlalchemy
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -116,9 +129,9 @@ def test_a_running_trials_writes_are_one_commit_at_the_next_commit_point(tmp_pat
     trial.set_user_attr("figures", {"val": 0.5})
     study.tell(trial, 1.0)
     _same(study.trials[0], optuna.load_study(study_name="s", storage=url).trials[0])
-    # the flush, the figures at the tell's flush, the state, and the read of the stored times;
-    # one per parameter and attribute before (6)
-    assert len(commits) == 4
+    # the flush, then the figures, values and state together; one per parameter and attribute,
+    # then the state and a read of the stored times, before (8)
+    assert len(commits) == 2
     with pytest.raises(ValueError, match="does not support dynamic value space"):
         study.ask().suggest_categorical("kind", ["a", "b", "c"])  # checked at the call, as before
 
