@@ -13,11 +13,11 @@ run directory's lock (``RunStore.claim``), with one local worker. For it this st
 the study once, then keeps its copy up to date from its own writes. A running trial's
 parameters and attributes go to the database together, in one transaction of one insert and
 one upsert (each of Optuna's writes reads the trial back and compiles its statement, about
-0.7 ms apiece, ten a trial), at the next commit point: before
-the sampler snapshot (:meth:`flush`, called by ``RunStore.save_sampler``), with the trial's
-values and state when it ends (one transaction again), and before any other write. So a finished trial is in the database whole
-before the next proposal, a kill -9 loses nothing finished, and what optuna-dashboard reads
-is unchanged; a trial killed while running may lack what it wrote since the snapshot, as it
+0.7 ms apiece, ten a trial), at the next commit point: before the sampler snapshot
+(:meth:`flush`, called by ``RunStore.save_sampler``), with the trial's values and state when
+it ends (one transaction again), and before any other write. So a finished trial is in the
+database whole before the next proposal, a kill -9 loses nothing finished, and what
+optuna-dashboard reads is unchanged; a trial killed while running may lack what it wrote since the snapshot, as it
 lacks its result, and is retried on --resume from its parameters. It must not be used
 where anything else writes the study (several workers, Ray, a shared PostgreSQL URL).
 """
@@ -197,9 +197,13 @@ class SoleWriterStorage(_CachedStorage):
 
         self._commit(then=end)
         complete = complete_utc.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
-        self._update(trial_id, lambda t: (
-            setattr(t, "state", state), setattr(t, "datetime_complete", complete),
-            values is not None and setattr(t, "_values", values)))
+
+        def ended_copy(trial: FrozenTrial) -> None:  # as a read from the database would give it
+            trial.state, trial.datetime_complete = state, complete
+            if values is not None:
+                trial._values = values
+
+        self._update(trial_id, ended_copy)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         self.flush()
