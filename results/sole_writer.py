@@ -102,15 +102,11 @@ class SoleWriterStorage(_CachedStorage):
         return self._backend.get_trial(trial_id)
 
     # --- writes: to the copy, and to the database now or at the next commit point ----------
-    def flush(self) -> None:
-        """Commit the running trials' pending writes in one transaction, as one insert of
-        the parameters and one upsert per kind of attribute. Each of Optuna's own writes
-        first reads the trial back and compiles its statements: about a millisecond
-        apiece, ten a trial; their checks were made here already, on the copy."""
-        self._commit()
-
-    def _commit(self, then: Optional[Callable[[sqlalchemy.orm.Session], None]] = None) -> None:
-        """The pending writes, and ``then``'s, in one transaction."""
+    def flush(self, then: Optional[Callable[[sqlalchemy.orm.Session], None]] = None) -> None:
+        """Commit the running trials' pending writes, and ``then``'s, in one transaction, as
+        one insert of the parameters and one upsert per kind of attribute. Each of Optuna's
+        own writes first reads the trial back and compiles its statements: about a
+        millisecond apiece, ten a trial; their checks were made here already, on the copy."""
         with self._lock:
             params, attrs = self._pending_params, self._pending_attrs
             self._pending_params, self._pending_attrs = [], {}
@@ -195,7 +191,7 @@ class SoleWriterStorage(_CachedStorage):
                 raise RuntimeError(f"trial {trial_id} is not running in the database, as this process holds it: "
                                    "another process writes this study, which SoleWriterStorage must not be used for")
 
-        self._commit(then=end)
+        self.flush(then=end)
         complete = complete_utc.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
 
         def ended_copy(trial: FrozenTrial) -> None:  # as a read from the database would give it
