@@ -24,6 +24,7 @@ where anything else writes the study (several workers, Ray, a shared PostgreSQL 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable, Container, Sequence
 from datetime import datetime, timezone
@@ -118,7 +119,7 @@ class SoleWriterStorage(_CachedStorage):
             for model in (models.TrialUserAttributeModel, models.TrialSystemAttributeModel):
                 rows = [{"trial_id": t, "key": k, "value_json": v} for (m, t, k), v in attrs.items() if m is model]
                 if rows:
-                    _upsert(session, model, rows, (model.trial_id, model.key), "value_json")
+                    _upsert(session, model, rows, ("trial_id", "key"), "value_json")
             if then is not None:
                 then(session)
 
@@ -130,10 +131,28 @@ class SoleWriterStorage(_CachedStorage):
         return trial is not None and trial.state == TrialState.RUNNING
 
     def create_new_trial(self, study_id: int, template_trial: Optional[FrozenTrial] = None) -> int:
+        """A new running trial is one insert, numbered from the copy (which holds every
+        trial of the study). Optuna's ORM path (locking the study, a flush, counting the
+        earlier trials in the database, then a commit) took about 2 ms a trial. A trial from
+        a template (an enqueued one) keeps that path: it writes its template's contents too."""
         self.flush()
         if study_id not in self._loaded:  # the copy must hold every earlier trial first
             self.get_all_trials(study_id, deepcopy=False)
-        return super().create_new_trial(study_id, template_trial)
+        if template_trial is not None:
+            return super().create_new_trial(study_id, template_trial)
+        number = len(self._studies[study_id].trials)
+        start = datetime.now()
+        start_utc = start.astimezone(timezone.utc).replace(tzinfo=None)  # as Optuna stores it
+        with _create_scoped_session(self._backend.scoped_session) as session:
+            created = session.execute(sqlalchemy.insert(models.TrialModel.__table__).values(
+                study_id=study_id, number=number, state=TrialState.RUNNING, datetime_start=start_utc))
+            trial_id = created.inserted_primary_key[0]
+        trial = FrozenTrial(number=number, state=TrialState.RUNNING, value=None, values=None, datetime_start=start,
+                            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
+                            intermediate_values={}, trial_id=trial_id)
+        with self._lock:
+            self._add_trials_to_cache(study_id, [trial])
+        return trial_id
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: distributions.BaseDistribution) -> None:
@@ -180,8 +199,7 @@ class SoleWriterStorage(_CachedStorage):
                 rows = [{"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind}
                         for objective, (stored, kind) in enumerate(map(models.TrialValueModel.value_to_stored_repr,
                                                                        values))]
-                _upsert(session, models.TrialValueModel, rows,
-                        (models.TrialValueModel.trial_id, models.TrialValueModel.objective), "value", "value_type")
+                _upsert(session, models.TrialValueModel, rows, ("trial_id", "objective"), "value", "value_type")
             ended = session.execute(
                 sqlalchemy.update(models.TrialModel)
                 .where(models.TrialModel.trial_id == trial_id, models.TrialModel.state == TrialState.RUNNING)
@@ -268,11 +286,20 @@ class SoleWriterStorage(_CachedStorage):
                 self._store(where[0], where[1], trial)
 
 
-def _upsert(session: sqlalchemy.orm.Session, model, rows: list[dict[str, Any]], keys: tuple, *columns: str) -> None:
-    """Insert ``rows``, or where a row with the same ``keys`` exists, set its ``columns``."""
-    upsert = sqlite_insert(model).values(rows)
-    session.execute(upsert.on_conflict_do_update(
-        index_elements=list(keys), set_={c: getattr(upsert.excluded, c) for c in columns}))
+def _upsert(session: sqlalchemy.orm.Session, model, rows: list[dict[str, Any]], keys: tuple[str, ...],
+            *columns: str) -> None:
+    """Insert ``rows``, or where a row with the same ``keys`` (column names) exists, set its
+    ``columns``: one statement, compiled once, executed for all the rows (an executemany).
+    A statement holding the rows' values (``.values(rows)``) was compiled anew at each call:
+    about 1.8 ms apiece, four a trial."""
+    session.execute(_upsert_statement(model, keys, columns), rows)
+
+
+@functools.lru_cache(maxsize=None)
+def _upsert_statement(model, keys: tuple[str, ...], columns: tuple[str, ...]):
+    upsert = sqlite_insert(model)
+    return upsert.on_conflict_do_update(index_elements=list(keys),
+                                        set_={c: upsert.excluded[c] for c in columns})
 
 
 def _copy(trial: FrozenTrial) -> FrozenTrial:
