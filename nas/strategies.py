@@ -477,10 +477,12 @@ class PredictorSearch(ProposalStrategy):
     an ensemble of ``members`` MLPs (:class:`MLPEnsemble`, each its own initialisation) is
     fitted to each objective of the evaluated trials, each encoded one-hot per choice
     (floats as their position in the range). The candidates are the unseen neighbours of the
-    ``top`` best trials; the proposal is the candidate of highest expected improvement under
-    the ensemble's mean and spread. The ensembles are refitted when the history has grown by
-    a tenth since the last fit, and by at least five trials (BANANAS too proposes in batches
-    from one fit), so proposals stay cheap at 1,000 trials.
+    ``top`` best trials; with one objective the proposal is the candidate that one member of
+    the ensemble, drawn at random per proposal, predicts best (Thompson sampling: the
+    members' disagreement explores, without expected improvement's pull towards the
+    candidates every member is unsure of). The ensembles are refitted when the history has
+    grown by a tenth since the last fit, and by at least five trials (BANANAS too proposes
+    in batches from one fit), so proposals stay cheap at 1,000 trials.
 
     Several objectives (ParEGO, Knowles 2006): each objective is fitted on its ranks among
     the evaluated trials (so a heavy-tailed latency and a bounded accuracy weigh alike); each
@@ -536,19 +538,22 @@ class PredictorSearch(ProposalStrategy):
         return pool[int(np.argmax(self._acquisition(predicted, scores, weights)))]
 
     def _acquisition(self, predicted: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Per candidate: expected improvement of the objective (one); expected hypervolume
-        improvement over the found front, plus that of the optimistic point mean + spread
-        (SMS-EGO's), which ranks the candidates no member expects to improve (two); expected
-        improvement of the Chebyshev scalarisation of the objectives' ranks (ParEGO, more)."""
+        """Per candidate: the prediction of one ensemble member drawn at random (Thompson
+        sampling; one objective); expected hypervolume improvement over the found front, plus
+        that of the optimistic point mean + spread (SMS-EGO's), which ranks the candidates no
+        member expects to improve (two); expected improvement of the Chebyshev scalarisation
+        of the objectives' ranks (ParEGO, more)."""
         if self.n_objectives == 2:
             reference = scores.min(0)
             front = scores[_nondominated(scores)]
             expected = np.mean([_hvi_2d(member, front, reference) for member in predicted], axis=0)
             return expected + _hvi_2d(predicted.mean(0) + predicted.std(0), front, reference)
         if self.n_objectives == 1:
-            utility, best = predicted[..., 0], scores[:, 0].max()
-        else:
-            utility, best = self._utility(predicted, weights), self._utility(_ranks(scores), weights).max()
+            # Thompson sampling over the ensemble: one member's prediction, drawn per proposal
+            # (on NAS-Bench-Graph, lower regret at 30 and 100 queries than EI on all of
+            # cora, citeseer and pubmed but citeseer at 30, within its noise)
+            return predicted[int(self.rng.integers(len(predicted))), :, 0]
+        utility, best = self._utility(predicted, weights), self._utility(_ranks(scores), weights).max()
         mean, std = utility.mean(0), utility.std(0) + 1e-9
         z = (mean - best) / std
         return std * (z * _normal_cdf(z) + np.exp(-z * z / 2) / math.sqrt(2 * math.pi))
