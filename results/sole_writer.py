@@ -17,8 +17,8 @@ one upsert (each of Optuna's writes reads the trial back and compiles its statem
 (:meth:`flush`, called by ``RunStore.save_sampler``), with the trial's values and state when
 it ends (one transaction again), and before any other write. So a finished trial is in the
 database whole before the next proposal, a kill -9 loses nothing finished, and what
-optuna-dashboard reads is unchanged; a trial killed while running may lack what it wrote since the snapshot, as it
-lacks its result, and is retried on --resume from its parameters. It must not be used
+optuna-dashboard reads is unchanged; a trial killed while running may lack what it wrote
+since the snapshot, as it lacks its result, and is retried on --resume from its parameters. It must not be used
 where anything else writes the study (several workers, Ray, a shared PostgreSQL URL).
 """
 from __future__ import annotations
@@ -141,8 +141,7 @@ class SoleWriterStorage(_CachedStorage):
         if template_trial is not None:
             return super().create_new_trial(study_id, template_trial)
         number = len(self._studies[study_id].trials)
-        start = datetime.now()
-        start_utc = start.astimezone(timezone.utc).replace(tzinfo=None)  # as Optuna stores it
+        start, start_utc = _now()
         with _create_scoped_session(self._backend.scoped_session) as session:
             created = session.execute(sqlalchemy.insert(models.TrialModel.__table__).values(
                 study_id=study_id, number=number, state=TrialState.RUNNING, datetime_start=start_utc))
@@ -189,9 +188,8 @@ class SoleWriterStorage(_CachedStorage):
         """A running trial of the copy ends: its pending writes, its values and its state in
         one transaction, the rows Optuna's ``RDBStorage`` writes (``set_trial_state_values``
         locks and reads the trial, then writes each value through the ORM, and the copy then
-        read it all back: about 4 ms a trial). The completion time is set here, as Optuna
-        stores it (naive UTC) and reads it back (naive local time)."""
-        complete_utc = datetime.now(timezone.utc).replace(tzinfo=None)
+        read it all back: about 4 ms a trial)."""
+        complete, complete_utc = _now()
         values = None if values is None else [float(v) for v in values]
 
         def end(session: sqlalchemy.orm.Session) -> None:
@@ -210,7 +208,6 @@ class SoleWriterStorage(_CachedStorage):
                                    "another process writes this study, which SoleWriterStorage must not be used for")
 
         self.flush(then=end)
-        complete = complete_utc.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
 
         def ended_copy(trial: FrozenTrial) -> None:  # as a read from the database would give it
             trial.state, trial.datetime_complete = state, complete
@@ -284,6 +281,13 @@ class SoleWriterStorage(_CachedStorage):
             where = self._trial_id_to_study_id_and_number.get(trial._trial_id)
             if where is not None and where[0] in self._loaded:
                 self._store(where[0], where[1], trial)
+
+
+def _now() -> tuple[datetime, datetime]:
+    """Now, as a trial's times are read back from Optuna's database (naive local time) and as
+    they are stored there (naive UTC): the copy holds the first, the rows get the second."""
+    local = datetime.now()
+    return local, local.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _upsert(session: sqlalchemy.orm.Session, model, rows: list[dict[str, Any]], keys: tuple[str, ...],
