@@ -159,6 +159,19 @@ def test_predictor_ensemble_learns_the_history_it_proposes_from():
     assert np.corrcoef(fit, truth)[0, 1] > 0.5  # the ensemble has learned the history it was fitted on
 
 
+def test_two_objective_predictor_spends_shares_of_its_proposals_on_each_extreme():
+    strategy = STRATEGIES.get("predictor")(SearchSpace.preset("nas_bench_graph"), 0, 2)
+    draws = [tuple(strategy._weights()) for _ in range(4000)]
+    assert 0.37 < draws.count((1.0, 0.0)) / 4000 < 0.43  # the metric's extreme: metric_extreme = 0.4
+    assert 0.12 < draws.count((0.0, 1.0)) / 4000 < 0.18  # the cost's: cost_extreme = 0.15
+    rng = np.random.default_rng(0)
+    predicted, scores = rng.random((5, 30, 2)), rng.random((12, 2))
+    for objective in (0, 1):  # an extreme proposal ranks by one member's prediction of that objective
+        weights = np.eye(2)[objective]
+        ranking = strategy._acquisition(predicted, scores, weights)
+        assert any(np.array_equal(ranking, predicted[m, :, objective]) for m in range(5))
+
+
 def test_hypervolume_improvement_is_exact_against_moocore():
     import moocore
 
