@@ -640,7 +640,8 @@ def zoo(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> No
         p = row["protocol"]
         protocol = (f"{p['optimizer']} lr {p['lr']:g} wd {p['weight_decay']:g} dropout {p['dropout']:g}, "
                     f"{p['epochs']} epochs" + (f", {p['folds']}-fold" if p["folds"] > 1 else "")
-                    + (f", {p['feature_norm']}-normalised features" if p["feature_norm"] != "none" else ""))
+                    + (f", {p['feature_norm']}-normalised features" if p["feature_norm"] != "none" else "")
+                    + (f", {p['lr_schedule']} lr schedule" if p["lr_schedule"] != "constant" else ""))
         published = ", ".join(f"{k} {v:g}" for k, v in row["published"].items()) or "-"
         table.add_row(row["name"], row["title"], row["task"], " > ".join(row["layers"]), protocol, published)
     console.print(table)

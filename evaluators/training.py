@@ -284,6 +284,18 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW,  # decoupled weight decay (Loshchilov 
               "adam": torch.optim.Adam}  # L2 decay in the gradient: the GCN and GAT papers' protocol
 
 
+# Learning-rate schedules, stepped once per epoch; each builds PyTorch's own scheduler.
+LR_SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int], Optional[torch.optim.lr_scheduler.LRScheduler]]] = {
+    "constant": lambda opt, epochs: None,
+    # Xu et al. 2019 (GIN): halved every 50 epochs
+    "step": lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, step_size=50, gamma=0.5),
+    # to 0 over the run's epochs (the GraphGPS recipes, without their warm-up)
+    "cosine": lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1)),
+}
+LR_SCHEDULE_TEXT = {"constant": "constant", "step": "StepLR: halved every 50 epochs",
+                    "cosine": "CosineAnnealingLR to 0 over the epochs"}
+
+
 def training_recipe(arch: Architecture, config: TrainConfig, info: DataInfo) -> dict[str, Any]:
     """How :func:`train_model` trains ``arch``, in the terms of a training script: what an
     export states beside the model so that its figures can be reproduced."""
@@ -292,7 +304,7 @@ def training_recipe(arch: Architecture, config: TrainConfig, info: DataInfo) -> 
     recipe: dict[str, Any] = {
         "optimizer": f"{OPTIMIZERS[arch.optimizer].__module__}.{OPTIMIZERS[arch.optimizer].__name__}",
         "weight_decay_kind": "decoupled (AdamW)" if arch.optimizer == "adamw" else "L2 in the gradient (Adam)",
-        "lr": arch.lr, "weight_decay": arch.weight_decay,
+        "lr": arch.lr, "lr_schedule": LR_SCHEDULE_TEXT[arch.lr_schedule], "weight_decay": arch.weight_decay,
         "dropout": arch.dropout, "input_dropout": arch.dropout if arch.input_dropout is None else arch.input_dropout,
         "attention_dropout": arch.attention_dropout,
         "feature_norm": ("row-normalised features (PyG's NormalizeFeatures)" if arch.feature_norm == "row"
@@ -394,6 +406,7 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                               enabled=config.amp and device.type == "cuda")
     opt = _optimizer(model, arch, config)
+    schedule = LR_SCHEDULES[arch.lr_schedule](opt, config.epochs)
     harden_at = min(config.mask_epochs, config.epochs // 2) if model.has_soft_masks else -1
 
     best_val, test_at_best, best_epoch, stale = metric.worst, math.nan, -1, 0
@@ -405,6 +418,7 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
             if epoch == harden_at:  # masks made hard, pruned parts removed: select from here on
                 model.harden()
                 opt = _optimizer(model, arch, config)
+                schedule = LR_SCHEDULES[arch.lr_schedule](opt, config.epochs - epoch)
                 best_val, test_at_best, best_epoch, stale = metric.worst, math.nan, -1, 0
                 best_state = copy.deepcopy(model.state_dict())
             model.train()
@@ -412,6 +426,8 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
                 task.train_epoch(model, opt, autocast)
             except TrainingDiverged as err:
                 raise TrainingDiverged(f"{err} at epoch {epoch}") from None
+            if schedule is not None:
+                schedule.step()
             model.eval()
             outputs = task.predict(model, autocast, ("val",))
             val_value = metric(*outputs["val"])

@@ -15,6 +15,7 @@ HeadMerge = Literal["auto", "concat", "mean"]
 Head = Literal["linear", "last_layer"]
 FeatureNorm = Literal["none", "row"]
 Optimizer = Literal["adamw", "adam"]
+LRSchedule = Literal["constant", "step", "cosine"]  # see evaluators.training.LR_SCHEDULES
 JumpingKnowledge = Literal["none", "cat", "max"]
 
 
@@ -87,6 +88,7 @@ class Architecture(BaseModel):
     attention_dropout: Fraction = 0.0  # on attention coefficients (operators that declare it)
     feature_norm: FeatureNorm = "none"  # row: PyG's NormalizeFeatures, computed once per dataset
     optimizer: Optimizer = "adamw"  # adam: Adam with L2 weight decay (the published protocols)
+    lr_schedule: LRSchedule = "constant"  # step: halved every 50 epochs (GIN); cosine: to 0 over the epochs
     jk: JumpingKnowledge = "none"  # jumping knowledge over the layers' outputs (PyG's JumpingKnowledge)
     layers: tuple[LayerArch, ...]
     sparsity: Optional[Sparsity] = None  # None: dense (what every architecture without the section is)
@@ -187,7 +189,7 @@ class Architecture(BaseModel):
 # The new choices at the values that reproduce the models built before they existed.
 GLOBAL_DEFAULTS: dict[str, Any] = {"input_projection": True, "head": "linear", "input_dropout": None,
                                    "attention_dropout": 0.0, "feature_norm": "none", "optimizer": "adamw",
-                                   "jk": "none"}
+                                   "jk": "none", "lr_schedule": "constant"}
 LAYER_DEFAULTS: dict[str, Any] = {"activation": "relu", "head_merge": "auto"}
 # A last layer that is the classifier runs its MPNN alone: logits, no norm, no branches.
 OUTPUT_LAYER: dict[str, Any] = {"attention": "none", "kv_source": "features", "ffn": False, "norm": "none",

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, model_validator)
 
-from search_spaces.architecture import EdgeMethod, FeatureNorm, Head, HeadMerge, JumpingKnowledge, Optimizer
+from search_spaces.architecture import EdgeMethod, FeatureNorm, Head, HeadMerge, JumpingKnowledge, LRSchedule, Optimizer
 from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING
 
 
@@ -222,6 +222,7 @@ class GlobalChoices(_Strict):
     attention_dropout: Choice = Fixed(value=0.0)  # on attention coefficients (gat, gatv2, full, masked)
     feature_norm: Choice = Fixed(value="none")  # row: row-normalised input features
     optimizer: Choice = Fixed(value="adamw")  # adam: Adam with L2 weight decay
+    lr_schedule: Choice = Fixed(value="constant")  # step: halved every 50 epochs (GIN); cosine
     jk: Choice = Fixed(value="none")  # jumping knowledge: none | cat | max
 
 
@@ -325,6 +326,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
     "attention_dropout": (*_number(0.0, 1.0, hi_open=True), True),
     "feature_norm": (*_literal(FeatureNorm), False),
     "optimizer": (*_literal(Optimizer), False),
+    "lr_schedule": (*_literal(LRSchedule), False),
     "jk": (*_literal(JumpingKnowledge), False),
     "activation": (*_name_in(ACTIVATION), False),
     "head_merge": (*_literal(HeadMerge), False),

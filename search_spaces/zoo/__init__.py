@@ -89,7 +89,8 @@ class ZooEntry(BaseModel):
         return {"name": self.name, "title": self.title, "task": self.task, "arch_id": arch.arch_id,
                 "layers": [layer.mpnn for layer in arch.layers], "published": self.published,
                 "protocol": {**self.protocol.model_dump(), "lr": arch.lr, "weight_decay": arch.weight_decay,
-                             "dropout": arch.dropout, "optimizer": arch.optimizer, "feature_norm": arch.feature_norm},
+                             "dropout": arch.dropout, "optimizer": arch.optimizer, "feature_norm": arch.feature_norm,
+                             "lr_schedule": arch.lr_schedule},
                 "datasets": self.datasets, "source": self.source.model_dump()}
 
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from torch_geometric import nn as gnn
 
 from evaluators.cost import measure_cost
-from evaluators.training import OPTIMIZERS, _optimizer
+from evaluators.training import LR_SCHEDULES, OPTIMIZERS, _optimizer
 from search_spaces import Architecture, DataInfo, SearchSpace, SpaceError, build_model
 from search_spaces.architecture import canonical_fixes
 from search_spaces.zoo import zoo_entry
@@ -58,7 +58,8 @@ def test_new_choices_are_in_the_json_and_the_id():
 def test_defaults_keep_the_ids_architectures_had_before_the_choices():
     old = arch()
     data = json.loads(old.to_json())
-    for key in ("input_projection", "head", "input_dropout", "attention_dropout", "feature_norm", "optimizer", "jk"):
+    for key in ("input_projection", "head", "input_dropout", "attention_dropout", "feature_norm", "optimizer", "jk",
+                "lr_schedule"):
         del data[key]
     for layer in data["layers"]:
         del layer["activation"], layer["head_merge"]
@@ -154,6 +155,28 @@ def test_optimizer_adam_or_adamw():
         assert type(_optimizer(build_model(a, INFO), a, None)) is cls
     assert (OPTIMIZERS["adam"], OPTIMIZERS["adamw"]) == (torch.optim.Adam, torch.optim.AdamW)
     refused("optimizer", optimizer="sgd")
+
+
+def test_lr_schedule_constant_step_or_cosine():
+    model = build_model(arch(), INFO)
+    lrs = {}
+    for name in ("constant", "step", "cosine"):
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        schedule = LR_SCHEDULES[name](opt, 100)
+        seen = []
+        for _ in range(100):  # stepped once per epoch, as train_model does
+            seen.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if schedule is not None:
+                schedule.step()
+        lrs[name] = seen
+    assert set(lrs["constant"]) == {0.01}
+    assert lrs["step"][49] == 0.01 and lrs["step"][50] == pytest.approx(0.005)  # GIN: halved every 50 epochs
+    assert lrs["cosine"][50] == pytest.approx(0.005) and lrs["cosine"][99] < 1e-5
+    assert arch(lr_schedule="step").arch_id != arch().arch_id
+    refused("lr_schedule", lr_schedule="linear")
+    with pytest.raises(SpaceError, match="global.lr_schedule: expected one of: constant, step, cosine, got 'linear'"):
+        space(**{"global": {"lr_schedule": "linear"}})
 
 
 def test_jumping_knowledge_combines_the_layers():
