@@ -284,16 +284,28 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW,  # decoupled weight decay (Loshchilov 
               "adam": torch.optim.Adam}  # L2 decay in the gradient: the GCN and GAT papers' protocol
 
 
-# Learning-rate schedules, stepped once per epoch; each builds PyTorch's own scheduler.
-LR_SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int], Optional[torch.optim.lr_scheduler.LRScheduler]]] = {
-    "constant": lambda opt, epochs: None,
+@dataclass(frozen=True)
+class LRSchedule:
+    """A learning-rate schedule: what an export says of it, and PyTorch's scheduler for an
+    optimiser over ``epochs`` (None: the lr stays), stepped once per epoch."""
+
+    text: str
+    build: Callable[[torch.optim.Optimizer, int], Optional[torch.optim.lr_scheduler.LRScheduler]]
+
+    def __call__(self, opt: torch.optim.Optimizer, epochs: int) -> Optional[torch.optim.lr_scheduler.LRScheduler]:
+        return self.build(opt, epochs)
+
+
+# The values of search_spaces.architecture.LRSchedule.
+LR_SCHEDULES: dict[str, LRSchedule] = {
+    "constant": LRSchedule("constant", lambda opt, epochs: None),
     # Xu et al. 2019 (GIN): halved every 50 epochs
-    "step": lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, step_size=50, gamma=0.5),
+    "step": LRSchedule("StepLR: halved every 50 epochs",
+                       lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, step_size=50, gamma=0.5)),
     # to 0 over the run's epochs (the GraphGPS recipes, without their warm-up)
-    "cosine": lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1)),
+    "cosine": LRSchedule("CosineAnnealingLR to 0 over the epochs",
+                         lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))),
 }
-LR_SCHEDULE_TEXT = {"constant": "constant", "step": "StepLR: halved every 50 epochs",
-                    "cosine": "CosineAnnealingLR to 0 over the epochs"}
 
 
 def training_recipe(arch: Architecture, config: TrainConfig, info: DataInfo) -> dict[str, Any]:
@@ -304,7 +316,7 @@ def training_recipe(arch: Architecture, config: TrainConfig, info: DataInfo) -> 
     recipe: dict[str, Any] = {
         "optimizer": f"{OPTIMIZERS[arch.optimizer].__module__}.{OPTIMIZERS[arch.optimizer].__name__}",
         "weight_decay_kind": "decoupled (AdamW)" if arch.optimizer == "adamw" else "L2 in the gradient (Adam)",
-        "lr": arch.lr, "lr_schedule": LR_SCHEDULE_TEXT[arch.lr_schedule], "weight_decay": arch.weight_decay,
+        "lr": arch.lr, "lr_schedule": LR_SCHEDULES[arch.lr_schedule].text, "weight_decay": arch.weight_decay,
         "dropout": arch.dropout, "input_dropout": arch.dropout if arch.input_dropout is None else arch.input_dropout,
         "attention_dropout": arch.attention_dropout,
         "feature_norm": ("row-normalised features (PyG's NormalizeFeatures)" if arch.feature_norm == "row"
@@ -349,6 +361,13 @@ def _optimizer(model: nn.Module, arch: Architecture, config: TrainConfig) -> tor
     if masks:
         groups.append({"params": masks, "lr": config.mask_lr, "weight_decay": 0.0})
     return OPTIMIZERS[arch.optimizer](groups, lr=arch.lr, weight_decay=arch.weight_decay)
+
+
+def _optimizer_and_schedule(model: nn.Module, arch: Architecture, config: TrainConfig,
+                            epochs: int) -> tuple[torch.optim.Optimizer, Optional[torch.optim.lr_scheduler.LRScheduler]]:
+    """:func:`_optimizer` and the architecture's lr schedule over the ``epochs`` left."""
+    opt = _optimizer(model, arch, config)
+    return opt, LR_SCHEDULES[arch.lr_schedule](opt, epochs)
 
 
 def trains_sampled(bundle: DatasetBundle, config: TrainConfig) -> bool:
@@ -405,8 +424,7 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     task = _task_class(bundle, config)(bundle, arch, device, config)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                               enabled=config.amp and device.type == "cuda")
-    opt = _optimizer(model, arch, config)
-    schedule = LR_SCHEDULES[arch.lr_schedule](opt, config.epochs)
+    opt, schedule = _optimizer_and_schedule(model, arch, config, config.epochs)
     harden_at = min(config.mask_epochs, config.epochs // 2) if model.has_soft_masks else -1
 
     best_val, test_at_best, best_epoch, stale = metric.worst, math.nan, -1, 0
@@ -417,8 +435,7 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
         for epoch in range(config.epochs):
             if epoch == harden_at:  # masks made hard, pruned parts removed: select from here on
                 model.harden()
-                opt = _optimizer(model, arch, config)
-                schedule = LR_SCHEDULES[arch.lr_schedule](opt, config.epochs - epoch)
+                opt, schedule = _optimizer_and_schedule(model, arch, config, config.epochs - epoch)
                 best_val, test_at_best, best_epoch, stale = metric.worst, math.nan, -1, 0
                 best_state = copy.deepcopy(model.state_dict())
             model.train()
