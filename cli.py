@@ -200,6 +200,12 @@ def search(
     confirm: Optional[int] = typer.Option(None, min=0, help="After the budget, train the top K trials by validation "
                                           "with 2 more seeds; the best architecture is the one of best mean "
                                           "validation [default: 3 for 20 trials or more, else 0]."),
+    confirm_folds: Optional[int] = typer.Option(None, min=0, help="Graph tasks: confirm the top trials on K "
+                                                "stratified folds of the training and validation graphs instead of "
+                                                "on more seeds (test stays held out) [default: 0, seeds]."),
+    confirm_neighbours: Optional[int] = typer.Option(None, min=0, help="Add up to M unseen one-choice neighbours "
+                                                     "of the best trial to the confirmed trials, those whose choice "
+                                                     "did best across the search first [default: 0]."),
     protocol: Optional[str] = typer.Option(None, help="With --folds K: xu (every trial is a K-fold CV, Xu et al.) | "
                                            "errica (a search inside every outer fold, its best retrained 3 times "
                                            "and tested on the fold: Errica et al.'s fair protocol)."),
@@ -229,7 +235,8 @@ def search(
                                      threads=threads,
                                      pruner=pruner, evaluator=evaluator, backend=backend, ray_address=address,
                                      cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                                     dataset_args=dataset_arg, protocol=protocol, confirm=confirm, knowledge=knowledge,
+                                     dataset_args=dataset_arg, protocol=protocol, confirm=confirm, confirm_folds=confirm_folds,
+                                     confirm_neighbours=confirm_neighbours, knowledge=knowledge,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,

@@ -21,12 +21,13 @@ Lifecycle:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
 
 from evaluators.datasets import DataInfo, DatasetBundle, load_dataset
 from evaluators.result import TrialResult
+from evaluators.splits import Splits
 from evaluators.training import Report, TrainConfig, evaluate
 from search_spaces import Architecture, SearchSpace
 from search_spaces.registry import Registry
@@ -89,3 +90,8 @@ class TrainingEvaluator:
         """``seed``: another seed than the run's (a confirmation's)."""
         train = self.train if seed is None else self.train.model_copy(update={"seed": seed})
         return evaluate(arch, self.bundle, train, report)
+
+    def evaluate_splits(self, arch: Architecture, splits: Splits) -> TrialResult:
+        """One training on other splits of the same data (a confirmation's fold), with the
+        run's seed and settings."""
+        return evaluate(arch, replace(self.bundle, splits=splits), self.train.model_copy(update={"folds": 1, "fold": None}))

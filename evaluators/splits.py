@@ -91,6 +91,26 @@ def fold_splits(bundle: "DatasetBundle", folds: int, seed: int = 0) -> list[Spli
     return out
 
 
+def confirmation_folds(bundle: "DatasetBundle", folds: int, seed: int = 0) -> list[Splits]:
+    """Stratified k-fold over the graphs a holdout search selects with (its training and
+    validation parts): fold i trains on the other parts and validates on part i; every fold
+    keeps the holdout test part as its test, only reported. A search's confirmation ranks
+    its finalists by the folds' mean validation (``--confirm-folds K``): on a few hundred
+    graphs one validation part of a hundred cannot tell them apart, and all K parts
+    together are every graph it may select with."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if not bundle.info.graph_level:
+        raise ValueError("--confirm-folds applies to graph-level datasets; node tasks have one graph")
+    rest = torch.cat([bundle.splits.train, bundle.splits.val]).sort().values.numpy()
+    y = torch.cat([bundle.graphs[int(i)].y.view(-1)[:1] for i in rest]).numpy()
+    if bundle.info.task != "graph_classification":
+        y = np.zeros(len(y), dtype=int)
+    test = bundle.splits.test.numpy()
+    return [_sorted(rest[train], rest[val], test)
+            for train, val in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)]
+
+
 def scaffold_split(smiles: list[str], train: float = 0.8, val: float = 0.1) -> Splits:
     """Bemis-Murcko scaffold split (the MoleculeNet/OGB convention): molecules grouped by
     scaffold, largest groups first into train, then validation, then test, so test

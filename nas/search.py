@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
 from evaluators.datasets import DatasetBundle, dataset_task, default_space
 from evaluators.evaluator import EVALUATORS, Evaluator
+from evaluators.splits import confirmation_folds
 from evaluators.training import check_device, check_sampled_attention, trains_sampled
 from nas.backends import BACKENDS
 from nas.darts import DartsConfig
@@ -34,6 +35,7 @@ from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FING
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
                            transfer_for)
 from nas.outcome import completed, failed, pruned, tell
+from nas.refine import NEIGHBOUR_ATTR, neighbour_params
 from nas.strategies import STRATEGIES
 from nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
 from results.objectives import Objective, parse_objectives
@@ -115,6 +117,12 @@ class SearchConfig(BaseModel):
     # validation over its seeds. None: 3 for budgets of at least 20 trials, else 0.
     confirm: Optional[int] = Field(default=None, ge=0)
     confirm_seeds: int = Field(default=2, ge=1)
+    # Graph tasks searched on a holdout split: confirm on K folds of the graphs the search
+    # selects with (evaluators.splits.confirmation_folds) instead of on more seeds; and add
+    # up to `confirm_neighbours` unseen one-choice neighbours of the best trial to the
+    # finalists (nas.refine). 0: neither.
+    confirm_folds: int = Field(default=0, ge=0)
+    confirm_neighbours: int = Field(default=0, ge=0)
     # The knowledge store (an Optuna storage URL) a new search starts from, and where a finished
     # one is registered; None: the default store ($GRAPHNAS_KNOWLEDGE or the cache); "none": off.
     knowledge: Optional[str] = None
@@ -493,35 +501,73 @@ class Search:
 
     def confirm(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
                 observer: Optional[Observer] = None) -> None:
-        """Train the top ``confirm_top`` completed trials by validation (one per architecture)
-        again with seeds ``seed + 1 .. seed + confirm_seeds``, and record every seed's
-        figures in the study (:data:`CONFIRM_ATTR`): :func:`results.store.best_row` then
-        selects on the mean. Validation only selects; test figures are recorded to be
-        reported. Trials confirmed before (a resumed run) are not trained again."""
+        """Train the top ``confirm_top`` completed trials by validation (one per architecture),
+        and the neighbours :meth:`add_neighbours` adds, again: with seeds ``seed + 1 .. seed +
+        confirm_seeds``, or on ``confirm_folds`` folds. Every figure is recorded in the study
+        (:data:`CONFIRM_ATTR`): :func:`results.store.best_row` then selects on the mean.
+        Validation only selects; test figures are recorded to be reported. Trials confirmed
+        before (a resumed run) are not trained again."""
         top = self.config.confirm_top
         if top == 0 or not any(o.name == "metric" for o in objectives):
             return
+        self.add_neighbours(study, evaluator, objectives, observer)
         frame = self.store.trials_frame(study)
         done = frame[frame["state"] == "COMPLETE"].drop_duplicates("arch_id")
-        ranked = ranked_trials(done, objectives).head(top)  # the order best_row selects in
+        neighbours = {t.number for t in study.get_trials(deepcopy=False) if NEIGHBOUR_ATTR in t.user_attrs}
+        finalists = ranked_trials(done, objectives)  # the order best_row selects in
+        finalists = finalists[finalists["trial"].isin(set(finalists["trial"].head(top)) | neighbours)]
         records = dict(study.user_attrs.get(CONFIRM_ATTR, {}))
-        seed = self.config.train.seed
-        for n, row in enumerate(ranked.itertuples()):
+        for n, row in enumerate(finalists.itertuples()):
             if str(row.trial) in records:
                 continue
             if observer:
-                self._observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(ranked)})")
-            arch = Architecture.from_json(row.arch_json)
-            seeds = [seed + 1 + i for i in range(self.config.confirm_seeds)]
-            results = [evaluator.evaluate(arch, seed=other) for other in seeds]
-            records[str(row.trial)] = {"seeds": [seed, *seeds],
-                                       "val": [float(row.val_metric), *(r.val_metric for r in results)],
-                                       "test": [float(row.test_metric), *(r.test_metric for r in results)]}
+                self._observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(finalists)})")
+            records[str(row.trial)] = self._confirmation(evaluator, Architecture.from_json(row.arch_json), row)
             study.set_user_attr(CONFIRM_ATTR, records)  # after each trial: a resumed run keeps it
+
+    def _confirmation(self, evaluator: Evaluator, arch: Architecture, row: Any) -> dict[str, Any]:
+        """One finalist's confirmation record: its K folds' figures, or its own seed's and
+        ``confirm_seeds`` more seeds' figures."""
+        if self.config.confirm_folds > 1:
+            results = [evaluator.evaluate_splits(arch, splits)
+                       for splits in confirmation_folds(evaluator.bundle, self.config.confirm_folds)]
+            return {"folds": self.config.confirm_folds, "val": [r.val_metric for r in results],
+                    "test": [r.test_metric for r in results]}
+        seed = self.config.train.seed
+        seeds = [seed + 1 + i for i in range(self.config.confirm_seeds)]
+        results = [evaluator.evaluate(arch, seed=other) for other in seeds]
+        return {"seeds": [seed, *seeds], "val": [float(row.val_metric), *(r.val_metric for r in results)],
+                "test": [float(row.test_metric), *(r.test_metric for r in results)]}
+
+    def add_neighbours(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
+                       observer: Optional[Observer] = None) -> None:
+        """Evaluate up to ``confirm_neighbours`` unseen one-choice neighbours of the best trial
+        by validation as trials tagged :data:`NEIGHBOUR_ATTR` (see :mod:`nas.refine`), for
+        the confirmation to rank with the finalists. A resumed run adds only those missing,
+        around the same trial."""
+        limit = self.config.confirm_neighbours
+        trials = study.get_trials(deepcopy=False)
+        added = [t for t in trials if NEIGHBOUR_ATTR in t.user_attrs]
+        if limit <= len(added):
+            return
+        done = self.store.trials_frame(study)
+        done = done[done["state"] == "COMPLETE"]
+        if done.empty:
+            return
+        base = added[0].user_attrs[NEIGHBOUR_ATTR] if added else int(ranked_trials(done, objectives).iloc[0]["trial"])
+        metric = next(o for o in objectives if o.name == "metric")
+        proposals = neighbour_params(self.space, trials[base], trials, limit - len(added),
+                                     self.config.seed, metric.direction == "maximize")
+        for n, params in enumerate(proposals):
+            if observer:
+                self._observe(study, observer, "RUNNING", f"neighbour {n + 1}/{len(proposals)} of trial {base}")
+            study.enqueue_trial(params, user_attrs={NEIGHBOUR_ATTR: base})
+            self._one_trial(study, study.ask(), evaluator, objectives)
 
     def _check_fits(self, bundle: DatasetBundle) -> None:
         """Refuse, before the first trial, a space whose choices cannot train on this data."""
         cfg, spec = self.config, self.space.spec
+        self._check_confirmation(bundle)
         sampled = trains_sampled(bundle, cfg.train)
         if not bundle.info.graph_level:
             check_sampled_attention(spec.layers.attention.values(), bundle.data.num_nodes, cfg.train,
@@ -538,6 +584,20 @@ class Search:
                              "one graph trained whole; this dataset is "
                              f"{'graph-level' if bundle.info.graph_level else 'trained on sampled mini-batches'}: "
                              "use edge_method: teddy")
+
+    def _check_confirmation(self, bundle: DatasetBundle) -> None:
+        cfg = self.config
+        if (cfg.confirm_folds or cfg.confirm_neighbours) and cfg.confirm_top == 0:
+            raise ValueError("--confirm-folds and --confirm-neighbours act in the confirmation of the top trials: "
+                             f"give --confirm K (K >= 1; the default is 0 below 20 trials, and this run has {cfg.trials})")
+        if cfg.confirm_folds == 1:
+            raise ValueError("--confirm-folds K: K is the number of folds, at least 2 (0 confirms on seeds)")
+        if cfg.confirm_folds and not bundle.info.graph_level:
+            raise ValueError(f"--confirm-folds applies to graph-level datasets; {bundle.name} is one graph "
+                             "(confirm on seeds: --confirm K)")
+        if cfg.confirm_folds and cfg.train.folds > 1:
+            raise ValueError(f"--confirm-folds applies to a search on one holdout split; with --folds {cfg.train.folds} "
+                             "every trial is already a cross-validation")
 
     def objectives(self, evaluator: Evaluator) -> tuple[Metric, list[Objective]]:
         metric = get_metric(self.config.train.metric or evaluator.metric)

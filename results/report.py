@@ -148,7 +148,12 @@ def write_summary(path: Path, frame: pd.DataFrame, front: ParetoFront, best: Opt
                   f"trial {int(best['trial'])}: validation {metric} {best['val_metric']:.4f}, "
                   f"test {metric} {best['test_metric']:.4f}, {_fmt_flops(best['flops'])} FLOPs, "
                   f"{int(best['params']):,} parameters: {arch_label(best)}", ""]
-        if best.get("confirm_seeds", 0) > 0:
+        if best.get("confirm_folds", 0) > 0:
+            lines[-1:] = [f"Selected among the top trials{' and the neighbours of the best' if 'neighbour_of' in best else ''}"
+                          f" cross-validated on {int(best['confirm_folds'])} folds of the training and validation "
+                          f"graphs: mean validation {best['confirmed_val']:.4f}; each fold's model on the test "
+                          f"split: mean test {best['confirmed_test']:.4f}.", ""]
+        elif best.get("confirm_seeds", 0) > 0:
             lines[-1:] = [f"Selected among the top trials retrained with more seeds: mean over "
                           f"{int(best['confirm_seeds'])} seeds, validation {best['confirmed_val']:.4f}, "
                           f"test {best['confirmed_test']:.4f}.", ""]

@@ -55,6 +55,8 @@ JOURNAL_STORAGE = f"{JOURNAL}{RUN_DIR_TOKEN}/journal.log"  # the default of seve
 # trial's own figures first, then those of its confirmation seeds (Search.confirm). A study
 # attribute because Optuna refuses new attributes on a finished trial.
 CONFIRM_ATTR = "confirmations"
+# Trial user attribute of a neighbour the confirmation added (nas.refine): the best trial's number
+NEIGHBOUR_ATTR = "neighbour_of"
 INTERRUPTED = "interrupted"  # user attribute of a trial failed because its process died, not by its candidate
 
 
@@ -431,7 +433,7 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
         row[key] = attrs.get(key, math.nan)
     row["error"] = attrs.get("error", "")
     row["reference"] = attrs.get("reference", "")  # a zoo design run as a trial (zoo:gat), else empty
-    for key in ("strategy", "cost_weight"):  # set by differentiable strategies
+    for key in ("strategy", "cost_weight", NEIGHBOUR_ATTR):  # set by differentiable strategies; by the confirmation
         if key in attrs:
             row[key] = attrs[key]
     if attrs.get("arch_json"):
@@ -442,9 +444,9 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
 def confirmed_figures(record: Optional[dict]) -> dict[str, float]:
     """The confirmed_* columns of one trial from its confirmation record (NaN when none)."""
     if not record:
-        return {"confirmed_val": math.nan, "confirmed_test": math.nan, "confirm_seeds": 0}
+        return {"confirmed_val": math.nan, "confirmed_test": math.nan, "confirm_seeds": 0, "confirm_folds": 0}
     return {"confirmed_val": float(np.mean(record["val"])), "confirmed_test": float(np.mean(record["test"])),
-            "confirm_seeds": len(record["val"])}
+            "confirm_seeds": len(record.get("seeds", [None])), "confirm_folds": record.get("folds", 0)}
 
 
 def best_row(frame: pd.DataFrame, objectives: list[Objective]) -> Optional[pd.Series]:
