@@ -1,5 +1,6 @@
-"""Confirmation on folds of the selection graphs, and the best trial's neighbours among the
-finalists (issue 14: a holdout split of 100 graphs cannot tell one-choice neighbours apart)."""
+"""Confirmation on folds of the selection graphs, with the best trial's neighbours and the
+reference designs among the finalists (issue 14: a holdout split of 100 graphs cannot tell
+one-choice neighbours apart)."""
 from __future__ import annotations
 
 import optuna
@@ -41,7 +42,8 @@ def test_confirmation_folds_partition_the_selection_graphs_and_keep_test(shared_
 
 @pytest.mark.slow
 def test_fold_confirmation_ranks_the_best_trial_and_its_neighbours(tmp_path, cache_dir, shared_datasets):
-    config = _config(tmp_path, cache_dir, shared_datasets, trials=3, confirm_folds=2, confirm_neighbours=2)
+    config = _config(tmp_path, cache_dir, shared_datasets, trials=3, confirm_folds=2, confirm_neighbours=2,
+                     references=["zoo:gin"])
     search = Search(config)
     study = search.run()
     trials = study.get_trials(deepcopy=False)
@@ -53,7 +55,8 @@ def test_fold_confirmation_ranks_the_best_trial_and_its_neighbours(tmp_path, cac
         assert sum(t.params.get(k) != v for k, v in base.params.items()) == 1
         assert t.user_attrs["arch_id"] not in {o.user_attrs["arch_id"] for o in trials if o.number != t.number}
     records = study.user_attrs[CONFIRM_ATTR]
-    assert {3, 4} <= {int(k) for k in records}  # the neighbours are finalists whatever their holdout figure
+    # the neighbours and the reference design (trial 0) are finalists whatever their holdout figure
+    assert trials[0].user_attrs["reference"] == "zoo:gin" and {0, 3, 4} <= {int(k) for k in records}
     for record in records.values():
         assert record["folds"] == 2 and len(record["val"]) == len(record["test"]) == 2
     frame = pd.read_csv(tmp_path / "run" / "trials.csv")
