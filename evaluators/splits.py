@@ -81,9 +81,7 @@ def fold_splits(bundle: "DatasetBundle", folds: int, seed: int = 0) -> list[Spli
 
     if not bundle.info.graph_level:
         raise ValueError("--folds applies to graph-level datasets (the TU convention); node tasks have one graph")
-    y = torch.cat([g.y.view(-1)[:1] for g in bundle.graphs]).numpy()
-    if bundle.info.task != "graph_classification":
-        y = np.zeros(len(y), dtype=int)
+    y = _strata(bundle, range(len(bundle.graphs)))
     out = []
     for rest, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
         train, val = train_test_split(rest, test_size=0.1, stratify=y[rest], random_state=seed)
@@ -100,15 +98,19 @@ def confirmation_folds(bundle: "DatasetBundle", folds: int, seed: int = 0) -> li
     together are every graph it may select with."""
     from sklearn.model_selection import StratifiedKFold
 
-    if not bundle.info.graph_level:
-        raise ValueError("--confirm-folds applies to graph-level datasets; node tasks have one graph")
     rest = torch.cat([bundle.splits.train, bundle.splits.val]).sort().values.numpy()
-    y = torch.cat([bundle.graphs[int(i)].y.view(-1)[:1] for i in rest]).numpy()
-    if bundle.info.task != "graph_classification":
-        y = np.zeros(len(y), dtype=int)
+    y = _strata(bundle, rest)
     test = bundle.splits.test.numpy()
     return [_sorted(rest[train], rest[val], test)
             for train, val in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)]
+
+
+def _strata(bundle: "DatasetBundle", graphs) -> np.ndarray:
+    """What the folds stratify on, per graph in ``graphs``: its class, or one stratum for
+    regression and multi-label tasks (plain k-fold)."""
+    if bundle.info.task != "graph_classification":
+        return np.zeros(len(graphs), dtype=int)
+    return torch.cat([bundle.graphs[int(i)].y.view(-1)[:1] for i in graphs]).numpy()
 
 
 def scaffold_split(smiles: list[str], train: float = 0.8, val: float = 0.1) -> Splits:

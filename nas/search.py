@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
 from evaluators.datasets import DatasetBundle, dataset_task, default_space
 from evaluators.evaluator import EVALUATORS, Evaluator
-from evaluators.splits import confirmation_folds
+from evaluators.splits import Splits, confirmation_folds
 from evaluators.training import check_device, check_sampled_attention, trains_sampled
 from nas.backends import BACKENDS
 from nas.darts import DartsConfig
@@ -514,7 +514,7 @@ class Search:
         self.add_neighbours(study, evaluator, objectives, observer)
         frame = self.store.trials_frame(study)
         done = frame[frame["state"] == "COMPLETE"].drop_duplicates("arch_id")
-        neighbours = {t.number for t in study.get_trials(deepcopy=False) if NEIGHBOUR_ATTR in t.user_attrs}
+        neighbours = set(done.loc[done[NEIGHBOUR_ATTR].notna(), "trial"]) if NEIGHBOUR_ATTR in done else set()
         # the zoo's reference designs are finalists too: the search should not prefer a design
         # to the textbook one on the noise of one split (PROTEINS: zoo:gin measured 75.7 over
         # 10 folds where the search's pick measured 73.1; benchmarks/README.md)
@@ -522,21 +522,22 @@ class Search:
         finalists = ranked_trials(done, objectives)  # the order best_row selects in
         finalists = finalists[finalists["trial"].isin(set(finalists["trial"].head(top)) | neighbours | references)]
         records = dict(study.user_attrs.get(CONFIRM_ATTR, {}))
+        folds = confirmation_folds(evaluator.bundle, self.config.confirm_folds) if self.config.confirm_folds else None
         for n, row in enumerate(finalists.itertuples()):
             if str(row.trial) in records:
                 continue
             if observer:
                 self._observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(finalists)})")
-            records[str(row.trial)] = self._confirmation(evaluator, Architecture.from_json(row.arch_json), row)
+            records[str(row.trial)] = self._confirmation(evaluator, Architecture.from_json(row.arch_json), row, folds)
             study.set_user_attr(CONFIRM_ATTR, records)  # after each trial: a resumed run keeps it
 
-    def _confirmation(self, evaluator: Evaluator, arch: Architecture, row: Any) -> dict[str, Any]:
-        """One finalist's confirmation record: its K folds' figures, or its own seed's and
-        ``confirm_seeds`` more seeds' figures."""
-        if self.config.confirm_folds > 1:
-            results = [evaluator.evaluate_splits(arch, splits)
-                       for splits in confirmation_folds(evaluator.bundle, self.config.confirm_folds)]
-            return {"folds": self.config.confirm_folds, "val": [r.val_metric for r in results],
+    def _confirmation(self, evaluator: Evaluator, arch: Architecture, row: Any,
+                      folds: Optional[list[Splits]]) -> dict[str, Any]:
+        """One finalist's confirmation record: its figures on each of ``folds``, or its own
+        seed's and ``confirm_seeds`` more seeds' figures."""
+        if folds is not None:
+            results = [evaluator.evaluate_splits(arch, splits) for splits in folds]
+            return {"folds": len(folds), "val": [r.val_metric for r in results],
                     "test": [r.test_metric for r in results]}
         seed = self.config.train.seed
         seeds = [seed + 1 + i for i in range(self.config.confirm_seeds)]
