@@ -159,6 +159,13 @@ def test_predictor_ensemble_learns_the_history_it_proposes_from():
     assert np.corrcoef(fit, truth)[0, 1] > 0.5  # the ensemble has learned the history it was fitted on
 
 
+@pytest.mark.parametrize("objectives, fitted_on", [(1, 12), (2, 10)])
+def test_predictor_refits_after_two_new_trials_with_one_objective_and_five_with_two(objectives, fitted_on):
+    space = SearchSpace.preset("nas_bench_graph")
+    _, sampler, _ = drive("predictor", space, 13, objectives=objectives)  # first fit at 10 trials
+    assert sampler.strategy._fitted_on == fitted_on
+
+
 def test_two_objective_predictor_spends_shares_of_its_proposals_on_each_extreme():
     strategy = STRATEGIES.get("predictor")(SearchSpace.preset("nas_bench_graph"), 0, 2)
     draws = [tuple(strategy._weights()) for _ in range(4000)]
