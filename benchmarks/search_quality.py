@@ -119,14 +119,15 @@ def _hv(points: np.ndarray, ref: tuple[float, float]) -> float:
 
 
 def _partial_tables(datasets: list[str]) -> str:
-    """'NAME holds N of the space's M cells' for each table that lacks cells of the space
-    (NAS-Bench-Graph trained only 2,021 cells on proteins), before any search starts."""
+    """'the NAME table holds N of the space's M cells' for each table that lacks cells of the
+    space (NAS-Bench-Graph trained proteins with fewer operators: 2,021 cells), before any
+    search starts."""
     from evaluators.tabular import NasBenchGraph
     from nas.knowledge import _cells
     from search_spaces import SearchSpace
 
     cells = len(_cells(SearchSpace.preset("nas_bench_graph")))
-    sizes = {d: len(NasBenchGraph(d).frame()) for d in datasets}
+    sizes = {d: len(NasBenchGraph(d).table) for d in datasets}
     return "; ".join(f"the {d} table holds {n:,} of the space's {cells:,} cells" for d, n in sizes.items() if n < cells)
 
 

@@ -503,8 +503,8 @@ class Search:
     def confirm(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
                 observer: Optional[Observer] = None) -> None:
         """Train the top ``confirm_top`` completed trials by validation (one per architecture),
-        the reference designs and the neighbours :meth:`add_neighbours` adds, again: with seeds ``seed + 1 .. seed +
-        confirm_seeds``, or on ``confirm_folds`` folds. Every figure is recorded in the study
+        the reference designs and the neighbours :meth:`add_neighbours` adds, again: with seeds
+        ``seed + 1 .. seed + confirm_seeds``, or on ``confirm_folds`` folds. Every figure is recorded in the study
         (:data:`CONFIRM_ATTR`): :func:`results.store.best_row` then selects on the mean.
         Validation only selects; test figures are recorded to be reported. Trials confirmed
         before (a resumed run) are not trained again."""
