@@ -1,0 +1,165 @@
+"""How well the predictor strategy's surrogate ranks a NAS-Bench-Graph dataset from a few
+of its cells, by encoding and by model (issue 13: why pubmed's regret at 30 queries stays
+above 0.6x random's).
+
+For each training-set size N and repeat r: N cells drawn at random (seed r) from the
+dataset's table, a surrogate fitted on their validation accuracy, then asked for every cell
+of the space. Printed, mean over the repeats: the Spearman correlation of the prediction
+with the table over all cells, and the regret (best validation accuracy minus the best of
+them, in points) of the 20 cells it predicts best; beside it, the regret of 20 random cells.
+The search itself sees only neighbours of its best trials, so this is a diagnostic of the
+surrogate, not of the search (``search_quality.py`` measures that).
+
+Surrogates (each an ensemble of the strategy's ``MLPEnsemble`` unless named otherwise):
+* ``one-hot``: the strategy's encoding without knowledge (one column per choice and value);
+* ``one-hot + sources``: with knowledge, as the default strategy fits it: one more column
+  per source dataset, its rank score of the cell (the shipped knowledge of the other
+  datasets; the target's table is never read for it);
+* ``one-hot + paths``: plus the cell's paths from input to output (skips removed), counted
+  as consecutive operator pairs, and the paths' lengths: a labelling-invariant encoding
+  (BANANAS's path encoding, compacted);
+* ``pre-trained on sources``: first fitted to the sources' pooled prior over every cell,
+  then fine-tuned on the N cells;
+* ``random forest`` and ``gaussian process`` (scikit-learn) on the one-hot encoding.
+
+    python benchmarks/surrogate_fit.py [--dataset pubmed] [--sizes 20,30,60] [--repeats 12]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from scipy.stats import spearmanr
+
+TOP = 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="pubmed")
+    parser.add_argument("--sizes", default="20,30,60")
+    parser.add_argument("--repeats", type=int, default=12)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    y, encodings, prior = _problem(args.dataset)
+    surrogates = {name: _fit_mlp for name in encodings} | {
+        "pre-trained on sources": _fit_pretrained(encodings["one-hot"], prior),
+        "random forest": _fit_forest, "gaussian process": _fit_gp}
+    best = y.max()
+    print(f"{args.dataset}: {len(y):,} cells; {args.repeats} repeats per size")
+    print(f"{'N':>4} {'surrogate':26} {'spearman':>9} {'top-20 regret':>14} {'random 20':>10}")
+    for n in map(int, args.sizes.split(",")):
+        for name, fit in surrogates.items():
+            x = encodings.get(name, encodings["one-hot"])
+            rho, regret, random_regret = [], [], []
+            for r in range(args.repeats):
+                rng = np.random.default_rng(r)
+                train = rng.choice(len(y), n, replace=False)
+                predicted = fit(x[train], y[train], x, r)
+                rho.append(spearmanr(predicted, y).correlation)
+                regret.append(best - y[np.argsort(-predicted)[:TOP]].max())
+                random_regret.append(best - y[rng.choice(len(y), TOP, replace=False)].max())
+            print(f"{n:4d} {name:26} {np.mean(rho):9.3f} {np.mean(regret):14.2f} {np.mean(random_regret):10.2f}",
+                  flush=True)
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
+def _problem(dataset: str):
+    """The validation accuracy in points of the cells of ``dataset``'s table, their encodings, and the sources' pooled prior of each (the knowledge's mean rank score)."""
+    from nas.knowledge import NAS_BENCH_GRAPH_FINGERPRINTS, Origin, _cells, transfer_for
+    from nas.strategies import PredictorSearch
+    from nas_bench_graph import light_read
+    from search_spaces import SearchSpace
+
+    space = SearchSpace.preset("nas_bench_graph")
+    table = light_read(dataset)
+    known = [(params, table[h]["valid_perf"]) for h, (params, _) in _cells(space).items() if h in table]
+    cells, y = [params for params, _ in known], 100 * np.array([value for _, value in known])
+    transfer = transfer_for(NAS_BENCH_GRAPH_FINGERPRINTS[dataset], Origin(None, space, dataset))
+    plain, informed = PredictorSearch(space, 0, 1), PredictorSearch(space, 0, 1, transfer=transfer)
+    for strategy in (plain, informed):
+        for params in cells:
+            strategy._add_columns(params)
+    one_hot = plain._encode(cells)
+    prior = informed._encode(cells)[:, one_hot.shape[1]:].mean(1)
+    encodings = {"one-hot": one_hot, "one-hot + sources": informed._encode(cells),
+                 "one-hot + paths": np.hstack([one_hot, np.stack([_path_features(p) for p in cells])])}
+    return y, encodings, prior
+
+
+OPERATORS = ["gat", "gcn", "gin", "cheb", "sage", "arma", "graphconv", "mlp"]  # skip: not on a path
+TOKENS = ["in"] + OPERATORS + ["out"]
+
+
+def _path_features(params: dict) -> np.ndarray:
+    """Counts of consecutive (token, token) pairs over the cell's input-to-output paths, and
+    of the paths' lengths. Node i+1 reads node ``links[i]`` (0: the input); nodes no other
+    reads are summed into the output, so each such node ends one path."""
+    links = [int(v) for v in params["links"].split("-")]
+    ops = [params[k] for k in sorted(k for k in params if k != "links")]
+    pairs, lengths = np.zeros((len(TOKENS), len(TOKENS))), np.zeros(len(links) + 1)
+    for leaf in set(range(1, len(links) + 1)) - set(links):
+        path, node = [], leaf
+        while node:
+            path.append(ops[node - 1])
+            node = links[node - 1]
+        path = ["in"] + [o for o in reversed(path) if o != "skip"] + ["out"]
+        for a, b in zip(path, path[1:]):
+            pairs[TOKENS.index(a), TOKENS.index(b)] += 1
+        lengths[len(path) - 2] += 1
+    return np.concatenate([pairs.ravel(), lengths])
+
+
+def _fit_mlp(x, y, everything, seed: int) -> np.ndarray:
+    from nas.strategies import PredictorSearch, MLPEnsemble
+
+    return MLPEnsemble.fit(x, y, PredictorSearch.members, seed=seed).predict(everything).mean(0)
+
+
+def _fit_pretrained(one_hot: np.ndarray, prior: np.ndarray):
+    """A fit that starts from an ensemble trained on the prior over every cell."""
+    import torch
+    from nas.strategies import PredictorSearch, MLPEnsemble
+
+    base = MLPEnsemble.fit(one_hot, prior, PredictorSearch.members, seed=0, steps=500)
+
+    def fit(x, y, everything, seed: int) -> np.ndarray:
+        layers = [t.clone().requires_grad_() for t in base.layers]
+        mean, scale = float(y.mean()), float(y.std()) or 1.0
+        xt = torch.as_tensor(x, dtype=torch.float32).expand(len(layers[0]), *x.shape)
+        yt = torch.as_tensor((y - mean) / scale, dtype=torch.float32)
+        opt = torch.optim.Adam(layers, lr=0.01, weight_decay=1e-4)
+        for _ in range(100):
+            opt.zero_grad()
+            ((MLPEnsemble._forward(layers, xt).squeeze(-1) - yt) ** 2).mean().backward()
+            opt.step()
+        return MLPEnsemble([t.detach() for t in layers], mean, scale).predict(everything).mean(0)
+
+    return fit
+
+
+def _fit_forest(x, y, everything, seed: int) -> np.ndarray:
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(200, max_features=0.3, random_state=seed).fit(x, y).predict(everything)
+
+
+def _fit_gp(x, y, everything, seed: int) -> np.ndarray:
+    import warnings
+
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # kernel bounds reached on a few repeats
+        gp = GaussianProcessRegressor(ConstantKernel() * RBF(3.0) + WhiteKernel(), normalize_y=True,
+                                      random_state=seed)
+        return gp.fit(x, y).predict(everything)
+
+
+if __name__ == "__main__":
+    main()
