@@ -197,17 +197,40 @@ def main() -> None:
     print("Regret / random's regret at 30 and 100 queries (targets for the default: <= 0.6 and <= 0.5)")
     print(pd.concat({"@30": at30.div(at30["random"], axis=0), "@100": at100.div(at100["random"], axis=0)},
                     axis=1).round(2).to_string(), "\n")
-    hv200 = multi[multi["budget"] == 200].groupby(["dataset", "strategy"])["hv_ratio"].mean().unstack()
     if "random" in at100 and DEFAULT in at100:
         for d in datasets:
-            ok = at100.loc[d, DEFAULT] <= 0.5 * at100.loc[d, "random"]
-            ok30 = at30.loc[d, DEFAULT] <= 0.6 * at30.loc[d, "random"]
-            print(f"target {d}: {DEFAULT} regret at 30 = {at30.loc[d, DEFAULT] / at30.loc[d, 'random']:.2f}x random's "
-                  f"(target <= 0.6): {'met' if ok30 else 'NOT met'}; at 100 = {at100.loc[d, DEFAULT]:.2f} vs random "
-                  f"{at100.loc[d, 'random']:.2f} ({at100.loc[d, DEFAULT] / at100.loc[d, 'random']:.2f}x, target <= 0.5): "
-                  f"{'met' if ok else 'NOT met'}; HV ratio at 200 = {hv200.loc[d, DEFAULT]:.3f} (target >= 0.98): "
-                  f"{'met' if hv200.loc[d, DEFAULT] >= 0.98 else 'NOT met'}")
+            print(_target_line(single, multi, d))
 
+
+def _target_line(single: pd.DataFrame, multi: pd.DataFrame, dataset: str) -> str:
+    """The default's three targets on ``dataset``, each with its standard error over the
+    seeds: at 20 seeds the ratios move by about 0.06 and the hypervolume by about 0.005, so a
+    figure within one of them of its target is not separated from it."""
+    def regret(strategy: str, budget: int) -> pd.Series:
+        rows = single[(single["dataset"] == dataset) & (single["budget"] == budget)]
+        return rows[rows["strategy"] == strategy]["regret"]
+
+    parts = []
+    for budget, target in ((30, 0.6), (100, 0.5)):
+        ratio, se = _ratio(regret(DEFAULT, budget), regret("random", budget))
+        parts.append(f"regret at {budget} = {regret(DEFAULT, budget).mean():.2f} vs random "
+                     f"{regret('random', budget).mean():.2f}, {ratio:.2f}x ± {se:.2f} (target <= {target}): "
+                     f"{'met' if ratio <= target else 'NOT met'}")
+    hv = multi[(multi["dataset"] == dataset) & (multi["budget"] == 200) & (multi["strategy"] == DEFAULT)]["hv_ratio"]
+    if len(hv):
+        mean, se = _mean_se(hv)
+        parts.append(f"HV ratio at 200 = {mean:.3f} ± {se:.3f} (target >= 0.98): {'met' if mean >= 0.98 else 'NOT met'}")
+    return f"target {dataset}, {DEFAULT} (± one standard error over seeds): " + "; ".join(parts)
+
+
+def _mean_se(values: pd.Series) -> tuple[float, float]:
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> tuple[float, float]:
+    """The ratio of two means over independent seeds, and its standard error (the delta method)."""
+    (a, sa), (b, sb) = _mean_se(numerator), _mean_se(denominator)
+    return a / b, abs(a / b) * float(np.hypot(sa / a, sb / b))
 
 if __name__ == "__main__":
     main()
