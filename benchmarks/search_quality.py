@@ -219,7 +219,8 @@ def _target_line(single: pd.DataFrame, multi: pd.DataFrame, dataset: str) -> str
     hv = multi[(multi["dataset"] == dataset) & (multi["budget"] == 200) & (multi["strategy"] == DEFAULT)]["hv_ratio"]
     if len(hv):
         mean, se = _mean_se(hv)
-        parts.append(f"HV ratio at 200 = {mean:.3f} ± {se:.3f} (target >= 0.98): {'met' if mean >= 0.98 else 'NOT met'}")
+        parts.append(f"HV ratio at 200 = {mean:.3f} ± {se:.3f} (target >= 0.98): "
+                     f"{'met' if mean >= 0.98 else 'NOT met'}")
     return f"target {dataset}, {DEFAULT} (± one standard error over seeds): " + "; ".join(parts)
 
 

@@ -69,7 +69,8 @@ def main() -> None:
 
 
 def _problem(dataset: str):
-    """The validation accuracy in points of the cells of ``dataset``'s table, their encodings, and the sources' pooled prior of each (the knowledge's mean rank score)."""
+    """The validation accuracy in points of the cells of ``dataset``'s table, their
+    encodings, and the sources' pooled prior of each (the knowledge's mean rank score)."""
     from nas.knowledge import NAS_BENCH_GRAPH_FINGERPRINTS, Origin, _cells, transfer_for
     from nas.strategies import PredictorSearch
     from nas_bench_graph import light_read
