@@ -49,6 +49,13 @@ def _head_split(ctx: OpContext) -> tuple[int, bool]:
     return (ctx.channels // ctx.heads, True) if concat else (ctx.channels, False)
 
 
+def _neighbour_attention(conv_class: type, ctx: OpContext) -> nn.Module:
+    """A GAT-style conv (GATConv, GATv2Conv: the same arguments) with the context's heads."""
+    width, concat = _head_split(ctx)
+    conv = conv_class(ctx.in_width, width, heads=ctx.heads, concat=concat, dropout=ctx.dropout, edge_dim=ctx.edge_dim)
+    return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
+
+
 def _mlp(ctx: OpContext, norm: str | None = None) -> nn.Module:
     return gnn.MLP([ctx.in_width, ctx.channels, ctx.channels], norm=norm)
 
@@ -61,19 +68,13 @@ def gcn(ctx: OpContext) -> nn.Module:
 @MPNN.register("gat", "GATConv: attention over neighbours, multi-head (Velickovic et al. 2018)",
                heads=True, attention_dropout=True, edge_features=True)
 def gat(ctx: OpContext) -> nn.Module:
-    width, concat = _head_split(ctx)
-    conv = gnn.GATConv(ctx.in_width, width, heads=ctx.heads, concat=concat, dropout=ctx.dropout,
-                       edge_dim=ctx.edge_dim)
-    return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
+    return _neighbour_attention(gnn.GATConv, ctx)
 
 
 @MPNN.register("gatv2", "GATv2Conv: dynamic neighbour attention (Brody et al. 2022)",
                heads=True, attention_dropout=True, edge_features=True)
 def gatv2(ctx: OpContext) -> nn.Module:
-    width, concat = _head_split(ctx)
-    conv = gnn.GATv2Conv(ctx.in_width, width, heads=ctx.heads, concat=concat, dropout=ctx.dropout,
-                         edge_dim=ctx.edge_dim)
-    return _Conv(conv, uses_edge_attr=ctx.edge_dim is not None)
+    return _neighbour_attention(gnn.GATv2Conv, ctx)
 
 
 @MPNN.register("gin", "GINConv: sum aggregation + MLP, WL-expressive (Xu et al. 2019)")

@@ -2,16 +2,13 @@
 transformer of Dwivedi & Bresson 2021), via PyG's TransformerConv."""
 from __future__ import annotations
 
-from typing import Optional
-
-from torch import Tensor, nn
-
 from search_spaces.operators.attention._dense import head_width
 from search_spaces.operators.base import ATTENTION, OpContext
+from search_spaces.operators.mpnn import _Conv
 from search_spaces.operators.pyg import gnn
 
 
-class MaskedAttention(nn.Module):
+class MaskedAttention(_Conv):  # an MPNN wrapper's call: conv(x, edge_index[, edge_attr])
     """Each node attends to its in-neighbours only; edge features enter keys and values.
     TransformerConv's root weight is kept on: with it off, PyG still creates (and counts)
     the skip projection but never uses it.
@@ -23,19 +20,9 @@ class MaskedAttention(nn.Module):
     """
 
     def __init__(self, ctx: OpContext) -> None:
-        super().__init__()
-        self.uses_edge_attr = ctx.edge_dim is not None
-        self.conv = gnn.TransformerConv(ctx.channels, head_width(ctx), heads=ctx.heads,
-                                    dropout=ctx.dropout, edge_dim=ctx.edge_dim, root_weight=True)
-
-    def dataflow(self) -> str:
-        return f"returns conv(x, edge_index{', edge_attr' if self.uses_edge_attr else ''})"
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
-                batch: Optional[Tensor] = None) -> Tensor:
-        if self.uses_edge_attr and edge_attr is not None:
-            return self.conv(x, edge_index, edge_attr)
-        return self.conv(x, edge_index)
+        super().__init__(gnn.TransformerConv(ctx.channels, head_width(ctx), heads=ctx.heads, dropout=ctx.dropout,
+                                             edge_dim=ctx.edge_dim, root_weight=True),
+                         uses_edge_attr=ctx.edge_dim is not None)
 
 
 ATTENTION.register("masked", "Softmax attention over graph edges with edge features, O(E)",
