@@ -233,5 +233,6 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> tuple[float, float]:
     (a, sa), (b, sb) = _mean_se(numerator), _mean_se(denominator)
     return a / b, abs(a / b) * float(np.hypot(sa / a, sb / b))
 
+
 if __name__ == "__main__":
     main()
