@@ -85,9 +85,9 @@ def _problem(dataset: str):
     for strategy in (plain, informed):
         for params in cells:
             strategy._add_columns(params)
-    one_hot = plain._encode(cells)
-    prior = informed._encode(cells)[:, one_hot.shape[1]:].mean(1)
-    encodings = {"one-hot": one_hot, "one-hot + sources": informed._encode(cells),
+    one_hot, with_sources = plain._encode(cells), informed._encode(cells)
+    prior = with_sources[:, one_hot.shape[1]:].mean(1)  # the columns after the one-hot: one per source
+    encodings = {"one-hot": one_hot, "one-hot + sources": with_sources,
                  "one-hot + paths": np.hstack([one_hot, np.stack([_path_features(p) for p in cells])])}
     return y, encodings, prior
 
