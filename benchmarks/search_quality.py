@@ -212,9 +212,10 @@ def _target_line(single: pd.DataFrame, multi: pd.DataFrame, dataset: str) -> str
 
     parts = []
     for budget, target in ((30, 0.6), (100, 0.5)):
-        ratio, se = _ratio(regret(DEFAULT, budget), regret("random", budget))
-        parts.append(f"regret at {budget} = {regret(DEFAULT, budget).mean():.2f} vs random "
-                     f"{regret('random', budget).mean():.2f}, {ratio:.2f}x ± {se:.2f} (target <= {target}): "
+        ours, random = regret(DEFAULT, budget), regret("random", budget)
+        ratio, se = _ratio(ours, random)
+        parts.append(f"regret at {budget} = {ours.mean():.2f} vs random {random.mean():.2f}, "
+                     f"{ratio:.2f}x ± {se:.2f} (target <= {target}): "
                      f"{'met' if ratio <= target else 'NOT met'}")
     hv = multi[(multi["dataset"] == dataset) & (multi["budget"] == 200) & (multi["strategy"] == DEFAULT)]["hv_ratio"]
     if len(hv):

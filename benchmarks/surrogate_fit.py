@@ -123,22 +123,12 @@ def _fit_mlp(x, y, everything, seed: int) -> np.ndarray:
 
 def _fit_pretrained(one_hot: np.ndarray, prior: np.ndarray):
     """A fit that starts from an ensemble trained on the prior over every cell."""
-    import torch
     from nas.strategies import PredictorSearch, MLPEnsemble
 
     base = MLPEnsemble.fit(one_hot, prior, PredictorSearch.members, seed=0, steps=500)
 
     def fit(x, y, everything, seed: int) -> np.ndarray:
-        layers = [t.clone().requires_grad_() for t in base.layers]
-        mean, scale = float(y.mean()), float(y.std()) or 1.0
-        xt = torch.as_tensor(x, dtype=torch.float32).expand(len(layers[0]), *x.shape)
-        yt = torch.as_tensor((y - mean) / scale, dtype=torch.float32)
-        opt = torch.optim.Adam(layers, lr=0.01, weight_decay=1e-4)
-        for _ in range(100):
-            opt.zero_grad()
-            ((MLPEnsemble._forward(layers, xt).squeeze(-1) - yt) ** 2).mean().backward()
-            opt.step()
-        return MLPEnsemble([t.detach() for t in layers], mean, scale).predict(everything).mean(0)
+        return MLPEnsemble.fit(x, y, PredictorSearch.members, seed, steps=100, start=base).predict(everything).mean(0)
 
     return fit
 

@@ -682,7 +682,8 @@ class MLPEnsemble:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, members: int, seed: int, hidden: int = 32, steps: int = 300,
-            lr: float = 0.01) -> "MLPEnsemble":
+            lr: float = 0.01, start: Optional["MLPEnsemble"] = None) -> "MLPEnsemble":
+        """``start``: begin from its weights (fine-tuning) instead of a fresh initialisation."""
         import torch
 
         gen = torch.Generator().manual_seed(seed)
@@ -690,10 +691,11 @@ class MLPEnsemble:
         xt = torch.as_tensor(x, dtype=torch.float32).expand(members, *x.shape)
         yt = torch.as_tensor((y - mean) / scale, dtype=torch.float32).expand(members, len(y))
         sizes = [x.shape[1], hidden, hidden, 1]
-        layers = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            w = (torch.rand(members, fan_in, fan_out, generator=gen) * 2 - 1) / max(fan_in, 1) ** 0.5
-            layers += [w.requires_grad_(), torch.zeros(members, 1, fan_out, requires_grad=True)]
+        layers = [t.clone().requires_grad_() for t in start.layers] if start is not None else []
+        if start is None:
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+                w = (torch.rand(members, fan_in, fan_out, generator=gen) * 2 - 1) / max(fan_in, 1) ** 0.5
+                layers += [w.requires_grad_(), torch.zeros(members, 1, fan_out, requires_grad=True)]
         opt = torch.optim.Adam(layers, lr=lr, weight_decay=1e-4)
         for _ in range(steps):
             opt.zero_grad()
