@@ -22,6 +22,11 @@ Surrogates (each an ensemble of the strategy's ``MLPEnsemble`` unless named othe
   then fine-tuned on the N cells;
 * ``random forest`` and ``gaussian process`` (scikit-learn) on the one-hot encoding.
 
+Then two ceilings, with no N: the top-20 regret of a ridge regression and of the ensemble
+fitted on every cell of the table (in-sample: what the one-hot encoding could say of the
+top with all the data there is), and the expected regret of the best of 20 cells drawn at
+random from the best cell's topology (a search that knew the topology, and no more).
+
     python benchmarks/surrogate_fit.py [--dataset pubmed] [--sizes 20,30,60] [--repeats 12]
 """
 from __future__ import annotations
@@ -45,14 +50,14 @@ def main() -> None:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    y, encodings, prior = _problem(args.dataset)
+    y, encodings, prior, links = _problem(args.dataset)
     surrogates = {name: _fit_mlp for name in encodings} | {
         "pre-trained on sources": _fit_pretrained(encodings["one-hot"], prior),
         "random forest": _fit_forest, "gaussian process": _fit_gp}
     best = y.max()
     print(f"{args.dataset}: {len(y):,} cells; {args.repeats} repeats per size")
     print(f"{'N':>4} {'surrogate':26} {'spearman':>9} {'top-20 regret':>14} {'random 20':>10}")
-    for n in map(int, args.sizes.split(",")):
+    for n in map(int, filter(None, args.sizes.split(","))):  # --sizes "": the ceilings alone
         for name, fit in surrogates.items():
             x = encodings.get(name, encodings["one-hot"])
             rho, regret, random_regret = [], [], []
@@ -65,12 +70,47 @@ def main() -> None:
                 random_regret.append(best - y[rng.choice(len(y), TOP, replace=False)].max())
             print(f"{n:4d} {name:26} {np.mean(rho):9.3f} {np.mean(regret):14.2f} {np.mean(random_regret):10.2f}",
                   flush=True)
+    _print_ceilings(y, encodings["one-hot"], links)
     print(f"{time.perf_counter() - start:.0f} s")
+
+
+def _print_ceilings(y: np.ndarray, one_hot: np.ndarray, links: np.ndarray) -> None:
+    from sklearn.linear_model import Ridge
+
+    from nas.strategies import MLPEnsemble, PredictorSearch
+
+    best = y.max()
+    fitted = {"ridge": Ridge(alpha=1.0).fit(one_hot, y).predict(one_hot),
+              "ensemble": MLPEnsemble.fit(one_hot, y, PredictorSearch.members, seed=0, steps=1000)
+              .predict(one_hot).mean(0)}
+    for name, predicted in fitted.items():
+        print(f" all {name + ', in-sample':26} {spearmanr(predicted, y).correlation:9.3f} "
+              f"{best - y[np.argsort(-predicted)[:TOP]].max():14.2f}")
+    topology, regrets = _best_topology_regrets(y, links)
+    print(f"   - {'20 random cells of ' + topology:26} {'':9} {_expected_min(regrets, TOP):14.2f}  "
+          f"({len(regrets):,} cells)")
+
+
+def _best_topology_regrets(y: np.ndarray, links: np.ndarray) -> tuple[str, np.ndarray]:
+    """The topology (``links``) of the best cell, and the regret of each cell on it."""
+    topology = links[int(np.argmax(y))]
+    return topology, y.max() - y[links == topology]
+
+
+def _expected_min(values: np.ndarray, n: int) -> float:
+    """The expected minimum of ``n`` of ``values`` drawn without replacement: the i-th
+    smallest is the minimum with probability C(M - i, n - 1) / C(M, n) (i from 1)."""
+    from scipy.special import comb
+
+    ordered, m = np.sort(values), len(values)
+    chances = comb(m - np.arange(1, m + 1), n - 1) / comb(m, n)
+    return float(ordered @ chances)
 
 
 def _problem(dataset: str):
     """The validation accuracy in points of the cells of ``dataset``'s table, their
-    encodings, and the sources' pooled prior of each (the knowledge's mean rank score)."""
+    encodings, the sources' pooled prior of each (the knowledge's mean rank score), and
+    each one's topology (``links``)."""
     from nas.knowledge import NAS_BENCH_GRAPH_FINGERPRINTS, Origin, _cells, transfer_for
     from nas.strategies import PredictorSearch
     from nas_bench_graph import light_read
@@ -89,7 +129,7 @@ def _problem(dataset: str):
     prior = with_sources[:, one_hot.shape[1]:].mean(1)  # the columns after the one-hot: one per source
     encodings = {"one-hot": one_hot, "one-hot + sources": with_sources,
                  "one-hot + paths": np.hstack([one_hot, np.stack([_path_features(p) for p in cells])])}
-    return y, encodings, prior
+    return y, encodings, prior, np.array([params["links"] for params in cells])
 
 
 OPERATORS = ["gat", "gcn", "gin", "cheb", "sage", "arma", "graphconv", "mlp"]  # skip: not on a path
