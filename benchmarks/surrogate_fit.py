@@ -28,6 +28,7 @@ top with all the data there is), and the expected regret of the best of 20 cells
 random from the best cell's topology (a search that knew the topology, and no more).
 
     python benchmarks/surrogate_fit.py [--dataset pubmed] [--sizes 20,30,60] [--repeats 12]
+    python benchmarks/surrogate_fit.py --dataset pubmed --sizes ""   # the ceilings alone
 """
 from __future__ import annotations
 
