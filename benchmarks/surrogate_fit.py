@@ -33,6 +33,7 @@ random from the best cell's topology (a search that knew the topology, and no mo
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -133,8 +134,12 @@ def _problem(dataset: str):
     return y, encodings, prior, np.array([params["links"] for params in cells])
 
 
-OPERATORS = ["gat", "gcn", "gin", "cheb", "sage", "arma", "graphconv", "mlp"]  # skip: not on a path
-TOKENS = ["in"] + OPERATORS + ["out"]
+@functools.cache
+def _tokens() -> list[str]:
+    """The path tokens: the input, the space's operators but skip (not on a path), the output."""
+    from search_spaces.canonical import NAS_BENCH_GRAPH_OPS
+
+    return ["in"] + [o for o in NAS_BENCH_GRAPH_OPS if o != "skip"] + ["out"]
 
 
 def _path_features(params: dict) -> np.ndarray:
@@ -143,7 +148,8 @@ def _path_features(params: dict) -> np.ndarray:
     reads are summed into the output, so each such node ends one path."""
     links = [int(v) for v in params["links"].split("-")]
     ops = [params[k] for k in sorted(k for k in params if k != "links")]
-    pairs, lengths = np.zeros((len(TOKENS), len(TOKENS))), np.zeros(len(links) + 1)
+    tokens = _tokens()
+    pairs, lengths = np.zeros((len(tokens), len(tokens))), np.zeros(len(links) + 1)
     for leaf in set(range(1, len(links) + 1)) - set(links):
         path, node = [], leaf
         while node:
@@ -151,7 +157,7 @@ def _path_features(params: dict) -> np.ndarray:
             node = links[node - 1]
         path = ["in"] + [o for o in reversed(path) if o != "skip"] + ["out"]
         for a, b in zip(path, path[1:]):
-            pairs[TOKENS.index(a), TOKENS.index(b)] += 1
+            pairs[tokens.index(a), tokens.index(b)] += 1
         lengths[len(path) - 2] += 1
     return np.concatenate([pairs.ravel(), lengths])
 

@@ -691,8 +691,10 @@ class MLPEnsemble:
         xt = torch.as_tensor(x, dtype=torch.float32).expand(members, *x.shape)
         yt = torch.as_tensor((y - mean) / scale, dtype=torch.float32).expand(members, len(y))
         sizes = [x.shape[1], hidden, hidden, 1]
-        layers = [t.clone().requires_grad_() for t in start.layers] if start is not None else []
-        if start is None:
+        if start is not None:
+            layers = [t.clone().requires_grad_() for t in start.layers]
+        else:
+            layers = []
             for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
                 w = (torch.rand(members, fan_in, fan_out, generator=gen) * 2 - 1) / max(fan_in, 1) ** 0.5
                 layers += [w.requires_grad_(), torch.zeros(members, 1, fan_out, requires_grad=True)]
