@@ -214,6 +214,10 @@ def search(
                                             "added; none turns transfer off [default: $GRAPHNAS_KNOWLEDGE or "
                                             "sqlite:///~/.cache/graphnas/knowledge.db]."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
+    allow_dataset_class: bool = typer.Option(False, "--allow-dataset-class", help="Trust a dataset class by dotted "
+                                             "path named in --config or in a resumed run's config.yaml (it imports "
+                                             "and runs code) [default: refused; --dataset on the command line is "
+                                             "always allowed]."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="A run's settings as YAML, the schema of a "
                                                "run directory's config.yaml (so a run can be replayed); options "
                                                "given here override it."),
@@ -222,6 +226,7 @@ def search(
     from pydantic import ValidationError
 
     from evaluators import DatasetError
+    from evaluators.external import check_dataset_origin
     from nas import Search, SearchConfig
     from nas.assessment import ASSESSMENT_FILE, Assessment
     from nas.search import RUN_FACTS
@@ -267,6 +272,10 @@ def search(
         stored["darts"] = {**stored.get("darts", {}), **darts}
         chosen_dir = str(run_dir) if run_dir else stored.get("run_dir")
         config = SearchConfig.model_validate({**stored, **given, "run_dir": chosen_dir})
+        # a dotted path read from a file is that file's code: run only on opt-in (issue 43)
+        origin = None if "dataset" in given else (f"--config {config_file}" if config_file is not None
+                                                  else f"{run_dir / 'config.yaml'}" if resume else None)
+        check_dataset_origin(config.dataset, origin, allow_dataset_class)
         if config.protocol == "errica":
             _assess(config, resume, quiet)
             return

@@ -101,6 +101,26 @@ def default_space(dataset: str) -> str:
     return DEFAULT_SPACES.get(dataset_task(dataset), FALLBACK_SPACE)
 
 
+# --- safe loading of saved graphs ----------------------------------------------------------
+
+def _pyg_safe_globals() -> list:
+    """What a ``torch.save`` of ``Data`` objects (one, or a list) needs beyond tensors:
+    PyG's storage classes. Recent PyG registers Data itself for weights-only loading, but
+    not these."""
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+
+    return [Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]
+
+
+def load_graphs(path: Path):
+    """``torch.load`` of tensors and ``Data`` objects only: a file that would unpickle
+    anything else (code to run) is refused (``pickle.UnpicklingError``), a user's file or
+    a cache of ours alike."""
+    with torch.serialization.safe_globals(_pyg_safe_globals()):
+        return torch.load(path, weights_only=True)
+
+
 # --- roots and caches -------------------------------------------------------------------
 
 def default_cache_dir() -> Path:
@@ -422,7 +442,7 @@ def cached_features(dataset: str, data: Union[Data, list[Data]], norm: str, cach
         h.update(g.x.cpu().numpy().tobytes())
     path = Path(cache_dir) / "features" / f"{dataset}-{norm}-{h.hexdigest()[:12]}.pt"
     if path.is_file():
-        return torch.load(path)
+        return load_graphs(path)
     x = torch.cat([NormalizeFeatures()(Data(x=g.x.clone())).x for g in parts])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -443,7 +463,7 @@ def cached_encoding(dataset: str, data: Union[Data, list[Data]], name: str, k: i
     """``[total nodes, k]``; for a list of graphs, computed per graph and concatenated."""
     path = Path(cache_dir) / "encodings" / f"{dataset}-{name}-k{k}-{graph_hash(data)}.pt"
     if path.is_file():
-        return torch.load(path)
+        return load_graphs(path)
     compute = ENCODING.get(name).compute
     pe = torch.cat([compute(g, k) for g in data]) if isinstance(data, list) else compute(data, k)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pickle
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Data, Dataset
 
-from evaluators.datasets import DATA_SOURCES, DataSource, DatasetError, Loaded
+from evaluators.datasets import DATA_SOURCES, DataSource, DatasetError, Loaded, load_graphs
 from evaluators.splits import from_masks, holdout_splits
 
 
@@ -36,22 +38,52 @@ def from_file(path: Path) -> Loaded:
     with ``train_mask``/``val_mask``/``test_mask`` or a seeded stratified split)."""
     if not path.is_file():
         raise DatasetError(f"dataset file {path} not found")
-    try:  # the user's own file: full unpickling is what torch.save of Data objects needs
-        obj = torch.load(path, weights_only=False)
+    try:  # tensors and Data only: a pickle that would run code is refused, not run
+        obj = load_graphs(path)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        raise DatasetError(f"dataset file {path}: holds {found.group(1) if found else 'an object'}, not only tensors "
+                           "and Data objects; refused without loading (a pickle can run code)") from None
     except Exception as err:
         raise DatasetError(f"dataset file {path}: not a torch.save file ({err})") from None
     return _as_loaded(obj, str(path))
 
 
-def from_class(path: str, kwargs: dict[str, Any], cache_dir: Path) -> Loaded:
-    """``module.Class(**kwargs)``; a ``root`` argument, when the class takes one and it is
-    not given, is a folder of the cache named after the class and its arguments."""
+def dataset_class(path: str) -> type:
+    """The class ``path`` names, checked to be a PyG ``Dataset`` before anything calls it:
+    a dotted path is code, and ``os.system`` with a ``command`` argument would run it."""
     module, _, cls_name = path.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module), cls_name)
+        obj = getattr(importlib.import_module(module), cls_name)
     except (ImportError, AttributeError) as err:
         raise DatasetError(f"dataset {path!r}: cannot import {cls_name} from {module} ({err}); give a "
                            "registered name, a dotted path to a dataset class, or a .pt file") from None
+    if not (inspect.isclass(obj) and issubclass(obj, Dataset)):
+        raise DatasetError(f"dataset {path!r}: not a torch_geometric.data.Dataset subclass")
+    return obj
+
+
+def is_dataset_class(name: str) -> bool:
+    """Whether ``name`` is taken as a dataset class by dotted path (not a registered name)."""
+    from evaluators.datasets import DATASETS
+
+    return name not in DATASETS and _is_class(name)
+
+
+def check_dataset_origin(dataset: str, origin: Optional[str], allowed: bool) -> None:
+    """A dataset class by dotted path imports and runs code: from the command line that is
+    the user's own choice, from a file (``origin``: a ``--config``, a run's config.yaml)
+    only with an explicit opt-in (as Hydra's ``_target_``)."""
+    if origin is not None and not allowed and is_dataset_class(dataset):
+        raise DatasetError(f"dataset {dataset!r} from {origin} is a dataset class by dotted path (it runs code): "
+                           "pass --allow-dataset-class to trust the file, or give --dataset on the command line")
+
+
+def from_class(path: str, kwargs: dict[str, Any], cache_dir: Path) -> Loaded:
+    """``module.Class(**kwargs)``; a ``root`` argument, when the class takes one and it is
+    not given, is a folder of the cache named after the class and its arguments."""
+    cls = dataset_class(path)
+    cls_name = cls.__name__
     kwargs = dict(kwargs)
     if "root" in inspect.signature(cls).parameters and "root" not in kwargs:
         tag = "-".join(f"{k}={v}" for k, v in sorted(kwargs.items()))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
-from evaluators.datasets import DATASETS, DatasetError, Loaded, working_root
+from evaluators.datasets import DATASETS, DatasetError, Loaded, load_graphs, working_root
 from evaluators.splits import Splits, scaffold_split
 
 # name: (PyG MoleculeNet name, task, metric)
@@ -72,7 +72,7 @@ def peptides_func(root: Path, cache_dir: Path):
         raise DatasetError(f"dataset 'peptides-func': expected {csv} and {split_file} (data root {root})")
     processed = cache_dir / "processed" / f"peptides-func-{csv.stat().st_size}.pt"
     if processed.is_file():  # SMILES -> graphs takes about a minute: once
-        graphs = torch.load(processed, weights_only=False)
+        graphs = load_graphs(processed)
     else:
         frame = pd.read_csv(csv)
         graphs = []
