@@ -141,6 +141,10 @@ def search(
                                           "by dotted path."),
     dataset_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE keyword argument of a dataset class "
                                                     "(repeatable), e.g. --dataset-arg name=MUTAG."),
+    task: Optional[str] = typer.Option(None, help="The task of a .pt file or dataset class: node_classification | "
+                                       "graph_classification | graph_regression | graph_multilabel [default: "
+                                       "inferred: one Data is a node task, a list a graph task; integer labels "
+                                       "classification, float ones regression]."),
     strategy: Optional[str] = typer.Option(None, help="auto | tpe | random | nsga2 | evolution | local | predictor "
                                            "(black-box), darts | gdas | darts+tpe (differentiable) [default: auto: "
                                            "the predictor, from the knowledge store]."),
@@ -240,7 +244,7 @@ def search(
                                      threads=threads,
                                      pruner=pruner, evaluator=evaluator, backend=backend, ray_address=address,
                                      cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                                     dataset_args=dataset_arg, protocol=protocol, confirm=confirm, confirm_folds=confirm_folds,
+                                     dataset_args=dataset_arg, task=task, protocol=protocol, confirm=confirm, confirm_folds=confirm_folds,
                                      confirm_neighbours=confirm_neighbours, knowledge=knowledge,
                                      data_root=str(data_root) if data_root else None,
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
@@ -296,6 +300,8 @@ def search(
     if not quiet:
         if features:
             console.print(f"node features: {features}", highlight=False)
+        if runner.task is not None and not runner.task.how.startswith("declared"):  # a file's or class's task
+            console.print(f"task: {runner.task.task} ({runner.task.how})", highlight=False)
         console.print(f"[bold]graphnas search[/]: space [cyan]{runner.space.name}[/] "
                       f"({runner.space.size():,} architectures), dataset [cyan]{config.dataset}[/], "
                       f"strategy {config.strategy}, objectives {config.objectives}, run dir {runner.run_dir}")
@@ -311,6 +317,10 @@ def search(
     except RunDirectoryError as err:  # the engine could not write its run directory: it stopped
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
         raise typer.Exit(code=1)
+    except KeyboardInterrupt:  # Ctrl-C: the workers stopped with this process; one line, the shell's 130
+        err_console.print(f"interrupted; continue with: graphnas search --resume --run-dir {runner.run_dir}",
+                          highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(code=130)
     outputs = runner.store.outputs(study)  # the run has written its files already
     if outputs.best is None:
         _fail_no_trial(outputs.frame, runner.run_dir)
@@ -470,7 +480,7 @@ def export(
         _fail("give at most one of --trial, --best, --pareto")
     try:
         record = export_record(run_dir, trial=trial, pareto=pareto)
-    except (ExportError, FileNotFoundError, KeyError, RunDirectoryError) as err:
+    except (ExportError, FileNotFoundError, KeyError, RunDirectoryError, ValueError) as err:
         _fail(str(err))
         return
     write_export(record, output)
@@ -551,7 +561,7 @@ def report(
 
     try:
         run = LoadedRun.open(run_dir)
-    except (FileNotFoundError, KeyError, RunDirectoryError) as err:
+    except (FileNotFoundError, KeyError, RunDirectoryError, ValueError) as err:  # ValueError: a damaged run file
         _fail(str(err))
         return
     try:
@@ -590,7 +600,7 @@ def compare(
 
     try:
         runs, ref = compare_runs(run_dirs, allow_mixed)
-    except (CompareError, FileNotFoundError, KeyError, RunDirectoryError) as err:
+    except (CompareError, FileNotFoundError, KeyError, RunDirectoryError, ValueError) as err:
         _fail(str(err))
         return
     summaries = write_compare(runs, ref, output)

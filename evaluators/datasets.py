@@ -64,6 +64,16 @@ class Loaded:
     data: Union[Data, list[Data]]
     splits: Splits
     meta: dict = field(default_factory=dict)
+    task: Optional["TaskInference"] = None  # a source's: the task its data showed, and how
+
+
+@dataclass(frozen=True)
+class TaskInference:
+    """A dataset's task and how it was found: ``declared by cora``, ``inferred from g.pt: one
+    Data, integer labels``, ``as given (--task)``. The CLI's banner says it."""
+
+    task: str
+    how: str
 
 
 Loader = Callable[[Path, Path], Loaded]  # (data root, cache dir) -> Loaded
@@ -74,10 +84,11 @@ DATASETS: Registry[Loader] = Registry("dataset", capabilities={"task": "the task
 class DataSource:
     """A kind of dataset name beyond the registered ones (a ``.pt`` file, a dataset class by
     dotted path): whether a name is of this kind, and how to load it from its name, its
-    keyword arguments, the data root and the cache."""
+    keyword arguments, the data root, the cache and the task asked for (``None``: the one
+    its data shows, :func:`infer_task`)."""
 
     matches: Callable[[str], bool]
-    load: Callable[[str, dict, Path, Path], Loaded]
+    load: Callable[[str, dict, Path, Path, Optional[str]], Loaded]
 
 
 # Filled by the modules that define the sources (evaluators.external), as the molecular
@@ -91,14 +102,67 @@ FALLBACK_SPACE = "tiny"
 
 
 def dataset_task(dataset: str) -> Optional[str]:
-    """The task a registered dataset declared at registration; ``None`` for others."""
+    """The task a registered dataset declared at registration; ``None`` for others (a file or
+    a class shows its task when loaded: :func:`resolve_task`)."""
     return DATASETS.entry(dataset).capabilities.get("task") if dataset in DATASETS else None
 
 
-def default_space(dataset: str) -> str:
-    """The space made for ``dataset``'s task (``node`` for node classification, ``graph`` for graph
-    classification), else ``tiny``."""
-    return DEFAULT_SPACES.get(dataset_task(dataset), FALLBACK_SPACE)
+def default_space(dataset: str, task: Optional[str] = None) -> str:
+    """The space made for the task (``task``, else what ``dataset`` declared): ``node`` for node
+    classification, ``graph`` for graph classification, else ``tiny``."""
+    return DEFAULT_SPACES.get(task or dataset_task(dataset), FALLBACK_SPACE)
+
+
+def infer_task(obj: Union[Data, list[Data]], source: str) -> TaskInference:
+    """One ``Data`` is a node task, a list a graph task; integer labels are classes, float
+    ones regression targets (a float node target is refused: no node regression here)."""
+    node = isinstance(obj, Data)
+    y = obj.y if node else obj[0].y
+    if y is None:
+        raise DatasetError(f"dataset {source}: {'the graph has no y (node labels)' if node else 'every graph needs y (its label or target)'}")
+    integer = not y.is_floating_point()
+    shape = "one Data" if node else f"a list of {len(obj)} Data"
+    if node and not integer:
+        raise DatasetError(f"dataset {source}: one Data with float labels is node regression, which graphnas does not "
+                           "train; save integer class labels (or pass --task node_classification if they are whole)")
+    task = f"{'node' if node else 'graph'}_{'classification' if integer else 'regression'}"
+    return TaskInference(task, f"inferred from {source}: {shape}, {'integer labels' if integer else 'float targets'}")
+
+
+def check_task_shape(task: str, obj: Union[Data, list[Data]], source: str) -> None:
+    """A node task needs one graph, a graph task a list of them."""
+    node = isinstance(obj, Data)
+    if task.startswith("node_") != node:
+        raise DatasetError(f"dataset {source}: task {task} needs {'one Data' if task.startswith('node_') else 'a list of Data'}, "
+                           f"the data is {'one Data' if node else f'a list of {len(obj)} Data'}")
+
+
+def resolve_task(dataset: str, task: Optional[str] = None, data_root: Optional[str | Path] = None,
+                 cache_dir: Optional[Path] = None, dataset_args: Optional[dict] = None) -> Optional[TaskInference]:
+    """The dataset's task before the search picks its space and references: ``task`` as given,
+    a registered dataset's declared task, or what a file's or class's data shows (loaded
+    once here, checked as the search will load it). ``None``: a registered dataset that
+    declared none."""
+    if task is not None:
+        check_known_task(task)
+        return TaskInference(task, "as given (--task)")
+    if dataset in DATASETS:
+        declared = dataset_task(dataset)
+        return TaskInference(declared, f"declared by dataset {dataset}") if declared else None
+    if not any(s.factory.matches(dataset) for s in DATA_SOURCES):
+        return None  # a benchmark table's name, or unknown: the load says which
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    root = resolve_data_root(data_root, cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _dataset_lock(dataset, cache_dir):
+        return _source_of(dataset, root).load(dataset, dataset_args or {}, root, cache_dir, None).task
+
+
+def check_known_task(task: str) -> None:
+    from search_spaces.builder import TASKS
+
+    if task not in TASKS:
+        raise DatasetError(f"task {task!r}: expected one of {', '.join(TASKS)}")
 
 
 # --- safe loading of saved graphs ----------------------------------------------------------
@@ -315,33 +379,50 @@ for _key, _name in TU_DATASETS.items():
 
 def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: Optional[Path] = None,
                  encodings: Optional[dict[str, int]] = None,
-                 dataset_args: Optional[dict] = None, feature_norms: Iterable[str] = ()) -> DatasetBundle:
+                 dataset_args: Optional[dict] = None, feature_norms: Iterable[str] = (),
+                 task: Optional[str] = None) -> DatasetBundle:
     """Load ``name`` and precompute ``encodings`` (``{encoding: k}``) and ``feature_norms``
     (``row``), cached on disk.
     ``name`` is a registered dataset, a ``.pt`` file of ``Data`` objects, or the dotted
-    path of a dataset class constructed with ``dataset_args``."""
+    path of a dataset class constructed with ``dataset_args``; ``task`` overrides the task
+    a file's or class's data shows (:func:`infer_task`)."""
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     root = resolve_data_root(data_root, cache_dir)
     # One process at a time prepares a dataset in a cache: PyG writes processed/ in place,
     # and a second process reading it half-written fails (PytorchStreamReader ...).
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(cache_dir / f".{hashlib.sha256(name.encode()).hexdigest()[:12]}.lock"):
-        return _load_dataset(name, root, cache_dir, encodings, dataset_args, feature_norms)
+    with _dataset_lock(name, cache_dir):
+        return _load_dataset(name, root, cache_dir, encodings, dataset_args, feature_norms, task)
+
+
+def _dataset_lock(name: str, cache_dir: Path) -> FileLock:
+    return FileLock(cache_dir / f".{hashlib.sha256(name.encode()).hexdigest()[:12]}.lock")
+
+
+def _source_of(name: str, root: Path) -> DataSource:
+    source = next((s.factory for s in DATA_SOURCES if s.factory.matches(name)), None)
+    if source is None:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())}, "
+                           "a .pt file of Data objects, or a dataset class by dotted path "
+                           f"(data root searched: {root})")
+    return source
 
 
 def _load_dataset(name: str, root: Path, cache_dir: Path, encodings: Optional[dict[str, int]],
-                  dataset_args: Optional[dict], feature_norms: Iterable[str]) -> DatasetBundle:
+                  dataset_args: Optional[dict], feature_norms: Iterable[str], task: Optional[str]) -> DatasetBundle:
+    if task is not None:
+        check_known_task(task)
     if name in DATASETS:
+        declared = dataset_task(name)
+        if task is not None and task != declared:  # its loader knows its labels; no recasting them
+            raise DatasetError(f"dataset {name!r} is {declared or 'of a fixed task'} (registered): --task {task} applies "
+                               "to .pt files and dataset classes")
         loaded = DATASETS.get(name)(root, cache_dir)
     else:
-        source = next((s.factory for s in DATA_SOURCES if s.factory.matches(name)), None)
-        if source is None:
-            raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())}, "
-                               "a .pt file of Data objects, or a dataset class by dotted path "
-                               f"(data root searched: {root})")
-        loaded = source.load(name, dataset_args or {}, root, cache_dir)
+        loaded = _source_of(name, root).load(name, dataset_args or {}, root, cache_dir, task)
     if isinstance(loaded.data, list):
-        bundle = _graph_bundle(name, loaded.data, loaded.splits, **loaded.meta)
+        meta = {"task": loaded.task.task, **loaded.meta} if loaded.task else loaded.meta
+        bundle = _graph_bundle(name, loaded.data, loaded.splits, **meta)
     else:
         data = loaded.data
         info = DataInfo(task="node_classification", num_features=data.num_features,

@@ -9,13 +9,15 @@ import importlib
 import inspect
 import pickle
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from torch_geometric.data import Data, Dataset
 
-from evaluators.datasets import DATA_SOURCES, DataSource, DatasetError, Loaded, load_graphs
+from evaluators.datasets import (DATA_SOURCES, DataSource, DatasetError, Loaded, TaskInference, check_task_shape,
+                                 infer_task, load_graphs)
 from evaluators.splits import from_masks, holdout_splits
 
 
@@ -28,12 +30,12 @@ def _is_class(name: str) -> bool:
 
 
 DATA_SOURCES.register("file", "a torch.save file (.pt) of one Data (a node task) or a list of Data (a graph task)")(
-    DataSource(_is_file, lambda name, kwargs, root, cache_dir: from_file(Path(name))))
+    DataSource(_is_file, lambda name, kwargs, root, cache_dir, task: from_file(Path(name), task)))
 DATA_SOURCES.register("class", "a dataset class by dotted path, constructed with --dataset-arg KEY=VALUE")(
-    DataSource(_is_class, lambda name, kwargs, root, cache_dir: from_class(name, kwargs, cache_dir)))
+    DataSource(_is_class, lambda name, kwargs, root, cache_dir, task: from_class(name, kwargs, cache_dir, task)))
 
 
-def from_file(path: Path) -> Loaded:
+def from_file(path: Path, task: Optional[str] = None) -> Loaded:
     """A ``torch.save`` of a list of ``Data`` (graph task) or one ``Data`` (node task,
     with ``train_mask``/``val_mask``/``test_mask`` or a seeded stratified split)."""
     if not path.is_file():
@@ -46,7 +48,7 @@ def from_file(path: Path) -> Loaded:
                            "and Data objects; refused without loading (a pickle can run code)") from None
     except Exception as err:
         raise DatasetError(f"dataset file {path}: not a torch.save file ({err})") from None
-    return _as_loaded(obj, str(path))
+    return _as_loaded(obj, str(path), task)
 
 
 def dataset_class(path: str) -> type:
@@ -79,7 +81,7 @@ def check_dataset_origin(dataset: str, origin: Optional[str], allowed: bool) -> 
                            "pass --allow-dataset-class to trust the file, or give --dataset on the command line")
 
 
-def from_class(path: str, kwargs: dict[str, Any], cache_dir: Path) -> Loaded:
+def from_class(path: str, kwargs: dict[str, Any], cache_dir: Path, task: Optional[str] = None) -> Loaded:
     """``module.Class(**kwargs)``; a ``root`` argument, when the class takes one and it is
     not given, is a folder of the cache named after the class and its arguments."""
     cls = dataset_class(path)
@@ -92,16 +94,22 @@ def from_class(path: str, kwargs: dict[str, Any], cache_dir: Path) -> Loaded:
         dataset = cls(**kwargs)
     except Exception as err:
         raise DatasetError(f"dataset {path}({kwargs}): {type(err).__name__}: {err}") from None
-    return _as_loaded(list(dataset) if len(dataset) > 1 else dataset[0], path)
+    return _as_loaded(list(dataset) if len(dataset) > 1 else dataset[0], path, task)
 
 
-def _as_loaded(obj: Any, source: str) -> Loaded:
-    if isinstance(obj, Data):
-        return _node_task(obj, source)
+def _as_loaded(obj: Any, source: str, task: Optional[str]) -> Loaded:
+    """The task ``task``, else the one the data shows (:func:`infer_task`), with labels cast
+    to it: class indices, or float targets of shape ``[1, T]`` per graph."""
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(g, Data) for g in obj):
-        return _graph_task(list(obj), source)
-    raise DatasetError(f"dataset {source}: expected a Data object or a non-empty list of Data, got "
-                       f"{type(obj).__name__}")
+        obj = list(obj)
+    elif not isinstance(obj, Data):
+        raise DatasetError(f"dataset {source}: expected a Data object or a non-empty list of Data, got "
+                           f"{type(obj).__name__}")
+    name = Path(source).name if _is_file(source) else source
+    found = infer_task(obj, name) if task is None else TaskInference(task, "as given (--task)")
+    check_task_shape(found.task, obj, source)
+    loaded = _node_task(obj, source) if isinstance(obj, Data) else _graph_task(obj, source, found.task)
+    return replace(loaded, task=found)
 
 
 def _features(g: Data) -> torch.Tensor:
@@ -118,10 +126,11 @@ def _node_task(data: Data, source: str) -> Loaded:
     return Loaded(out, holdout_splits(out.y))
 
 
-def _graph_task(graphs: list[Data], source: str) -> Loaded:
+def _graph_task(graphs: list[Data], source: str, task: str) -> Loaded:
     if any(g.y is None for g in graphs):
         raise DatasetError(f"dataset {source}: every graph needs y (its label or target)")
-    out = [Data(x=_features(g), edge_index=g.edge_index, y=g.y.view(1, -1) if g.y.is_floating_point() else g.y.view(-1),
+    classes = task == "graph_classification"
+    out = [Data(x=_features(g), edge_index=g.edge_index, y=g.y.view(-1).long() if classes else g.y.float().view(1, -1),
                 edge_attr=g.edge_attr.float() if g.edge_attr is not None else None) for g in graphs]
     labels = torch.cat([g.y.view(-1)[:1] for g in out])
     return Loaded(out, holdout_splits(labels))

@@ -25,11 +25,11 @@ from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
-from evaluators.datasets import DatasetBundle, dataset_task, default_space
+from evaluators.datasets import DatasetBundle, dataset_task, default_space, resolve_task
 from evaluators.evaluator import EVALUATORS, Evaluator
 from evaluators.splits import Splits, confirmation_folds
 from evaluators.training import check_device, check_sampled_attention, trains_sampled
-from nas.backends import BACKENDS
+from nas.backends import BACKENDS, become_worker, refuse_live_workers, sigint_blocked
 from nas.darts import DartsConfig
 from nas.pruners import CURVE_ATTR, PRUNERS, MetricMedianRule
 from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
@@ -40,7 +40,7 @@ from nas.refine import NEIGHBOUR_ATTR, neighbour_params
 from nas.strategies import STRATEGIES
 from nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
 from results.objectives import Objective, parse_objectives
-from results.store import (CONFIRM_ATTR, JOURNAL_STORAGE, RunDirectoryError, RunStore, database_lock, ranked_trials,
+from results.store import (CONFIRM_ATTR, check_storage_url, JOURNAL_STORAGE, RunDirectoryError, RunStore, database_lock, ranked_trials,
                            shared_database)
 from search_spaces import Architecture, SearchSpace
 from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
@@ -86,6 +86,9 @@ class SearchConfig(BaseModel):
     space: Optional[str] = None  # None: the default space of the dataset's task (evaluators.datasets.default_space)
     dataset: str = "synthetic"  # registered name, .pt file, or dotted path of a dataset class
     dataset_args: dict = Field(default_factory=dict)  # keyword arguments of a dataset class
+    # None: what a registered dataset declared, else what a file's or class's data shows (one
+    # Data: node task; a list: graph task; integer labels: classification), recorded here
+    task: Optional[str] = None
     strategy: str = "auto"  # the predictor, from the knowledge store (nas.strategies.Auto)
     objectives: str = "metric,flops"
     trials: int = Field(default=20, ge=1)
@@ -181,8 +184,13 @@ class Search:
     """One search run over ``config``; ``run()`` executes or resumes it."""
 
     def __init__(self, config: SearchConfig, resume: bool = False, claim: bool = True) -> None:
+        # the task picks the default space and the references: a file or class is loaded once
+        # here to show it (issue 42), and the run records it (workers and resumes need no load)
+        self.task = resolve_task(config.dataset, config.task, config.data_root, config.cache_dir, config.dataset_args)
+        if self.task is not None and config.task is None and dataset_task(config.dataset) is None:
+            config = config.model_copy(update={"task": self.task.task})
         if config.space is None:
-            config = config.model_copy(update={"space": default_space(config.dataset)})
+            config = config.model_copy(update={"space": default_space(config.dataset, config.task)})
         if config.protocol == "errica":
             raise ValueError("protocol errica runs one search per outer fold: use nas.assessment.assess")
         self.config = config
@@ -199,6 +207,8 @@ class Search:
         if config.workers > 1 and (config.storage or "").startswith("sqlite"):
             raise ValueError("--workers > 1 cannot share an SQLite storage (one writing process only): leave "
                              "--storage unset for a journal file, or give a PostgreSQL/MySQL URL")
+        check_storage_url(config.storage, "--storage")
+        check_storage_url(config.knowledge, "--knowledge")
         self.store = RunStore(self.run_dir, config.storage)
         self.strategy = STRATEGIES.entry(config.strategy)  # raises, listing the strategies
         self.evaluator_entry = EVALUATORS.entry(config.evaluator)  # raises, listing the evaluators
@@ -251,6 +261,11 @@ class Search:
         at the same moment may have created its study since."""
         self._created_run_dir = not self.run_dir.exists()
         lock = self.store.claim()
+        try:
+            refuse_live_workers(self.run_dir)  # a killed search's worker may outlive it by a moment
+        except ValueError:
+            lock.release()
+            raise
         # a shared study that appeared since __init__ (another machine's, created meanwhile) is joined
         if not self.resume and not self.joining and self._holds_a_run() and not self._joins_a_shared_study():
             lock.release()
@@ -325,7 +340,7 @@ class Search:
         """The zoo entries to run first, each checked to be in the space (before any work)."""
         cfg = self.config
         if cfg.references is None:  # the default: what the zoo has for this task, where the space holds it
-            task = dataset_task(cfg.dataset)
+            task = cfg.task or dataset_task(cfg.dataset)
             if self.differentiable or not self.trains or task is None:
                 return []
             return [e for e in zoo_entries(task) if self.space.contains(e.architecture_for(cfg.dataset))]
@@ -373,12 +388,16 @@ class Search:
                              "start a new run")
 
     def _check_resume(self) -> None:
+        self.store.check_study(self.config.study_name)  # a deleted or damaged study: one line, nothing created
         # Settings added since the run was written take their defaults (older runs resume).
         old = _identity({**SearchConfig().model_dump(mode="json"), **self.store.read_config()})
         new = _identity(self.config.model_dump(mode="json"))
-        diffs = [f"{k}: run has {old.get(k)!r}, now {new.get(k)!r}" for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
+        # each changed setting by its own path (train.epochs), not the two whole sections
+        diffs = [f"{path}: run has {_at(old, path)!r}, now {_at(new, path)!r}" for k in IDENTITY_KEYS
+                 if old.get(k) != new.get(k) for path in _changed_paths(old.get(k), new.get(k), f"{k}.")]
         if diffs:
             raise ValueError(f"cannot resume {self.run_dir} with different settings: " + "; ".join(diffs))
+        self.store.check_sampler()  # a snapshot this user's graphnas did not sign is refused before any work
 
     def prepare(self) -> Evaluator:
         """The run's evaluator with what it answers from (the dataset, or a table), prepared
@@ -496,9 +515,24 @@ class Search:
         """Release the run directory of a search refused before it wrote anything (a dataset
         that cannot be loaded), and remove it if this search created it: nothing left behind."""
         self.release()
-        if self._claim is not None and self._created_run_dir and \
-                {p.name for p in self.run_dir.iterdir()} <= {RunStore.LOCK}:
+        if self._claim is None or self.resume or self.joining:
+            return
+        if self._started_nothing():  # what a failed start wrote would block the next start (issue 43)
+            for name in self.STARTED_FILES:
+                (self.run_dir / name).unlink(missing_ok=True)
+        if self._created_run_dir and {p.name for p in self.run_dir.iterdir()} <= {RunStore.LOCK}:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # what a fresh start writes before its first trial: config.yaml, then the study's storage
+    STARTED_FILES = ("config.yaml", "study.db", "study.db-wal", "study.db-shm", "journal.log", "sampler.pkl")
+
+    def _started_nothing(self) -> bool:
+        """No trial of this fresh run has begun: its study is absent, or empty."""
+        try:
+            return not self.store.has_study(self.config.study_name) or \
+                not self.store.load_study(self.config.study_name).get_trials(deepcopy=False)
+        except Exception:  # a storage that cannot even be read holds no trial worth keeping
+            return True
 
     def confirm(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
                 observer: Optional[Observer] = None) -> None:
@@ -629,12 +663,47 @@ class Search:
         running now (so that N workers do not overshoot it by N - 1)."""
         deadline = time.monotonic() + self.config.timeout if self.config.timeout else math.inf
         while time.monotonic() < deadline:
+            if self._space_exhausted(study):
+                log.warning("space %s is exhausted: all its %d architectures have been evaluated, so the search "
+                            "stops at %d of %d trials", self.space.name, len(self._all_ids),
+                            count_finished(study), self.config.trials)
+                break
             trial = self._reserve_trial(study)
             if trial is None:
                 break
             state = self._one_trial(study, trial, evaluator, objectives, worker)
             if observer:
                 self._observe(study, observer, state)
+
+    EXHAUSTIBLE = 20_000  # labellings enumerated at most to tell whether a space can run out
+
+    def _space_exhausted(self, study: optuna.Study) -> bool:
+        """Has every architecture of a small discrete space been evaluated? Then another trial
+        could only repeat one (trained twice, listed twice on the front). A space with a float
+        range, or too many labellings to enumerate cheaply, is never exhausted by a search."""
+        if not hasattr(self, "_all_ids"):
+            self._all_ids = self._architecture_ids()
+        if self._all_ids is None:
+            return False
+        seen = {self.space.canonical_id(Architecture.from_json(t.user_attrs["arch_json"]))
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                if "arch_json" in t.user_attrs}
+        return self._all_ids <= seen
+
+    def _architecture_ids(self) -> Optional[set[str]]:
+        try:
+            if self.space.labelled_size() > self.EXHAUSTIBLE:
+                return None
+            ids = set()
+            for arch in self.space.enumerate():
+                try:  # enumerate() does not validate: a combination the space refuses is never proposed
+                    arch = Architecture.model_validate(arch.model_dump())
+                except ValueError:
+                    continue
+                ids.add(self.space.canonical_id(arch))
+            return ids
+        except ValueError:  # a float range: unbounded
+            return None
 
     def _reserve_trial(self, study: optuna.Study) -> Optional[optuna.Trial]:
         """Ask for the next trial unless the budget is met. Counting and asking hold a lock
@@ -663,23 +732,31 @@ class Search:
 
     def _run_workers(self, study: optuna.Study, observer: Optional[Observer]) -> None:
         """Start ``workers`` processes on the study, report progress while they run, then fail
-        the trials of any worker that died (the journal storage has no heartbeat)."""
+        the trials of any worker that died (the journal storage has no heartbeat). Workers die
+        with this process (:func:`nas.backends.become_worker`) and leave Ctrl-C to it."""
         ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-        procs = [ctx.Process(target=run_worker, args=(self.config.model_dump_json(), i), daemon=False)
-                 for i in range(self.config.workers)]
-        for p in procs:
-            p.start()
-        seen = -1
-        while any(p.is_alive() for p in procs):
-            # a worker's exit wakes the driver at once (a fixed sleep added up to half a second
-            # to every run's end); otherwise progress is read twice a second
-            multiprocessing.connection.wait([p.sentinel for p in procs if p.is_alive()], timeout=0.5)
-            done = count_finished(study)
-            if observer and done != seen:
-                seen = done
-                self._observe(study, observer, "COMPLETE")
-        for p in procs:
-            p.join()
+        # the run directory by name: a worker must not stamp a default one of its own
+        config = self.config.model_copy(update={"run_dir": str(self.run_dir)}).model_dump_json()
+        procs = [ctx.Process(target=run_worker, args=(config, i), daemon=False) for i in range(self.config.workers)]
+        with sigint_blocked():
+            for p in procs:
+                p.start()
+        try:
+            seen = -1
+            while any(p.is_alive() for p in procs):
+                # a worker's exit wakes the driver at once (a fixed sleep added up to half a second
+                # to every run's end); otherwise progress is read twice a second
+                multiprocessing.connection.wait([p.sentinel for p in procs if p.is_alive()], timeout=0.5)
+                done = count_finished(study)
+                if observer and done != seen:
+                    seen = done
+                    self._observe(study, observer, "COMPLETE")
+        finally:  # Ctrl-C or an error here: the workers stop now, their trials are left for --resume
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            for p in procs:
+                p.join()
         self.store.fail_stale_trials(study)
 
     def _one_trial(self, study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
@@ -753,6 +830,13 @@ def space_content(space: SearchSpace) -> dict:
     return space.spec.model_dump(mode="json", by_alias=True)
 
 
+def _at(config: dict, path: str) -> Any:
+    """The value at a dotted path of a nested dict (None where it is absent)."""
+    for key in path.split("."):
+        config = config.get(key) if isinstance(config, dict) else None
+    return config
+
+
 def _changed_paths(old: object, new: object, prefix: str = "") -> list[str]:
     """Dotted paths at which two JSON-like values differ (``global.dropout``)."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -771,8 +855,9 @@ def run_worker(config_json: str, index: int) -> None:
     own sampler seed. It never sweeps RUNNING trials: they may be other workers'."""
     import optuna as _optuna
 
-    _optuna.logging.set_verbosity(_optuna.logging.WARNING)
     config = SearchConfig.model_validate_json(config_json)
+    lease = become_worker(Path(config.run_dir))  # noqa: F841  (held until this process ends)
+    _optuna.logging.set_verbosity(_optuna.logging.WARNING)
     search = Search(config, resume=True, claim=False)  # the driver holds the run directory
     torch.set_num_threads(config.threads)
     evaluator = search.prepare()  # the driver prepared it: this reads the disk cache

@@ -39,7 +39,7 @@ def test_a_data_source_registers_itself_and_the_sources_do_not_overlap(tmp_path)
     for name, kind in (("graphs.pt", "file"), ("torch_geometric.datasets.FakeDataset", "class"), ("cora", None)):
         assert [e.name for e in DATA_SOURCES if e.factory.matches(name)] == ([kind] if kind else [])
 
-    def ring(name, kwargs, root, cache_dir):
+    def ring(name, kwargs, root, cache_dir, task):
         n = int(kwargs.get("n", 12))
         edge_index = torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
         data = Data(x=torch.eye(n), edge_index=torch.cat([edge_index, edge_index.flip(0)], 1), y=torch.arange(n) % 2)
