@@ -13,7 +13,18 @@ from search_spaces.param_key import ParamKey, layer_key
 
 HeadMerge = Literal["auto", "concat", "mean"]
 Head = Literal["linear", "last_layer"]
-FeatureNorm = Literal["none", "row"]
+# auto: row for non-negative integer (count or binary, bag-of-words) features, else none;
+# resolved per dataset by :func:`search_spaces.builder.resolve_feature_norm`
+FeatureNorm = Literal["none", "row", "auto"]
+# What is added around a layer's operator: nothing, its input (identity), or a learned
+# linear map of its input (``conv(x) + W x``: Luo et al.'s "res", the "-sep" idea, which
+# also works where the width changes). JSON before this choice had true / false.
+Residual = Literal["none", "identity", "linear"]
+# Where the norm, activation, dropout and residual sit around a layer's operator:
+# gps: norm(skip + dropout(act(op(h))))           (GraphGPS; the layers before this choice)
+# conv_norm_act: dropout(act(norm(op(h) + skip)))  (Luo et al. 2024's classic GNN layer)
+# pre_norm: skip + dropout(act(op(norm(h))))       (Platonov et al. 2023; the stack ends in a norm)
+LayerForm = Literal["gps", "conv_norm_act", "pre_norm"]
 Optimizer = Literal["adamw", "adam"]
 LRSchedule = Literal["constant", "step", "cosine"]  # see evaluators.training.LR_SCHEDULES
 JumpingKnowledge = Literal["none", "cat", "max"]
@@ -36,6 +47,7 @@ class LayerArch(BaseModel):
 
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+Positive = Annotated[int, Field(ge=1)]  # widths and depths: a file someone edited may say 0
 EdgeMethod = Literal["learned", "teddy"]
 
 
@@ -70,19 +82,21 @@ class Architecture(BaseModel):
 
     space: str
     space_version: int = 1
-    hidden_dim: int
-    num_layers: int
+    hidden_dim: Positive
+    num_layers: Positive
     dropout: float
-    lr: float
-    weight_decay: float
+    lr: Annotated[float, Field(gt=0.0)]
+    weight_decay: Annotated[float, Field(ge=0.0)]
     encoding: str = "none"
-    encoding_dim: int = 8
+    encoding_dim: Positive = 8
     pooling: str = "mean"
-    residual: bool = True
+    residual: Residual = "identity"
+    layer_form: LayerForm = "gps"
     links: Optional[tuple[int, ...]] = None
     # How the stack meets the data (Kipf & Welling and GAT: no input projection, the last
     # MPNN is the classifier) and how it is trained; see DESIGN_DEFAULTS for the defaults.
     input_projection: bool = True  # False: the first layer's MPNN reads the raw features
+    input_activation: str = "identity"  # after the projection and its dropout (Platonov et al.: gelu)
     head: Head = "linear"  # last_layer: the last MPNN outputs the classes, no separate head
     input_dropout: Optional[Fraction] = None  # dropout on the input features; None: ``dropout``
     attention_dropout: Fraction = 0.0  # on attention coefficients (operators that declare it)
@@ -96,9 +110,12 @@ class Architecture(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _one_input_dropout(cls, data: Any) -> Any:
-        """An input dropout equal to ``dropout`` is the same model: stored as ``None``."""
+        """An input dropout equal to ``dropout`` is the same model: stored as ``None``.
+        ``residual`` written as true / false (before ``linear`` existed) is identity / none."""
         if isinstance(data, dict) and data.get("input_dropout") is not None and data.get("input_dropout") == data.get("dropout"):
             data = {**data, "input_dropout": None}
+        if isinstance(data, dict) and isinstance(data.get("residual"), bool):
+            data = {**data, "residual": residual_name(data["residual"])}
         return data
 
     @model_validator(mode="after")
@@ -147,6 +164,8 @@ class Architecture(BaseModel):
     def arch_id(self) -> str:
         """Stable 12-hex-digit id: a hash of the canonical JSON of every choice."""
         data = self.model_dump(mode="json")
+        if data["residual"] != "linear":  # hashed as the boolean it was before linear existed
+            data["residual"] = data["residual"] == "identity"
         if data["sparsity"] is None:  # dense architectures keep the ids they had before sparsity existed
             del data["sparsity"]
         # Choices added later are hashed only when they differ from the behaviour before
@@ -187,10 +206,18 @@ class Architecture(BaseModel):
 
 
 # The new choices at the values that reproduce the models built before they existed.
-GLOBAL_DEFAULTS: dict[str, Any] = {"input_projection": True, "head": "linear", "input_dropout": None,
+GLOBAL_DEFAULTS: dict[str, Any] = {"input_projection": True, "input_activation": "identity", "layer_form": "gps", "head": "linear", "input_dropout": None,
                                    "attention_dropout": 0.0, "feature_norm": "none", "optimizer": "adamw",
                                    "jk": "none", "lr_schedule": "constant"}
 LAYER_DEFAULTS: dict[str, Any] = {"activation": "relu", "head_merge": "auto"}
+
+
+def residual_name(value: Any) -> Any:
+    """``residual`` as named now: true / false (the JSON and spaces before ``linear``) are
+    identity / none; anything else is returned as it is."""
+    return {True: "identity", False: "none"}[value] if isinstance(value, bool) else value
+
+
 # A last layer that is the classifier runs its MPNN alone: logits, no norm, no branches.
 OUTPUT_LAYER: dict[str, Any] = {"attention": "none", "kv_source": "features", "ffn": False, "norm": "none",
                                 "activation": "identity"}
@@ -246,7 +273,11 @@ def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
     def need(key: str, value: Any, want: Any, why: str) -> None:
         fixes.append((key, value, want, why))
 
-    if arch.head == "last_layer":
+    head = arch.head
+    if arch.layer_form == "pre_norm":  # decided first: the classifier-layer rules below follow from the head
+        need("head", arch.head, "linear", "a pre_norm stack ends in a norm and a linear head")
+        head = "linear"
+    if head == "last_layer":
         for field, want in OUTPUT_LAYER.items():
             need(layer_key(last, field), getattr(layers[last], field), want,
                  f"the last layer is the classifier (head='last_layer'): it outputs logits from its MPNN alone")
@@ -255,10 +286,20 @@ def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
         need("layer0.attention", layers[0].attention, "none",
              "the first layer reads the raw features (input_projection=false); attention needs the model width")
         need("layer0.kv_source", layers[0].kv_source, "features", "layer 0 has no attention")
+    if not arch.input_projection:
+        need("input_activation", arch.input_activation, "identity",
+             "the first layer reads the raw features (input_projection=false): there is no projection to activate")
+    if arch.layer_form != "gps":
+        for i, layer in enumerate(layers):  # the other forms wrap one operator: attention comes as an MPNN (gt_sep)
+            for field, want in (("attention", "none"), ("kv_source", "features"), ("ffn", False)):
+                need(layer_key(i, field), getattr(layer, field), want,
+                     f"layer_form={arch.layer_form!r} wraps the layer's MPNN alone (no attention or FFN branch)")
+    if arch.layer_form == "pre_norm":
+        need("jk", arch.jk, "none", "a pre_norm stack ends in a norm of its last layer's output, not in jumping knowledge")
     with_coefficients = [i for i, layer in enumerate(layers)
                          if MPNN.entry(layer.mpnn).can("attention_dropout")
                          or (layer.attention in ATTENTION and ATTENTION.entry(layer.attention).can("attention_dropout")
-                             and not (arch.head == "last_layer" and i == last))]
+                             and not (head == "last_layer" and i == last))]
     if not with_coefficients:
         need("attention_dropout", arch.attention_dropout, 0.0,
              f"applies to operators with attention coefficients (mpnn {', '.join(MPNN.with_capability('attention_dropout'))}; "
@@ -269,7 +310,7 @@ def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
             need(layer_key(i, "head_merge"), layer.head_merge, "auto",
                  f"applies to multi-head MPNNs ({', '.join(MPNN.with_capability('heads'))}) with heads > 1; layer {i} "
                  f"has mpnn {layer.mpnn!r} with {layer.heads} head(s)")
-        elif arch.head == "last_layer" and i == last:
+        elif head == "last_layer" and i == last:
             need(layer_key(i, "head_merge"), layer.head_merge, "auto", "the classifier layer averages its heads")
         elif layer.head_merge == "concat" and arch.hidden_dim % layer.heads:
             fixes.append((layer_key(i, "head_merge"), "concat", None,

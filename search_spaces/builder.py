@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from search_spaces.architecture import Architecture, LayerArch
+from search_spaces.architecture import Architecture, LayerArch, residual_name
 from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
 from search_spaces.operators.attention import takes_kv
 from search_spaces.operators.pyg import explain_utils, gnn
@@ -37,6 +37,24 @@ if TYPE_CHECKING:
 # feature_norm -> the attribute of Data that holds the features so normalised (computed
 # once per dataset by evaluators.datasets.add_feature_norms)
 FEATURE_NORM_ATTRS = {"row": "x_row"}
+
+
+def resolve_feature_norm(norm: str, x: Tensor) -> str:
+    """``auto`` for these features: ``row`` where they are non-negative integers (counts or
+    binary: bag-of-words, one-hot), the features row normalisation was made for; ``none``
+    for signed or real-valued ones (row-normalising signed features can flip their sign and
+    blow up near-zero sums; 7 or 10 numeric columns lose their scale). Other values as given."""
+    if norm != "auto":
+        return norm
+    x = x.float()
+    counts = x.numel() > 0 and bool((x >= 0).all()) and bool((x == x.round()).all())
+    return "row" if counts else "none"
+
+
+def precomputed_feature_norms(norms) -> set[str]:
+    """The feature normalisations a dataset must precompute for architectures with these
+    ``feature_norm`` values (``auto`` may need ``row``)."""
+    return {"row" if n == "auto" else n for n in norms} - {"none"}
 TASKS = ("node_classification", "graph_classification", "graph_regression", "graph_multilabel")
 
 
@@ -94,13 +112,13 @@ _CONCAT = {"auto": None, "concat": True, "mean": False}
 
 def layer_context(layer: LayerArch, channels: int, edge_dim: Optional[int], deg: Tensor,
                   attention_dropout: float = 0.0, head_sparsity: float = 0.0,
-                  in_channels: Optional[int] = None) -> tuple[OpContext, OpContext]:
+                  in_channels: Optional[int] = None, dropout: float = 0.0) -> tuple[OpContext, OpContext]:
     """The contexts a layer's MPNN and its attention form are built from. Their
     ``dropout`` is the model's attention dropout; :func:`for_operator` keeps it only for an
     operator that declares ``attention_dropout``."""
     ctx = OpContext(channels=channels, heads=layer.heads, edge_dim=edge_dim, deg=deg, dropout=attention_dropout,
                     top_m=layer.top_m, head_sparsity=head_sparsity, in_channels=in_channels,
-                    concat=_CONCAT[layer.head_merge])
+                    concat=_CONCAT[layer.head_merge], hidden_dropout=dropout)
     return ctx, replace(ctx, in_channels=None, concat=None)
 
 
@@ -185,18 +203,26 @@ CHOSEN_OPERATORS = OperatorBuilder()
 class GPSLayer(nn.Module):
     """One stack layer, built from its operators as PyG's ``GPSConv(channels, conv)``:
     ``local`` the MPNN, ``attention`` the global branch (``None``: none), ``kv_source`` what
-    the attention reads its keys and values from (``None``: the layer input). Shapes:
-    ``h [N, in_channels or C]`` -> ``[N, C]``; a layer that changes the width (the first,
-    reading raw features) has no residual around its MPNN (``residual`` false)."""
+    the attention reads its keys and values from (``None``: the layer input), ``skip`` the
+    linear map of a ``linear`` residual. ``form`` places norm, activation, dropout and
+    residual around the MPNN (:data:`search_spaces.architecture.LayerForm`): ``gps``
+    (GraphGPS, with the attention and FFN branches), ``conv_norm_act`` (Luo et al. 2024)
+    or ``pre_norm`` (Platonov et al. 2023). Shapes: ``h [N, in_channels or C]`` -> ``[N, C]``;
+    an ``identity`` residual needs the width unchanged (a first layer on raw features has none)."""
 
     def __init__(self, channels: int, local: nn.Module, attention: Optional[nn.Module] = None,
                  kv_source: Optional[nn.Module] = None, *, act: nn.Module, norm: Callable[[int], nn.Module],
-                 ffn: bool, dropout: float, residual: bool) -> None:
+                 ffn: bool, dropout: float, residual: str, form: str = "gps",
+                 in_channels: Optional[int] = None) -> None:
         super().__init__()
-        self.residual = residual
+        if form != "gps" and (attention is not None or ffn):
+            raise ValueError(f"layer_form={form!r} wraps the MPNN alone: no attention or FFN branch")
+        self.form, self.residual = form, residual
         self.local = local
         self.act = act
-        self.local_norm = norm(channels)
+        # pre_norm normalises the layer input (its width), the others the output
+        self.local_norm = norm(in_channels or channels if form == "pre_norm" else channels)
+        self.skip = nn.Linear(in_channels or channels, channels) if residual == "linear" else None
         self.attention = attention
         self.kv_source = kv_source
         self.ffn = (nn.Sequential(nn.Linear(channels, 2 * channels), nn.ReLU(), nn.Dropout(dropout),
@@ -204,9 +230,18 @@ class GPSLayer(nn.Module):
         self.ffn_norm = norm(channels) if ffn else None
         self.dropout = dropout
 
+    def _skip(self, h: Tensor) -> Tensor | int:
+        return self.skip(h) if self.skip is not None else h if self.residual == "identity" else 0
+
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor],
                 batch: Optional[Tensor]) -> Tensor:
-        skip = h if self.residual else 0
+        skip = self._skip(h)
+        if self.form == "conv_norm_act":
+            out = self.local_norm(self.local(h, edge_index, edge_attr, batch) + skip, batch)
+            return F.dropout(self.act(out), self.dropout, self.training)
+        if self.form == "pre_norm":
+            local = self.act(self.local(self.local_norm(h, batch), edge_index, edge_attr, batch))
+            return skip + F.dropout(local, self.dropout, self.training)
         local = self.act(self.local(h, edge_index, edge_attr, batch))
         out = self.local_norm(skip + F.dropout(local, self.dropout, self.training), batch)
         if self.attention is not None:
@@ -218,28 +253,41 @@ class GPSLayer(nn.Module):
 
     def dataflow(self) -> str:
         """The forward in words, for the export's ``model`` section."""
-        skip, p = ("h" if self.residual else "0"), self.dropout
+        p = self.dropout
+        skip = {"identity": "h", "linear": "skip(h)"}.get(self.residual, "0")
+        plus = "" if skip == "0" else f"{skip} + "
+        end = "; returns out (dropout is off in eval mode; norms that ignore batch take x alone)"
+        if self.form == "conv_norm_act":
+            added = "" if skip == "0" else f" + {skip}"
+            return f"out = dropout(act(local_norm(local(h, edge_index, edge_attr, batch){added}, batch)), p={p})" + end
+        if self.form == "pre_norm":
+            return f"out = {plus}dropout(act(local(local_norm(h, batch), edge_index, edge_attr, batch)), p={p})" + end
         steps = ["local = act(local(h, edge_index, edge_attr, batch))",
-                 f"out = local_norm({'h + ' if self.residual else ''}dropout(local, p={p}), batch)"]
+                 f"out = local_norm({plus}dropout(local, p={p}), batch)"]
         if self.attention is not None:
             kv = "h" if self.kv_source is None else "kv_source(h, local)"
             steps.append(f"out = out + attention(h, kv={kv}, skip={skip}, edge_index, edge_attr, batch)")
         if self.ffn is not None:
             steps.append(f"out = ffn_norm(out + dropout(ffn(out), p={p}), batch)")
-        return "; ".join(steps) + "; returns out (dropout is off in eval mode; norms that ignore batch take x alone)"
+        return "; ".join(steps) + end
 
 
 def stack_layer(index: int, layer: LayerArch, channels: int, dropout: float, edge_dim: Optional[int],
-                deg: Tensor, residual: bool = True, head_sparsity: float = 0.0, in_channels: Optional[int] = None,
-                attention_dropout: float = 0.0, operators: OperatorBuilder = CHOSEN_OPERATORS) -> GPSLayer:
+                deg: Tensor, residual: str = "identity", head_sparsity: float = 0.0, in_channels: Optional[int] = None,
+                attention_dropout: float = 0.0, operators: OperatorBuilder = CHOSEN_OPERATORS,
+                form: str = "gps") -> GPSLayer:
     """Layer ``index`` of a stack: its operators from ``operators``, then the layer."""
-    local_ctx, ctx = layer_context(layer, channels, edge_dim, deg, attention_dropout, head_sparsity, in_channels)
+    local_ctx, ctx = layer_context(layer, channels, edge_dim, deg, attention_dropout, head_sparsity, in_channels,
+                                   dropout)
     local = operators.mpnn(index, layer.mpnn, local_ctx)
     attention = operators.attention(index, layer.attention, ctx, layer.norm, dropout)
     kv = operators.kv_source(index, layer.kv_source, layer.attention)  # refuses mpnn without a form that takes it
+    residual = residual_name(residual)
+    if residual == "identity" and local_ctx.in_width != channels:
+        residual = "none"  # the width changes (raw features in): nothing to add the input to
     return GPSLayer(channels, local, attention, kv, act=ACTIVATION.get(layer.activation)(),
-                    norm=NORM.get(layer.norm), ffn=layer.ffn, dropout=dropout,
-                    residual=residual and local_ctx.in_width == channels)
+                    norm=NORM.get(layer.norm), ffn=layer.ffn, dropout=dropout, residual=residual, form=form,
+                    in_channels=in_channels)
 
 
 class ClassifierLayer(nn.Module):
@@ -286,8 +334,11 @@ class LayerStack(nn.Module):
                                                     arch.attention_dropout, operators))
             else:
                 layers.append(stack_layer(i, layer, c, arch.dropout, edge_dim, deg, arch.residual, sparsity.heads,
-                                          width_in, arch.attention_dropout, operators))
+                                          width_in, arch.attention_dropout, operators, arch.layer_form))
         self.layers = nn.ModuleList(layers)
+        # A pre-norm stack adds every layer's update to an unnormalised stream: it ends in a
+        # norm (the last layer's kind), as Platonov et al.'s and pre-LN transformers do.
+        self.out_norm = NORM.get(arch.layers[-1].norm)(c) if arch.layer_form == "pre_norm" else None
         self.gates = Gates(len(self.layers), sparsity.layers) if sparsity.layers > 0 and len(self.layers) > 1 else None
         self.jk = None if arch.jk == "none" else gnn.JumpingKnowledge(arch.jk)
         self.out_channels = (num_outputs if arch.head == "last_layer"
@@ -301,11 +352,15 @@ class LayerStack(nn.Module):
             out = layer(h, edge_index, edge_attr, batch)
             h = out if gates is None else h + gates[i] * (out - h)
             outs.append(h)
+        if self.out_norm is not None:
+            return self.out_norm(h, batch)
         return h if self.jk is None else self.jk(outs)
 
     def dataflow(self) -> str:
         step = "h = h + gates()[i] * (layers[i](h, ...) - h)" if self.gates is not None else "h = layers[i](h, edge_index, edge_attr, batch)"
         out = "h" if self.jk is None else f"jk([h after each layer]) (mode {self.jk.mode!r})"
+        if self.out_norm is not None:
+            out = "out_norm(h, batch)"
         return f"for i in 0..{len(self.layers) - 1}: {step}; returns {out}"
 
     def harden(self) -> None:
@@ -372,6 +427,8 @@ class GraphModel(nn.Module):
         self.input = (CategoricalEncoder(info.x_cardinalities, c) if self.categorical_x
                       else nn.Linear(info.num_features, c) if arch.input_projection else None)
         self.encoding = None if arch.encoding == "none" else ENCODING.get(arch.encoding)(arch.encoding_dim, c)
+        self.input_act = (ACTIVATION.get(arch.input_activation)() if arch.input_activation != "identity"
+                          and self.input is not None else None)
         # Edge features are embedded only for a model with a layer that reads them (or when
         # the caller says so: a supernet whose candidates may): otherwise the embedding
         # would be trained by nothing and counted as parameters.
@@ -419,6 +476,8 @@ class GraphModel(nn.Module):
             read = "input(x) (one embedding per integer column, summed)" if self.categorical_x else \
                 f"input(dropout(x, p={self.input_dropout}))"
             steps = [f"h = {read}" + (f" + {enc}" if enc else ""), f"h = dropout(h, p={self.dropout})"]
+            if self.input_act is not None:
+                steps.append("h = input_act(h)")
         if self.edge_input is not None:
             steps.append("edge_attr = edge_input(edge_attr)")
         if self.edge_sparsifier is not None:
@@ -445,7 +504,8 @@ class GraphModel(nn.Module):
             h = h + self.encoding(pe)
         # Dropout on the first layer's input as on every later layer's: without it the
         # projection fed the first MPNN undropped (Cora, 2 x GCN: validation 0.788 -> 0.796).
-        return F.dropout(h, self.dropout, self.training)
+        h = F.dropout(h, self.dropout, self.training)
+        return h if self.input_act is None else self.input_act(h)  # after the dropout, as Platonov et al.
 
     # --- sparsification (search_spaces.sparsity) ---------------------------------------------
     def soft_gates(self) -> list[Gates]:
@@ -537,10 +597,12 @@ def model_inputs(data: Data, arch: Architecture) -> dict[str, Any]:
             raise ValueError(f"precomputed {attr!r} has {pe.size(1)} columns, architecture needs "
                              f"encoding_dim={arch.encoding_dim}")
     x = data.x
-    if arch.feature_norm != "none":
-        x = getattr(data, FEATURE_NORM_ATTRS[arch.feature_norm], None)
+    norm = resolve_feature_norm(arch.feature_norm, data.x)
+    if norm != "none":
+        x = getattr(data, FEATURE_NORM_ATTRS[norm], None)
         if x is None:
-            raise ValueError(f"data has no precomputed {FEATURE_NORM_ATTRS[arch.feature_norm]!r} for feature_norm "
-                             f"{arch.feature_norm!r}; load it through evaluators.datasets with the space's feature norms")
+            raise ValueError(f"data has no precomputed {FEATURE_NORM_ATTRS[norm]!r} for feature_norm "
+                             f"{arch.feature_norm!r}; load it through evaluators.datasets with the space's feature norms "
+                             "(search_spaces.builder.precomputed_feature_norms)")
     return {"x": x, "edge_index": data.edge_index, "edge_attr": getattr(data, "edge_attr", None),
             "batch": getattr(data, "batch", None), "pe": pe}

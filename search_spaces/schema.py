@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, model_validator)
 
-from search_spaces.architecture import EdgeMethod, FeatureNorm, Head, HeadMerge, JumpingKnowledge, LRSchedule, Optimizer
+from search_spaces.architecture import (EdgeMethod, FeatureNorm, Head, HeadMerge, JumpingKnowledge, LayerForm,
+                                       LRSchedule, Optimizer, Residual, residual_name)
 from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING
 
 
@@ -214,9 +215,11 @@ class GlobalChoices(_Strict):
     encoding: Choice = Fixed(value="none")
     encoding_dim: Choice = Fixed(value=8)
     pooling: Choice = Fixed(value="mean")
-    residual: Choice = Fixed(value=True)  # residual connections around each branch (GraphGPS)
+    residual: Choice = Fixed(value=True)  # around each branch: none | identity | linear (true / false: identity / none)
+    layer_form: Choice = Fixed(value="gps")  # gps | conv_norm_act (Luo et al.) | pre_norm (Platonov et al.)
     links: Choice = Fixed(value=None)  # a link pattern turns the stack into a NAS-Bench-Graph cell
     input_projection: Choice = Fixed(value=True)  # false: the first MPNN reads the raw features
+    input_activation: Choice = Fixed(value="identity")  # after the projection (Platonov et al.: gelu)
     head: Choice = Fixed(value="linear")  # last_layer: the last MPNN is the classifier
     input_dropout: Choice = Fixed(value=None)  # null: the same as dropout
     attention_dropout: Choice = Fixed(value=0.0)  # on attention coefficients (gat, gatv2, full, masked)
@@ -309,7 +312,10 @@ RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
     "encoding": (*_name_in(ENCODING), False),
     "encoding_dim": (*_int_at_least(1), True),
     "pooling": (*_name_in(POOLING), False),
-    "residual": ("true or false", lambda v: isinstance(v, bool), False),
+    "residual": (f"one of: {', '.join(get_args(Residual))} (or true / false: identity / none)",
+                 lambda v: residual_name(v) in get_args(Residual), False),
+    "layer_form": (*_literal(LayerForm), False),
+    "input_activation": (*_name_in(ACTIVATION), False),
     "links": ("null or a list whose i-th entry is an earlier node in 0..i (0 = the input)",
               _links_ok, False),
     "mpnn": (*_name_in(MPNN), False),
@@ -379,7 +385,7 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
                                                ("global", spec.global_, "input_projection", True),
                                                ("global", spec.global_, "head", "linear"),
                                                ("global", spec.global_, "jk", "none")):
-            if getattr(model, field).values() != [default]:
+            if [residual_name(v) for v in getattr(model, field).values()] != [residual_name(default)]:
                 problems.append((f"{section}.{field}", f"must be {default!r} (fixed) in a space with links: "
                                  "the cell has no such branch"))
     if not problems and patterns:

@@ -14,7 +14,8 @@ import yaml
 
 from types import SimpleNamespace
 
-from search_spaces.architecture import Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys, unused_choices
+from search_spaces.architecture import (Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys, residual_name,
+                                       unused_choices)
 from search_spaces.canonical import CANONICAL, canonical_id
 from search_spaces.param_key import ParamKey, layer_key
 from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
@@ -101,7 +102,7 @@ class SearchSpace:
             elif field in LAYER_FIELDS:
                 value = getattr(arch.layers[0], field)
             else:
-                value = getattr(arch, field)
+                value = _as_written(choice, field, getattr(arch, field))
             if not isinstance(choice, Fixed):
                 # a choice that cannot apply to arch (canonical_fixes) may hold a value outside
                 # the space; any value of the choice builds the same architecture
@@ -114,7 +115,8 @@ class SearchSpace:
     def contains(self, arch: Architecture) -> bool:
         g = self.spec.global_
         moot = moot_keys(arch)  # set by the space whatever was picked
-        if not all(getattr(g, f).contains(_plain(getattr(arch, f))) for f in GLOBAL_FIELDS if f not in moot):
+        if not all(getattr(g, f).contains(_as_written(getattr(g, f), f, _plain(getattr(arch, f))))
+                   for f in GLOBAL_FIELDS if f not in moot):
             return False
         # a choice that a layer never reads may hold anything: an export leaves it out (default)
         unused = unused_choices(arch)
@@ -188,7 +190,9 @@ class SearchSpace:
 
     def feature_norms(self) -> set[str]:
         """Feature normalisations the space can choose: precomputed once per dataset."""
-        return set(self.spec.global_.feature_norm.values()) - {"none"}
+        from search_spaces.builder import precomputed_feature_norms
+
+        return precomputed_feature_norms(self.spec.global_.feature_norm.values())
 
     # --- internals ----------------------------------------------------------------------
     def tied(self, field: str) -> bool:
@@ -262,6 +266,14 @@ def _moot_dimensions(layers: tuple[LayerArch, ...]) -> list[str]:
 
 def _count(choice: Any) -> int:
     return 1 if isinstance(choice, FloatRange) else choice.count()
+
+
+def _as_written(choice: Any, field: str, value: Any) -> Any:
+    """``value`` as the space writes it: a space (and an Optuna study) from before
+    ``residual: linear`` holds true / false where the architecture says identity / none."""
+    if field != "residual" or isinstance(choice, FloatRange):
+        return value
+    return next((v for v in choice.values() if residual_name(v) == value), value)
 
 
 def _plain(value: Any) -> Any:

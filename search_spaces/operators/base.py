@@ -30,6 +30,8 @@ class OpContext:
         concat: multi-head MPNNs (``heads=True`` at registration): concatenate heads of
             width ``channels / heads`` (True) or average heads of width ``channels``
             (False); ``None`` concatenates when ``heads`` divides ``channels``.
+        hidden_dropout: the model's dropout, for operators with a hidden layer of their own
+            (Platonov et al.'s feed-forward modules drop inside it).
     """
 
     channels: int
@@ -41,6 +43,7 @@ class OpContext:
     head_sparsity: float = 0.0
     in_channels: Optional[int] = None
     concat: Optional[bool] = None
+    hidden_dropout: float = 0.0
 
     @property
     def in_width(self) -> int:

@@ -214,3 +214,29 @@ def skip(ctx: OpContext) -> nn.Module:
         raise ValueError(f"mpnn 'skip' cannot change the width ({ctx.in_width} -> {ctx.channels}): it cannot be "
                          "a layer that reads the raw features or outputs the classes")
     return _Conv(_Identity())
+
+
+# Platonov et al. 2023's layers (search_spaces/operators/platonov.py): written for
+# ``layer_form: pre_norm`` with an identity residual, as in their model.
+@MPNN.register("gat_sep", "GAT-sep: GAT-style attention whose aggregate is concatenated with the node's own "
+               "representation, then a feed-forward module (Platonov et al. 2023)", heads=True)
+def gat_sep(ctx: OpContext) -> nn.Module:
+    from search_spaces.operators.platonov import gat_sep as build
+
+    return _Conv(build(ctx.in_width, ctx.channels, ctx.heads, ctx.concat, ctx.hidden_dropout))
+
+
+@MPNN.register("gt_sep", "GT-sep: transformer attention over graph edges, concatenated with the node's own "
+               "representation, then a linear map (Platonov et al. 2023)", heads=True)
+def gt_sep(ctx: OpContext) -> nn.Module:
+    from search_spaces.operators.platonov import gt_sep as build
+
+    return _Conv(build(ctx.in_width, ctx.channels, ctx.heads, ctx.concat))
+
+
+@MPNN.register("feedforward", "Feed-forward module on each node, Linear -> dropout -> GELU -> Linear, no message "
+               "passing (the FFN of Platonov et al. 2023's GT layers)")
+def feedforward(ctx: OpContext) -> nn.Module:
+    from search_spaces.operators.platonov import FeedForward
+
+    return _Conv(FeedForward(ctx.in_width, ctx.channels, ctx.channels, ctx.hidden_dropout))

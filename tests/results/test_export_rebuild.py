@@ -114,6 +114,8 @@ class Rebuild:
         if self.has("encoding"):
             enc = self.module("encoding.lin")(pe[:, : self.settings("encoding")["k"]])
             h = h + enc if self.has("input") else torch.cat([h, enc], dim=-1)
+        if self.has("input_act"):  # after the input dropout, off in eval
+            h = self.module("input_act")(h)
         if self.has("edge_input") and edge_attr is not None:
             edge_attr = self.module("edge_input")(edge_attr)
         else:
@@ -136,12 +138,22 @@ class Rebuild:
                 else self.operator(f"{path}.local", h, edge_index, edge_attr)
             outs.append(h)
             i += 1
+        if self.has("body.out_norm"):  # a pre_norm stack ends in a norm
+            return self.norm("body.out_norm", h, batch)
         return self.module("body.jk")(outs) if self.has("body.jk") else h
 
     def gps_layer(self, path, h, edge_index, edge_attr, batch):
         s = self.settings(path)
-        skip = h if s["residual"] else 0
-        local = self.module(f"{path}.act")(self.operator(f"{path}.local", h, edge_index, edge_attr))
+        skip = {"identity": h, "linear": self.module(f"{path}.skip")(h) if s["residual"] == "linear" else None}.get(
+            s["residual"], 0)
+        act = self.module(f"{path}.act")
+        if s["form"] == "conv_norm_act":  # dropout(act(local_norm(local(h) + skip))): dropout is off in eval
+            return act(self.norm(f"{path}.local_norm", self.operator(f"{path}.local", h, edge_index, edge_attr) + skip,
+                                 batch))
+        if s["form"] == "pre_norm":
+            return skip + act(self.operator(f"{path}.local", self.norm(f"{path}.local_norm", h, batch), edge_index,
+                                            edge_attr))
+        local = act(self.operator(f"{path}.local", h, edge_index, edge_attr))
         out = self.norm(f"{path}.local_norm", skip + local, batch)
         if self.has(f"{path}.attention"):
             kv_from_local = self.has(f"{path}.kv_source") and self.settings(f"{path}.kv_source")["source"] == "mpnn"

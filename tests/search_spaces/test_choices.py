@@ -145,7 +145,7 @@ def test_row_normalised_features_are_read_from_the_precomputed_copy(cache_dir):
     from evaluators.datasets import add_feature_norms
     with pytest.raises(DatasetError, match="integer \\(embedded\\) node features: feature_norm row"):
         add_feature_norms(replace(bundle, info=replace(bundle.info, x_cardinalities=(3,))), {"row"}, None)
-    with pytest.raises(SpaceError, match="global.feature_norm: expected one of: none, row, got 'l2'"):
+    with pytest.raises(SpaceError, match="global.feature_norm: expected one of: none, row, auto, got 'l2'"):
         space(**{"global": {"feature_norm": "l2"}})
 
 
