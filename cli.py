@@ -158,6 +158,8 @@ def search(
     patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience in epochs."),
     folds: Optional[int] = typer.Option(None, min=1, help="Graph datasets: stratified k-fold cross-validation, "
                                         "the trial's figures are means over folds (1: one split)."),
+    split: Optional[int] = typer.Option(None, min=0, help="Which of the dataset's fixed splits to train on (the "
+                                        "heterophily graphs have 10) [default: 0]."),
     sample_above_nodes: Optional[int] = typer.Option(None, min=1, help="Node tasks: graphs with more nodes train on "
                                                      "NeighborLoader mini-batches."),
     fanouts: Optional[str] = typer.Option(None, help="Sampled training: comma list of in-neighbours per hop, -1 = all; "
@@ -250,7 +252,7 @@ def search(
                                      cache_dir=str(cache_dir) if cache_dir else None).items() if v is not None}
     train = {k: v for k, v in dict(epochs=epochs, patience=patience, seed=seed, metric=metric,
                                      trial_timeout=trial_timeout, device=device, folds=folds, sample_above_nodes=sample_above_nodes,
-                                     node_batch_size=node_batch_size).items() if v is not None}
+                                     node_batch_size=node_batch_size, split=split).items() if v is not None}
     try:
         if fanouts is not None:
             train["fanouts"] = _int_list(fanouts, "--fanouts")
@@ -498,6 +500,9 @@ def train(
     patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience [default: the zoo protocol's, else 50]."),
     folds: Optional[int] = typer.Option(None, min=1, help="Stratified K-fold CV of a graph dataset: mean ± std over "
                                         "folds [default: the zoo protocol's, else 1]."),
+    split: int = typer.Option(0, min=0, help="The dataset's fixed split to train on (the heterophily graphs have 10)."),
+    splits: int = typer.Option(1, min=1, help="Train on N fixed splits from --split on: mean ± std over splits and "
+                                          "seeds (--splits 10 for the heterophily graphs)."),
     seed: int = typer.Option(0, help="First seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for weights and figures."),
@@ -509,7 +514,8 @@ def train(
     from evaluators import DatasetError, TrainConfig, load_dataset
     from evaluators.training import check_device
     from results.export import ExportError, read_export
-    from results.retrain import check_compatible, retrain
+    from evaluators.datasets import over_splits
+    from results.retrain import RetrainReport, check_compatible, retrain
     from search_spaces.zoo import zoo_entry
 
     if fmt not in (None, "pt2", "onnx"):
@@ -529,14 +535,20 @@ def train(
         check_compatible(arch, info, bundle)
         given = {k: v for k, v in {"epochs": epochs, "patience": patience, "folds": folds}.items() if v is not None}
         config = TrainConfig(seed=seed, device=device, **{**record.get("protocol", {}), **given})
+        if splits > 1 and config.folds > 1:
+            _fail(f"--splits {splits} and folds {config.folds}: figures over fixed splits or over folds, not both")
+        bundles = over_splits(bundle, splits, split)
         from nas.noise import known_noise_silenced
 
-        with known_noise_silenced():
-            report, note = retrain(arch, bundle, config, seeds, output, fmt)
+        with known_noise_silenced():  # one retrain per split, its files in split<K>/ when several
+            runs = [retrain(arch, b, config, seeds, output / f"split{split + k}" if output and splits > 1 else output, fmt)
+                    for k, b in enumerate(bundles)]
+        report, note = RetrainReport([r for done, _ in runs for r in done.results]), runs[0][1]
     except (ExportError, DatasetError, ValueError) as err:
         _fail(str(err))
         return
-    over = f"{seeds} seeds" + (f" x {config.folds} folds" if config.folds > 1 else "")
+    over = f"{seeds} seeds" + (f" x {config.folds} folds" if config.folds > 1 else "") + \
+        (f" x {splits} splits" if splits > 1 else "")
     table = Table(title=f"{record.get('zoo') or arch.arch_id} on {name}, {over} (mean ± std)")
     for col in ("figure", "mean", "std"):
         table.add_column(col, justify="left" if col == "figure" else "right")

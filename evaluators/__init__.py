@@ -8,6 +8,7 @@ from evaluators.datasets import DATASETS, DatasetBundle, DatasetError, load_data
 from evaluators.splits import Splits
 from evaluators import external as _external  # noqa: F401  (registers the .pt-file and dataset-class sources)
 from evaluators import molecules as _molecules  # noqa: F401  (registers the molecular datasets)
+from evaluators import heterophily as _heterophily  # noqa: F401  (registers the heterophily graphs)
 from evaluators.evaluator import EVALUATORS, Evaluator, TrainingEvaluator
 from evaluators import tabular as _tabular  # noqa: F401  (registers nas-bench-graph)
 from evaluators.metrics import METRICS, Metric, get_metric

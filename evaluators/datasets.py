@@ -52,6 +52,8 @@ class DatasetBundle:
     metric: str = "accuracy"
     encodings: dict[str, int] = field(default_factory=dict)  # name -> precomputed k
     graphs: Optional[list[Data]] = None
+    # a dataset's own fixed splits (the heterophily graphs' 10); ``splits`` is the one chosen
+    split_sets: tuple[Splits, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Loaded:
     splits: Splits
     meta: dict = field(default_factory=dict)
     task: Optional["TaskInference"] = None  # a source's: the task its data showed, and how
+    split_sets: tuple[Splits, ...] = ()  # every fixed split of a dataset that has several
 
 
 @dataclass(frozen=True)
@@ -380,19 +383,44 @@ for _key, _name in TU_DATASETS.items():
 def load_dataset(name: str, data_root: Optional[str | Path] = None, cache_dir: Optional[Path] = None,
                  encodings: Optional[dict[str, int]] = None,
                  dataset_args: Optional[dict] = None, feature_norms: Iterable[str] = (),
-                 task: Optional[str] = None) -> DatasetBundle:
+                 task: Optional[str] = None, split: int = 0) -> DatasetBundle:
     """Load ``name`` and precompute ``encodings`` (``{encoding: k}``) and ``feature_norms``
     (``row``), cached on disk.
     ``name`` is a registered dataset, a ``.pt`` file of ``Data`` objects, or the dotted
     path of a dataset class constructed with ``dataset_args``; ``task`` overrides the task
-    a file's or class's data shows (:func:`infer_task`)."""
+    a file's or class's data shows (:func:`infer_task`); ``split`` picks one of a dataset's
+    fixed splits (``bundle.split_sets``)."""
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     root = resolve_data_root(data_root, cache_dir)
     # One process at a time prepares a dataset in a cache: PyG writes processed/ in place,
     # and a second process reading it half-written fails (PytorchStreamReader ...).
     cache_dir.mkdir(parents=True, exist_ok=True)
     with _dataset_lock(name, cache_dir):
-        return _load_dataset(name, root, cache_dir, encodings, dataset_args, feature_norms, task)
+        bundle = _load_dataset(name, root, cache_dir, encodings, dataset_args, feature_norms, task)
+    return choose_split(bundle, split)
+
+
+def choose_split(bundle: DatasetBundle, split: int) -> DatasetBundle:
+    """``bundle`` training on its fixed split number ``split`` (0: the first, or its only one)."""
+    if not bundle.split_sets:
+        if split != 0:
+            raise DatasetError(f"dataset {bundle.name!r} has one split: split {split} applies to datasets with fixed "
+                               "splits (the heterophily graphs' 10)")
+        return bundle
+    if not 0 <= split < len(bundle.split_sets):
+        raise DatasetError(f"dataset {bundle.name!r}: split {split} out of range; it has {len(bundle.split_sets)} fixed "
+                           f"splits, 0 to {len(bundle.split_sets) - 1}")
+    return replace(bundle, splits=bundle.split_sets[split])
+
+
+def over_splits(bundle: DatasetBundle, count: int, first: int = 0) -> list[DatasetBundle]:
+    """``bundle`` on each of its fixed splits ``first .. first + count - 1`` (figures over the
+    heterophily graphs' 10 splits, ``graphnas train --splits 10``)."""
+    have = len(bundle.split_sets) or 1
+    if first + count > have:
+        raise DatasetError(f"dataset {bundle.name!r} has {have} fixed split{'s' if have > 1 else ''}: --splits {count} "
+                           f"from split {first} asks for splits up to {first + count - 1}")
+    return [choose_split(bundle, k) for k in range(first, first + count)]
 
 
 def _dataset_lock(name: str, cache_dir: Path) -> FileLock:
@@ -428,7 +456,7 @@ def _load_dataset(name: str, root: Path, cache_dir: Path, encodings: Optional[di
         info = DataInfo(task="node_classification", num_features=data.num_features,
                         num_outputs=int(data.y.max()) + 1, edge_dim=None, deg=degree_histogram(data),
                         num_edges=data.num_edges)
-        bundle = DatasetBundle(name, data, info, loaded.splits)
+        bundle = DatasetBundle(name, data, info, loaded.splits, split_sets=loaded.split_sets)
     return add_feature_norms(add_encodings(bundle, encodings or {}, cache_dir), feature_norms, cache_dir)
 
 

@@ -71,7 +71,8 @@ class TrainingEvaluator:
     def prepare(cls, config: "SearchConfig", space: SearchSpace) -> "TrainingEvaluator":
         bundle = load_dataset(config.dataset, config.data_root, Path(config.cache_dir) if config.cache_dir else None,
                               encodings=space.encodings(), dataset_args=config.dataset_args,
-                              feature_norms=space.feature_norms(), task=config.task)
+                              feature_norms=space.feature_norms(), task=config.task,
+                              split=config.train.split)
         return cls(bundle, config.train)
 
     @property

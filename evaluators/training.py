@@ -60,6 +60,8 @@ class TrainConfig(BaseModel):
     # With folds > 1: train and score this fold only (its training part, its own validation
     # part, its test part); the searches inside each fold of Errica et al.'s protocol use it.
     fold: Optional[int] = Field(default=None, ge=0)
+    # Which of a dataset's fixed splits to train on (the heterophily graphs have 10; others one)
+    split: int = Field(default=0, ge=0)
     # Seconds a trial may train (all its folds together); past it, it stops at the end of
     # the epoch it is in and fails with TrialTimeout. None: no limit.
     trial_timeout: Optional[float] = Field(default=None, gt=0)
