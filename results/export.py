@@ -12,13 +12,15 @@ An export file is the Architecture JSON plus what rebuilding the exact model nee
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from evaluators.result import TrialResult
@@ -28,6 +30,10 @@ from search_spaces import Architecture, DataInfo, build_model
 from search_spaces.registry import UnknownNameError
 
 EXPORT_FORMAT = "graphnas-architecture"
+
+
+def _first(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 class ExportError(ValueError):
@@ -98,11 +104,33 @@ def explain(arch: Architecture, info: Optional[DataInfo], train: dict[str, Any])
     return {"model": model_tree(build_model(arch, info)), "training": training_recipe(arch, TrainConfig(**known), info)}
 
 
-def _data_info(stored: Optional[dict[str, Any]]) -> Optional[DataInfo]:
+def _data_info(stored: Optional[dict[str, Any]], source: str = "data_info") -> Optional[DataInfo]:
+    """The stored data info, checked field by field (pydantic, on the dataclass's own
+    annotations): an export someone edited or sent is one line naming the field, never a
+    TypeError from the constructor or a model built on a nonsensical histogram."""
     if not stored:
         return None
-    return DataInfo(**{**stored, **{k: tuple(stored[k]) for k in ("deg", "x_cardinalities", "edge_cardinalities")
-                                     if stored.get(k) is not None}})
+    if not isinstance(stored, dict):
+        raise ExportError(f"{source}: data_info: expected an object, got {type(stored).__name__}")
+    known = {f.name: f for f in dataclasses.fields(DataInfo)}
+    extra = sorted(set(stored) - set(known))
+    missing = sorted(k for k, f in known.items()
+                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and k not in stored)
+    if extra or missing:
+        raise ExportError(f"{source}: data_info: " + "; ".join(
+            ([f"unknown key(s) {', '.join(extra)}"] if extra else []) + ([f"missing key(s) {', '.join(missing)}"]
+                                                                         if missing else []))
+                          + f" (expected {', '.join(known)})")
+    try:
+        return _DATA_INFO.validate_python(stored)
+    except ValidationError as err:
+        e = err.errors()[0]
+        if not e["loc"]:  # DataInfo's own check (the task), raised from __post_init__
+            raise ExportError(f"{source}: data_info: {e['msg'].removeprefix('Value error, ')}") from None
+        raise ExportError(f"{source}: data_info.{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})") from None
+
+
+_DATA_INFO = TypeAdapter(DataInfo)
 
 
 def write_export(record: dict[str, Any], path: str | Path) -> Path:
@@ -141,7 +169,7 @@ def read_export(path: str | Path) -> tuple[Architecture, Optional[DataInfo], dic
         raise ExportError(f"{path}: not an architecture: {problems}{more}") from None
     except UnknownNameError as err:
         raise ExportError(f"{path}: {err}") from None
-    return arch, _data_info(record.get("data_info")), record
+    return arch, _data_info(record.get("data_info"), str(path)), record
 
 
 def load_model(path: str | Path, weights: Optional[str | Path] = None, data_info: Optional[DataInfo] = None) -> nn.Module:
@@ -154,7 +182,12 @@ def load_model(path: str | Path, weights: Optional[str | Path] = None, data_info
         raise ExportError(f"{path}: no data_info in the file; pass data_info= to load_model")
     model = build_model(arch, info)
     if weights is not None:
-        model.load_trained_state(torch.load(weights, map_location="cpu"))
+        # weights_only: a state dict someone sent is tensors, never code (torch < 2.6 unpickled anything)
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, OSError) as err:
+            raise ExportError(f"{weights}: not a state dict of tensors ({_first(err)}); it is not loaded") from None
+        model.load_trained_state(state)
     return model.eval()
 
 

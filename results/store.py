@@ -12,7 +12,8 @@ Run directory::
     summary.md       what a person reads first
     sampler.pkl      the sampler once the latest trial's proposal was drawn, with that
                      trial's number (single local process): a resumed seeded search
-                     proposes what the uninterrupted one would have
+                     proposes what the uninterrupted one would have. Signed with the
+                     user's key (results.signing): a file from elsewhere is never unpickled
     alphas.csv       differentiable strategies: softmax weight per epoch, layer, choice,
                      candidate and cost weight; alphas.png their trajectories
     darts.json       differentiable strategies: what was searched, fixed and learned
@@ -22,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import pickle
+import os
+import pickle  # only of payloads results.signing has verified
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -40,6 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluators.result import TrialResult
 from results.objectives import Objective
 from results.pareto import ParetoFront, front_objectives
+from results import signing
 from search_spaces import Architecture, LayerArch
 from search_spaces.param_key import ParamKey
 
@@ -66,6 +69,23 @@ def _first_line(err: BaseException) -> str:
     return (str(inner).strip().splitlines() or [type(inner).__name__])[0]
 
 
+class _JournalLock:
+    """The journal file's write lock as an OS file lock, which the OS drops when its process
+    dies. Optuna's default (a symlink) outlives a worker killed while it writes, and every
+    process then waits 30 s for its grace period before forcing it (issue 43: a search killed
+    with kill -9 and resumed). Duck-types optuna's BaseJournalFileLock (acquire, release)."""
+
+    def __init__(self, path: str) -> None:
+        self._lock = FileLock(path)
+
+    def acquire(self) -> bool:
+        self._lock.acquire()
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+
 def open_storage(url: str):
     """An Optuna storage for ``url``: ``journal:///PATH`` is a JournalStorage on a file (safe
     for several processes on one machine, unlike SQLite); any other URL is an RDB URL
@@ -76,7 +96,10 @@ def open_storage(url: str):
 
         path = Path(url[len(JOURNAL):])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:  # the journal is replayed here: a damaged line fails now, in json's words alone
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=_JournalLock(f"{path}.flock")))
+        except ValueError as err:
+            raise ValueError(f"{path}: damaged, not an Optuna journal ({_first_line(err)})") from None
     if url.startswith("sqlite:///"):
         return _sqlite_storage(url)
     if shared_database(url):
@@ -152,6 +175,43 @@ def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
     return storage
 
 
+def check_storage_url(url: Optional[str], option: str) -> None:
+    """ValueError, one line naming ``option``, for a URL no storage can open (an unknown
+    scheme or a missing driver): checked before any work, not when the first trial is told."""
+    if not url or url == "none" or url.startswith(JOURNAL):
+        return
+    import sqlalchemy
+
+    try:
+        sqlalchemy.engine.make_url(url).get_dialect()
+    except Exception as err:  # ArgumentError (not a URL), NoSuchModuleError (no such dialect), ImportError
+        raise ValueError(f"{option} {url}: not a storage URL this machine can open ({_first_line(err)}); expected "
+                         "sqlite:///PATH, journal:///PATH, postgresql://... or mysql+pymysql://...") from None
+
+
+def _check_journal(path: Path) -> None:
+    """Every line of an Optuna journal is one JSON operation. Optuna skips a damaged last
+    line (a write in progress) and fails on it only once a later write follows it, deep in
+    a run: so a resume reads the whole file first."""
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                json.loads(line)
+            except ValueError:
+                raise ValueError(f"{path}: damaged, not an Optuna journal (line {number} is not JSON); the lines "
+                                 "before it are intact: cut the file there to resume from them") from None
+
+
+def _immutable(path: Path) -> bool:
+    """Can root not write here after all (``chattr +i``, a read-only mount)? os.access says
+    yes to root whatever the mode bits."""
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            return False
+    except OSError:
+        return True
+
+
 class RunDirectoryError(RuntimeError):
     """A run directory could not be written, or its study not opened. A failure of the
     engine or the filesystem, not of the candidate being trained: a search stops
@@ -201,8 +261,10 @@ class RunStore:
         except KeyError:  # no such study: the caller names it
             raise
         except Exception as err:  # SQLAlchemy's or the journal's own error: one line, naming the path
+            writable = os.access(Path(run_dir), os.W_OK) and not _immutable(Path(run_dir))
             hint = ("; SQLite writes its log beside the database, so the directory must be writable: copy the run "
-                    "directory somewhere writable" if store.storage.startswith("sqlite:///") else "")
+                    "directory somewhere writable" if store.storage.startswith("sqlite:///") and not writable
+                    else "; the file is damaged or not an Optuna study")
             raise RunDirectoryError(f"{run_dir}: cannot open the study {store.storage} "
                                     f"({_first_line(err)}){hint}") from None
 
@@ -260,7 +322,15 @@ class RunStore:
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.is_file():
             raise FileNotFoundError(f"{self.config_path}: no config.yaml; is {self.run_dir} a graphnas run directory?")
-        return yaml.safe_load(self.config_path.read_text())
+        try:
+            config = yaml.safe_load(self.config_path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{self.config_path}: not readable as YAML ({_first_line(err)}); the run's settings are "
+                             "lost, but its trials are in the study") from None
+        if not isinstance(config, dict) or not isinstance(config.get("study_name", ""), str):
+            raise ValueError(f"{self.config_path}: expected the run's settings (a mapping with study_name), got "
+                             f"{type(config).__name__ if not isinstance(config, dict) else 'a mapping without it'}")
+        return config
 
     # --- study --------------------------------------------------------------------------
     def create_study(self, name: str, objectives: list[Objective], sampler: optuna.samplers.BaseSampler,
@@ -274,6 +344,30 @@ class RunStore:
         study.set_user_attr("objectives", [o.__dict__ for o in objectives])
         study.set_user_attr("metric", metric)
         return study
+
+    def check_study(self, name: str) -> None:
+        """Before a resume, report or export does any work: the study's storage is there and
+        holds ``name``; else ValueError, one line naming the file (a resume would otherwise
+        create an empty database, and a damaged one ends in SQLAlchemy's traceback)."""
+        for scheme in ("sqlite:///", JOURNAL):
+            if self.storage.startswith(scheme) and not Path(self.storage[len(scheme):]).is_file():
+                raise ValueError(f"{self.storage[len(scheme):]}: the run's study file is missing; nothing to resume "
+                                 f"or report in {self.run_dir}")
+        if self.storage.startswith(JOURNAL):
+            _check_journal(Path(self._storage_file()))
+        try:
+            names = optuna.study.get_all_study_names(storage=self.backend)
+        except Exception as err:  # SQLAlchemy's, SQLite's or the journal's own error: the file is damaged
+            self._backend = None
+            raise ValueError(f"{self._storage_file()}: damaged, not an Optuna study ({_first_line(err)})") from None
+        if name not in names:
+            raise ValueError(f"{self._storage_file()}: holds no study {name!r} (it has {', '.join(names) or 'none'})")
+
+    def _storage_file(self) -> str:
+        for scheme in ("sqlite:///", JOURNAL):
+            if self.storage.startswith(scheme):
+                return self.storage[len(scheme):]
+        return self.storage
 
     def has_study(self, name: str) -> bool:
         for scheme in ("sqlite:///", JOURNAL):
@@ -296,7 +390,10 @@ class RunStore:
 
         A trial numbered above ``proposed_through`` (the trial of the sampler snapshot) was
         killed while its proposal was drawn: it is not queued again, because its
-        parameters may be partial and the restored sampler draws its proposal anew."""
+        parameters may be partial and the restored sampler draws its proposal anew. A
+        queued trial (a reference, a transfer, a neighbour: Optuna's ``fixed_params``) is
+        always queued again, wherever it stopped: no sampler draws it, so nothing else
+        would ever run it."""
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
         stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -308,7 +405,7 @@ class RunStore:
                 # again: it was interrupted, never evaluated
                 study._storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
                 study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-                if proposed_through is None or t.number <= proposed_through:
+                if proposed_through is None or t.number <= proposed_through or "fixed_params" in t.system_attrs:
                     again(study, t)
         return len(stale)
 
@@ -324,18 +421,33 @@ class RunStore:
             flush()
         tmp = self.run_dir / (self.SAMPLER + ".tmp")
         try:
-            tmp.write_bytes(pickle.dumps(SamplerSnapshot(sampler, trial)))
+            tmp.write_bytes(signing.dumps(SamplerSnapshot(sampler, trial)))  # signed: see results.signing
             tmp.replace(self.run_dir / self.SAMPLER)
         except OSError as err:
             raise RunDirectoryError(f"{self.run_dir / self.SAMPLER}: cannot write the sampler snapshot "
                                 f"({err.strerror or err}); the search stopped before trial {trial}, which "
                                 "--resume runs again") from None
 
-    def load_sampler(self) -> Optional[SamplerSnapshot]:
+    def check_sampler(self) -> None:
+        """Before a resume does any work: the snapshot, if there is one, is signed with this
+        user's key (``results.signing``), else ValueError, one line saying how to go on."""
+        self._sampler_payload()
+
+    def _sampler_payload(self) -> Optional[bytes]:
         path = self.run_dir / self.SAMPLER
         if not path.is_file():
             return None
-        saved = pickle.loads(path.read_bytes())
+        try:
+            return signing.verified_payload(path.read_bytes(), str(path))
+        except signing.UntrustedFile as err:
+            raise ValueError(f"{err}. To resume with a sampler rebuilt from the study instead (its proposals then "
+                             f"differ from an uninterrupted run's), delete {path}") from None
+
+    def load_sampler(self) -> Optional[SamplerSnapshot]:
+        payload = self._sampler_payload()
+        if payload is None:
+            return None
+        saved = pickle.loads(payload)  # signed by this user's graphnas: checked just above
         if isinstance(saved, optuna.samplers.BaseSampler):  # an older run: its stale trials are all retried
             return SamplerSnapshot(saved, trial=None)
         return saved
