@@ -448,11 +448,16 @@ def _load_dataset(name: str, root: Path, cache_dir: Path, encodings: Optional[di
         loaded = DATASETS.get(name)(root, cache_dir)
     else:
         loaded = _source_of(name, root).load(name, dataset_args or {}, root, cache_dir, task)
+    from evaluators.checks import check_data  # it imports this module
+
     if isinstance(loaded.data, list):
         meta = {"task": loaded.task.task, **loaded.meta} if loaded.task else loaded.meta
+        meta["task"] = meta.get("task") or graph_task_of(loaded.data)
+        check_data(name, loaded.data, meta["task"])  # once, before any trial
         bundle = _graph_bundle(name, loaded.data, loaded.splits, **meta)
     else:
         data = loaded.data
+        check_data(name, data, "node_classification")
         info = DataInfo(task="node_classification", num_features=data.num_features,
                         num_outputs=int(data.y.max()) + 1, edge_dim=None, deg=degree_histogram(data),
                         num_edges=data.num_edges)
@@ -468,7 +473,7 @@ def _graph_bundle(name: str, graphs: list[Data], splits: Splits, task: Optional[
     """Float targets are regression unless the loader says ``graph_multilabel``."""
     train = Batch.from_data_list([graphs[i] for i in splits.train.tolist()])
     edge_dim = graphs[0].edge_attr.size(1) if graphs[0].edge_attr is not None else None
-    task = task or ("graph_regression" if graphs[0].y.is_floating_point() else "graph_classification")
+    task = task or graph_task_of(graphs)
     outputs = (graphs[0].y.numel() if task != "graph_classification"
                else int(torch.cat([g.y for g in graphs]).max()) + 1)
     info = DataInfo(task=task, num_features=graphs[0].num_features, num_outputs=outputs, edge_dim=edge_dim,
@@ -476,6 +481,11 @@ def _graph_bundle(name: str, graphs: list[Data], splits: Splits, task: Optional[
     default_metric = {"graph_regression": "mae", "graph_multilabel": "roc_auc"}.get(task, "accuracy")
     return DatasetBundle(name, sample_batch(graphs, splits), info, splits, graphs=graphs,
                          metric=metric or default_metric)
+
+
+def graph_task_of(graphs: list[Data]) -> str:
+    """What a loader that said nothing holds: float targets are regression, integers classes."""
+    return "graph_regression" if graphs[0].y.is_floating_point() else "graph_classification"
 
 
 def sample_batch(graphs: list[Data], splits: Splits) -> Batch:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
 
 from evaluators.datasets import DataInfo, DatasetBundle, load_dataset
 from evaluators.result import TrialResult
-from evaluators.splits import Splits
+from evaluators.splits import Splits, check_folds
 from evaluators.training import Report, TrainConfig, evaluate
 from search_spaces import Architecture, SearchSpace
 from search_spaces.registry import Registry
@@ -73,6 +73,7 @@ class TrainingEvaluator:
                               encodings=space.encodings(), dataset_args=config.dataset_args,
                               feature_norms=space.feature_norms(), task=config.task,
                               split=config.train.split)
+        check_folds(bundle, config.train.folds)  # once, before the first trial
         return cls(bundle, config.train)
 
     @property

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import torch
 from torch_geometric.data import Data, Dataset
 
+from evaluators.checks import class_label_problem
 from evaluators.datasets import (DATA_SOURCES, DataSource, DatasetError, Loaded, TaskInference, check_task_shape,
                                  infer_task, load_graphs)
 from evaluators.splits import from_masks, holdout_splits
@@ -112,6 +113,12 @@ def _as_loaded(obj: Any, source: str, task: Optional[str]) -> Loaded:
     return replace(loaded, task=found)
 
 
+def _check_classes(y: torch.Tensor, source: str) -> None:
+    problem = class_label_problem(y)
+    if problem:
+        raise DatasetError(f"dataset {source}: {problem}")
+
+
 def _features(g: Data) -> torch.Tensor:
     return g.x.float() if g.x is not None else torch.ones(g.num_nodes, 1)  # structure-only graphs
 
@@ -119,6 +126,7 @@ def _features(g: Data) -> torch.Tensor:
 def _node_task(data: Data, source: str) -> Loaded:
     if data.y is None:
         raise DatasetError(f"dataset {source}: the graph has no y (node labels)")
+    _check_classes(data.y, source)  # before the cast to class indices hides a fraction
     out = Data(x=_features(data), edge_index=data.edge_index, y=data.y.view(-1).long())
     masks = [getattr(data, f"{s}_mask", None) for s in ("train", "val", "test")]
     if all(m is not None for m in masks):
@@ -130,6 +138,8 @@ def _graph_task(graphs: list[Data], source: str, task: str) -> Loaded:
     if any(g.y is None for g in graphs):
         raise DatasetError(f"dataset {source}: every graph needs y (its label or target)")
     classes = task == "graph_classification"
+    if classes:
+        _check_classes(torch.cat([g.y.reshape(-1) for g in graphs]), source)
     out = [Data(x=_features(g), edge_index=g.edge_index, y=g.y.view(-1).long() if classes else g.y.float().view(1, -1),
                 edge_attr=g.edge_attr.float() if g.edge_attr is not None else None) for g in graphs]
     labels = torch.cat([g.y.view(-1)[:1] for g in out])

@@ -82,11 +82,21 @@ def fold_splits(bundle: "DatasetBundle", folds: int, seed: int = 0) -> list[Spli
     if not bundle.info.graph_level:
         raise ValueError("--folds applies to graph-level datasets (the TU convention); node tasks have one graph")
     y = _strata(bundle, range(len(bundle.graphs)))
+    check_folds(bundle, folds)
     out = []
     for rest, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
         train, val = train_test_split(rest, test_size=0.1, stratify=y[rest], random_state=seed)
         out.append(_sorted(train, val, test))
     return out
+
+
+def check_folds(bundle: "DatasetBundle", folds: int) -> None:
+    """Refuse, in one line, more folds than the smallest class has graphs (sklearn would only
+    warn, and a fold would lack the class); before the first trial (the evaluator's prepare)."""
+    from evaluators.checks import check_folds as check  # it imports evaluators.datasets, which imports this
+
+    if folds > 1 and bundle.info.graph_level:
+        check(bundle.name, _strata(bundle, range(len(bundle.graphs))), folds)
 
 
 def confirmation_folds(bundle: "DatasetBundle", folds: int, seed: int = 0) -> list[Splits]:

@@ -38,8 +38,9 @@ def test_synthetic_is_deterministic_and_split(cache_dir):
 
 
 def test_unknown_dataset_lists_known_and_root(shared_datasets, cache_dir):
-    with pytest.raises(DatasetError, match=r"unknown dataset .coraa.; known datasets: bace, bbbp, citeseer, clintox, "
-                                           r"cora, csl, .*synthetic, tox21, triangles, a .pt file of Data objects, or a dataset class "
+    with pytest.raises(DatasetError, match=r"unknown dataset .coraa.; known datasets: actor, bace, bbbp, "
+                                           r"chameleon_filtered, citeseer, clintox, cora, cornell, csl, .*synthetic, texas, "
+                                           r"tox21, triangles, wisconsin, a .pt file of Data objects, or a dataset class "
                                            r"by dotted path \(data root searched: .*shared/datasets\)"):
         load_dataset("coraa", shared_datasets, cache_dir)
 
