@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -189,6 +190,21 @@ def load_graphs(path: Path):
 
 
 # --- roots and caches -------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def dataset_slug(name: str) -> str:
+    """A file or folder name for ``name`` in the cache and in ``runs/``, never a path out of
+    them: a registered name or a class's dotted path as it is, a file (``../../w2/t.pt``)
+    as its stem plus a short hash of its resolved path (``t-1a2b3c4d``), so two files of
+    the same name in different folders differ."""
+    if name in DATASETS or (not name.endswith(".pt") and _UNSAFE.search(name) is None and name.strip(".")):
+        return name
+    path = Path(name).expanduser()
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    stem = _UNSAFE.sub("_", path.stem).strip("._") or "dataset"
+    return f"{stem}-{digest}"
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("GRAPHNAS_CACHE") or Path.home() / ".cache" / "graphnas")
@@ -559,7 +575,7 @@ def cached_features(dataset: str, data: Union[Data, list[Data]], norm: str, cach
     h = hashlib.sha256(graph_hash(data).encode())
     for g in parts:
         h.update(g.x.cpu().numpy().tobytes())
-    path = Path(cache_dir) / "features" / f"{dataset}-{norm}-{h.hexdigest()[:12]}.pt"
+    path = Path(cache_dir) / "features" / f"{dataset_slug(dataset)}-{norm}-{h.hexdigest()[:12]}.pt"
     if path.is_file():
         return load_graphs(path)
     x = torch.cat([NormalizeFeatures()(Data(x=g.x.clone())).x for g in parts])
@@ -580,7 +596,7 @@ def graph_hash(data: Union[Data, list[Data]]) -> str:
 
 def cached_encoding(dataset: str, data: Union[Data, list[Data]], name: str, k: int, cache_dir: Path) -> Tensor:
     """``[total nodes, k]``; for a list of graphs, computed per graph and concatenated."""
-    path = Path(cache_dir) / "encodings" / f"{dataset}-{name}-k{k}-{graph_hash(data)}.pt"
+    path = Path(cache_dir) / "encodings" / f"{dataset_slug(dataset)}-{name}-k{k}-{graph_hash(data)}.pt"
     if path.is_file():
         return load_graphs(path)
     compute = ENCODING.get(name).compute

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
-from evaluators.datasets import DatasetBundle, dataset_task, default_space, resolve_task
+from evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
 from evaluators.evaluator import EVALUATORS, Evaluator
 from evaluators.splits import Splits, confirmation_folds
 from evaluators.training import check_device, check_sampled_attention, trains_sampled
@@ -151,7 +151,8 @@ class SearchConfig(BaseModel):
         if self.run_dir:
             return Path(self.run_dir)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        return Path("runs") / f"{Path(self.space or default_space(self.dataset)).stem}-{self.dataset}-{stamp}"
+        space = Path(self.space or default_space(self.dataset, self.task)).stem
+        return Path("runs") / f"{space}-{dataset_slug(self.dataset)}-{stamp}"  # a file's path stays out of it
 
 
 @dataclass
@@ -738,10 +739,10 @@ class Search:
         # the run directory by name: a worker must not stamp a default one of its own
         config = self.config.model_copy(update={"run_dir": str(self.run_dir)}).model_dump_json()
         procs = [ctx.Process(target=run_worker, args=(config, i), daemon=False) for i in range(self.config.workers)]
-        with sigint_blocked():
-            for p in procs:
-                p.start()
         try:
+            with sigint_blocked():
+                for p in procs:
+                    p.start()
             seen = -1
             while any(p.is_alive() for p in procs):
                 # a worker's exit wakes the driver at once (a fixed sleep added up to half a second
@@ -756,7 +757,8 @@ class Search:
                 if p.is_alive():
                     p.terminate()
             for p in procs:
-                p.join()
+                if p.pid is not None:  # started
+                    p.join()
         self.store.fail_stale_trials(study)
 
     def _one_trial(self, study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
