@@ -282,6 +282,10 @@ def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
             need(layer_key(last, field), getattr(layers[last], field), want,
                  f"the last layer is the classifier (head='last_layer'): it outputs logits from its MPNN alone")
         need("jk", arch.jk, "none", "the last layer is the classifier (head='last_layer'), so no layers are combined")
+        entry = MPNN.entry(layers[last].mpnn)
+        if entry.can("heads") and not entry.can("head_mean"):
+            need(layer_key(last, "heads"), layers[last].heads, 1,
+                 f"the classifier layer averages its heads; mpnn {layers[last].mpnn!r} cannot, so it has one")
     if not arch.input_projection:
         need("layer0.attention", layers[0].attention, "none",
              "the first layer reads the raw features (input_projection=false); attention needs the model width")

@@ -21,6 +21,7 @@ import math
 from typing import Annotated, Any, Callable, Optional, Union, get_args
 
 import numpy as np
+import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, model_validator)
 
@@ -498,3 +499,30 @@ def parse_spec(raw: Any, source: str) -> SpaceSpec:
     if problems:
         raise SpaceError(source, problems)
     return spec
+
+
+# --- YAML: a key written twice in one mapping is refused ------------------------------------
+
+class DuplicateKeyError(ValueError):
+    """A mapping of a space or zoo file has the same key twice (PyYAML keeps the last)."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader that refuses a key written twice in one mapping, naming the key
+    and both lines, instead of silently keeping the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKeyError(f"duplicate key {key!r} at lines {seen[key]} and {line}")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse a space or zoo file with :class:`StrictLoader` (a duplicated key raises
+    :class:`DuplicateKeyError`: ``duplicate key 'hidden_dim' at lines 3 and 7``)."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)

@@ -18,7 +18,7 @@ from search_spaces.architecture import (Architecture, LayerArch, Sparsity, canon
                                        unused_choices)
 from search_spaces.canonical import CANONICAL, canonical_id
 from search_spaces.param_key import ParamKey, layer_key
-from search_spaces.schema import (GLOBAL_FIELDS, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
+from search_spaces.schema import (GLOBAL_FIELDS, DuplicateKeyError, load_yaml, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
                                   optuna_key, parse_spec)
 
 PRESET_DIR = "presets"
@@ -43,10 +43,12 @@ class SearchSpace:
         if not path.is_file():
             raise SpaceError(str(path), [("", "space file not found" + _preset_hint(str(path)))])
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = load_yaml(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as err:
             raise SpaceError(str(path), [("", f"not a text file: a space is UTF-8 YAML ({err.reason} at byte "
                                               f"{err.start})")]) from None
+        except DuplicateKeyError as err:
+            raise SpaceError(str(path), [("", str(err))]) from None
         except yaml.YAMLError as err:
             raise SpaceError(str(path), [("", f"not valid YAML: {err}")]) from None
         return cls(parse_spec(raw, str(path)), str(path))
@@ -61,7 +63,11 @@ class SearchSpace:
         if name not in names:
             raise SpaceError(name, [("", f"unknown preset; presets: {', '.join(names)}")])
         text = resources.files("search_spaces").joinpath(PRESET_DIR, f"{name}.yaml").read_text()
-        return cls(parse_spec(yaml.safe_load(text), f"preset:{name}"), f"preset:{name}")
+        try:
+            raw = load_yaml(text)
+        except DuplicateKeyError as err:
+            raise SpaceError(f"preset:{name}", [("", str(err))]) from None
+        return cls(parse_spec(raw, f"preset:{name}"), f"preset:{name}")
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> "SearchSpace":

@@ -55,7 +55,9 @@ OpFactory = Callable[[OpContext], nn.Module]
 _EDGE_FEATURES = "reads edge_attr (the model embeds edge features only for a layer that does)"
 _ATTENTION_DROPOUT = "ctx.dropout drops its attention coefficients (0 for every other operator)"
 MPNN: Registry[OpFactory] = Registry("mpnn", noun="mpnn operator", capabilities={
-    "heads": "multi-head: ctx.heads and ctx.concat apply", "attention_dropout": _ATTENTION_DROPOUT,
+    "heads": "multi-head: ctx.heads and ctx.concat apply",
+    "head_mean": "its heads can be averaged (ctx.concat False: head_merge mean, a classifier layer)",
+    "attention_dropout": _ATTENTION_DROPOUT,
     "edge_features": _EDGE_FEATURES})
 ATTENTION: Registry[OpFactory] = Registry("attention", noun="attention operator", capabilities={
     "cost": "how its work grows with the graph: quadratic, linear, edges or none",

@@ -66,13 +66,13 @@ def gcn(ctx: OpContext) -> nn.Module:
 
 
 @MPNN.register("gat", "GATConv: attention over neighbours, multi-head (Velickovic et al. 2018)",
-               heads=True, attention_dropout=True, edge_features=True)
+               heads=True, head_mean=True, attention_dropout=True, edge_features=True)
 def gat(ctx: OpContext) -> nn.Module:
     return _neighbour_attention(gnn.GATConv, ctx)
 
 
 @MPNN.register("gatv2", "GATv2Conv: dynamic neighbour attention (Brody et al. 2022)",
-               heads=True, attention_dropout=True, edge_features=True)
+               heads=True, head_mean=True, attention_dropout=True, edge_features=True)
 def gatv2(ctx: OpContext) -> nn.Module:
     return _neighbour_attention(gnn.GATv2Conv, ctx)
 

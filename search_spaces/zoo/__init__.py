@@ -12,10 +12,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from search_spaces.architecture import Architecture
+from search_spaces.schema import DuplicateKeyError, load_yaml
 
 PREFIX = "zoo:"
 
@@ -71,14 +71,20 @@ class ZooEntry(BaseModel):
 
     def architecture_for(self, dataset: Optional[str]) -> Architecture:
         """The design as published for ``dataset`` (the architecture itself where the source
-        gives no settings of that dataset)."""
-        settings = self.datasets.get((dataset or "").lower())
+        gives no settings of that dataset). Besides global choices, the settings may hold
+        ``num_layers`` (the layers' repeating pattern, e.g. GT-sep's attention and FFN,
+        repeated to that depth) and ``layer`` (per-layer choices set in every layer)."""
+        settings = dict(self.datasets.get((dataset or "").lower()) or {})
         if not settings:
             return self.architecture
-        bad = [k for k in settings if k == "layers" or k not in Architecture.model_fields]
+        bad = [k for k in settings if k == "layers" or (k not in Architecture.model_fields and k != "layer")]
         if bad:
-            raise ValueError(f"datasets.{dataset}: {bad[0]!r} is not a global choice of the architecture")
-        return Architecture.model_validate({**self.architecture.model_dump(), **settings})
+            raise ValueError(f"datasets.{dataset}: {bad[0]!r} is not a global choice of the architecture (nor 'layer')")
+        base = self.architecture.model_dump()
+        layers = _repeated(base["layers"], settings.get("num_layers", base["num_layers"]), dataset)
+        every = settings.pop("layer", {})
+        layers = [{**layer, **every} for layer in layers]
+        return Architecture.model_validate({**base, **settings, "layers": layers})
 
     @property
     def ref(self) -> str:
@@ -92,6 +98,15 @@ class ZooEntry(BaseModel):
                              "dropout": arch.dropout, "optimizer": arch.optimizer, "feature_norm": arch.feature_norm,
                              "lr_schedule": arch.lr_schedule},
                 "datasets": self.datasets, "source": self.source.model_dump()}
+
+
+def _repeated(layers: list[dict], depth: int, dataset: Optional[str]) -> list[dict]:
+    """``layers``' shortest repeating pattern repeated to ``depth`` layers."""
+    period = next(p for p in range(1, len(layers) + 1)
+                  if len(layers) % p == 0 and all(layer == layers[i % p] for i, layer in enumerate(layers)))
+    if depth % period:
+        raise ValueError(f"datasets.{dataset}: num_layers={depth} is not a multiple of the layers' pattern of {period}")
+    return [dict(layers[i % period]) for i in range(depth)]
 
 
 def is_zoo_ref(text: Any) -> bool:
@@ -109,9 +124,16 @@ def zoo_entry(name: str) -> ZooEntry:
     name = name.removeprefix(PREFIX)
     if name not in zoo_names():
         raise ZooError(f"unknown zoo entry {name!r}; the zoo has: {', '.join(zoo_names())}")
-    raw = yaml.safe_load(resources.files("search_spaces").joinpath("zoo", f"{name}.yaml").read_text())
-    raw["architecture"] = {"space": f"{PREFIX}{name}", **raw.get("architecture", {}),
-                           "layers": tuple(raw.get("architecture", {}).get("layers", ()))}
+    try:
+        raw = load_yaml(resources.files("search_spaces").joinpath("zoo", f"{name}.yaml").read_text())
+    except DuplicateKeyError as err:
+        raise ZooError(f"zoo/{name}.yaml: {err}") from None
+    arch = raw.get("architecture", {})
+    layers = list(arch.get("layers", ()))
+    # a pattern of layers written once stands for the stack (a 15-layer GCN, GT-sep's attention and FFN)
+    if layers and isinstance(arch.get("num_layers"), int) and arch["num_layers"] % len(layers) == 0:
+        layers = _repeated(layers, arch["num_layers"], None)
+    raw["architecture"] = {"space": f"{PREFIX}{name}", **arch, "layers": tuple(layers)}
     try:
         return ZooEntry.model_validate(raw)
     except ValidationError as err:

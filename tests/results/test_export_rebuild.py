@@ -24,6 +24,9 @@ NODE_PRESETS = {"tiny", "node", "nas_bench_graph"}
 # What the rebuild below covers: PyG's own operators and graphnas' thin wrappers of them.
 REBUILT_ATTENTION = {"none", "masked", "kv_from_mpnn"}
 REBUILT_ENCODINGS = {"none", "lap_pe", "rwse", "degree"}
+# graphnas' own message passing (DAGNN's propagation, Platonov et al.'s -sep layers): their
+# export gives a forward text, not PyG args
+UNREBUILT_MPNN = {"dagnn", "gat_sep", "gt_sep", "feedforward"}
 N, E, F_IN, K_PE = 14, 40, 6, 16
 
 
@@ -33,7 +36,7 @@ def _pick(preset: str) -> Architecture:
     for seed in range(500):
         arch = space.sample(np.random.default_rng(seed))
         if (arch.sparsity_targets.dense and arch.encoding in REBUILT_ENCODINGS
-                and all(layer.attention in REBUILT_ATTENTION and layer.mpnn != "dagnn" for layer in arch.layers)):
+                and all(layer.attention in REBUILT_ATTENTION and layer.mpnn not in UNREBUILT_MPNN for layer in arch.layers)):
             return arch
     raise AssertionError(f"no member of {preset} that the rebuild covers in 500 samples")
 
@@ -237,3 +240,20 @@ def test_choices_that_do_not_apply_are_left_out_and_the_id_stays():
     assert plain.arch_id == arch.arch_id
     assert Architecture(**base, layers=({"mpnn": "gat", "heads": 4}, {"mpnn": "gcn"})).arch_id != \
         Architecture(**base, layers=({"mpnn": "gat", "heads": 2}, {"mpnn": "gcn"})).arch_id
+
+
+@pytest.mark.parametrize("name,dataset", [("luo_gcn", "squirrel_filtered"), ("luo_gat", "chameleon_filtered")])
+def test_the_classic_layer_form_with_a_linear_skip_rebuilds_from_the_export(name, dataset):
+    """Issue 42: conv_norm_act layers, their linear skips and BatchNorm, read from the export."""
+    from search_spaces.zoo import zoo_entry
+
+    torch.manual_seed(0)
+    arch = zoo_entry(name).architecture_for(dataset).model_copy(update={"hidden_dim": 16})
+    info = _info("node")
+    model = build_model(arch, info).eval()
+    section = json.loads(json.dumps(explain(arch, info, {})["model"]))
+    inputs = _inputs(info)
+    rebuild = Rebuild(section, model.state_dict(), {"deg": list(info.deg)})
+    with torch.no_grad():
+        torch.testing.assert_close(rebuild.model(**inputs), model(**inputs), rtol=1e-5, atol=1e-5)
+    assert rebuild.parameters() == sum(p.numel() for p in model.parameters())

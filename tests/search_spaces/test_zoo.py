@@ -73,7 +73,23 @@ def plain_dagnn(info: DataInfo) -> nn.Module:
                           nn.Linear(info.num_outputs, 1)])
 
 
-PLAIN = {"dagnn": (plain_dagnn, [CORA, CITESEER]), "gcn": (plain_gcn, [CORA, CITESEER]), "gat": (plain_gat, [CORA, CITESEER]), "sage": (plain_sage, [CORA]),
+def _luo(name: str):
+    from tests.search_spaces.test_heterophily import plain_luo
+
+    return lambda info: plain_luo(name, zoo_entry(f"luo_{name}").architecture, info)
+
+
+def _platonov(name: str, blocks: int):
+    from tests.search_spaces.test_heterophily import plain_platonov
+
+    return lambda info: plain_platonov(info, 512, blocks, 8, name)
+
+
+CHAMELEON = DataInfo("node_classification", num_features=2325, num_outputs=5)
+HETEROPHILY = {"luo_gcn": (_luo("gcn"), [CHAMELEON]), "luo_sage": (_luo("sage"), [CHAMELEON]),
+               "luo_gat": (_luo("gat"), [CHAMELEON]), "platonov_gat_sep": (_platonov("gat_sep", 5), [CHAMELEON]),
+               "platonov_gt_sep": (_platonov("gt_sep", 5), [CHAMELEON])}
+PLAIN = {**HETEROPHILY, "dagnn": (plain_dagnn, [CORA, CITESEER]), "gcn": (plain_gcn, [CORA, CITESEER]), "gat": (plain_gat, [CORA, CITESEER]), "sage": (plain_sage, [CORA]),
          "gin": (plain_gin, [MUTAG]), "graphgps": (plain_graphgps, [PEPTIDES_LIKE]),
          "darts_gt": (plain_darts_gt, [MUTAG])}
 
