@@ -246,8 +246,32 @@ def working_root(root: Path, cache_dir: Path, subdir: str, dataset: str, expecte
 
 
 def _listing(folder: Path) -> dict[str, int]:
-    """Relative file names and sizes under ``folder``: enough to see that a copy is stale."""
-    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    """Relative file names and sizes under ``folder``, what PyG processed left out: enough to
+    see that a copy is stale."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*")
+            if p.is_file() and "processed" not in p.relative_to(folder).parts}
+
+
+def copied_into_cache(source: Path, cache_dir: Path, dataset: str) -> Path:
+    """A copy of the folder ``source`` (a dataset class's root outside the cache) under
+    ``<cache>/prepared/<path-hash>/``, without what PyG processed there: the class
+    processes into the copy and the user's folder is never written. Copied again when the
+    source's files change; a missing source is an empty folder the class may fill."""
+    source = source.expanduser().resolve()
+    key = hashlib.sha256(str(source).encode()).hexdigest()[:10]
+    dst = cache_dir.resolve() / "prepared" / key / (source.name or "root")
+    if dst.is_dir() and source.is_dir() and _listing(dst) != _listing(source):
+        log.info("dataset %r: %s differs from its source %s; copying it again", dataset, dst, source)
+        shutil.rmtree(dst)
+    if not dst.is_dir() and source.is_dir():  # copied aside, then renamed: a reader sees all files or none
+        tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("processed"), dirs_exist_ok=True)
+        tmp.rename(dst)
+    return dst
+
+
+def inside(path: Path, folder: Path) -> bool:
+    return path.expanduser().resolve().is_relative_to(folder.resolve())
 
 
 # --- loaders ----------------------------------------------------------------------------

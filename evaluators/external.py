@@ -5,6 +5,7 @@ registry's shape: one graph with node splits (a node task) or a list of graphs w
 splits (a graph task)."""
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import pickle
@@ -18,7 +19,7 @@ from torch_geometric.data import Data, Dataset
 
 from evaluators.checks import class_label_problem
 from evaluators.datasets import (DATA_SOURCES, DataSource, DatasetError, Loaded, TaskInference, check_task_shape,
-                                 infer_task, load_graphs)
+                                 copied_into_cache, infer_task, inside, load_graphs)
 from evaluators.splits import from_masks, holdout_splits
 
 
@@ -33,7 +34,7 @@ def _is_class(name: str) -> bool:
 DATA_SOURCES.register("file", "a torch.save file (.pt) of one Data (a node task) or a list of Data (a graph task)")(
     DataSource(_is_file, lambda name, kwargs, root, cache_dir, task: from_file(Path(name), task)))
 DATA_SOURCES.register("class", "a dataset class by dotted path, constructed with --dataset-arg KEY=VALUE")(
-    DataSource(_is_class, lambda name, kwargs, root, cache_dir, task: from_class(name, kwargs, cache_dir, task)))
+    DataSource(_is_class, lambda name, kwargs, root, cache_dir, task: from_class(name, kwargs, cache_dir, task, root)))
 
 
 def from_file(path: Path, task: Optional[str] = None) -> Loaded:
@@ -82,20 +83,48 @@ def check_dataset_origin(dataset: str, origin: Optional[str], allowed: bool) -> 
                            "pass --allow-dataset-class to trust the file, or give --dataset on the command line")
 
 
-def from_class(path: str, kwargs: dict[str, Any], cache_dir: Path, task: Optional[str] = None) -> Loaded:
-    """``module.Class(**kwargs)``; a ``root`` argument, when the class takes one and it is
-    not given, is a folder of the cache named after the class and its arguments."""
+def from_class(path: str, kwargs: dict[str, Any], cache_dir: Path, task: Optional[str] = None,
+               data_root: Optional[Path] = None) -> Loaded:
+    """``module.Class(**kwargs)``, with a ``root`` in the cache when the class takes one
+    (:func:`class_root`)."""
     cls = dataset_class(path)
-    cls_name = cls.__name__
     kwargs = dict(kwargs)
-    if "root" in inspect.signature(cls).parameters and "root" not in kwargs:
-        tag = "-".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
-        kwargs["root"] = str(cache_dir / "external" / f"{cls_name}{'-' + tag if tag else ''}")
+    if "root" in inspect.signature(cls).parameters:
+        kwargs["root"] = str(class_root(cls.__name__, kwargs, Path(cache_dir), data_root))
     try:
         dataset = cls(**kwargs)
     except Exception as err:
         raise DatasetError(f"dataset {path}({kwargs}): {type(err).__name__}: {err}") from None
     return _as_loaded(list(dataset) if len(dataset) > 1 else dataset[0], path, task)
+
+
+def class_root(cls_name: str, kwargs: dict[str, Any], cache_dir: Path, data_root: Optional[Path]) -> Path:
+    """Where a dataset class may download and process (issue 46): never a folder outside the
+    cache. A ``root`` given in its arguments, or the data root's ``<ClassName>`` folder, is
+    copied into the cache (its raw files, not what was processed) and processed there; the
+    cache's own data root is used in place; else a folder of the cache named after the
+    class and its other arguments."""
+    own = (cache_dir / "data").resolve()
+    given = kwargs.get("root")
+    if given is not None:
+        return Path(given).expanduser().resolve() if inside(Path(given), cache_dir) else \
+            copied_into_cache(Path(given), cache_dir, cls_name)
+    folder = _folder_name(cls_name, kwargs)
+    if data_root is not None and Path(data_root).resolve() == own:
+        return own / folder
+    if data_root is not None and (Path(data_root) / cls_name).is_dir():
+        return copied_into_cache(Path(data_root) / cls_name, cache_dir, cls_name)
+    return cache_dir / "external" / folder
+
+
+def _folder_name(cls_name: str, kwargs: dict[str, Any]) -> str:
+    """``FakeDataset-num_graphs=40``: readable, and one folder name (no ``/`` of a value
+    that is a path); long or unsafe names end in a hash of the arguments instead."""
+    name = "-".join([cls_name, *(f"{k}={v}" for k, v in sorted(kwargs.items()))])
+    safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
+    if safe == name and len(name) <= 80:
+        return name
+    return f"{safe[:60]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _as_loaded(obj: Any, source: str, task: Optional[str]) -> Loaded:
