@@ -20,7 +20,7 @@ import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, TypeVar, Union
 
 import torch
 from filelock import FileLock
@@ -274,6 +274,30 @@ def inside(path: Path, folder: Path) -> bool:
     return path.expanduser().resolve().is_relative_to(folder.resolve())
 
 
+T = TypeVar("T")
+
+
+def repairing(load: Callable[[], T], folder: Path, cache_dir: Path, dataset: str) -> T:
+    """``load()``, and once more after deleting what PyG processed under ``folder`` when it
+    fails: a process killed while PyG wrote ``processed/`` leaves a truncated file that
+    every later load trips on, and PyG never processes again while the file exists (issue
+    43). Only folders of the cache are deleted; elsewhere the error names the folder."""
+    try:
+        return load()
+    except Exception as err:
+        processed = sorted(p for p in folder.rglob("processed") if p.is_dir()) if folder.is_dir() else []
+        if not processed:
+            raise
+        if not inside(folder, cache_dir):
+            raise DatasetError(f"dataset {dataset!r}: loading {folder} failed ({type(err).__name__}: {err}); if a "
+                               f"file of {processed[0]} is half-written, delete that folder") from err
+        log.warning("dataset %r: loading failed (%s: %s); deleting %s and processing again", dataset,
+                    type(err).__name__, err, ", ".join(map(str, processed)))
+        for p in processed:
+            shutil.rmtree(p)
+        return load()
+
+
 # --- loaders ----------------------------------------------------------------------------
 
 def _planetoid(name: str) -> Loader:
@@ -283,7 +307,8 @@ def _planetoid(name: str) -> Loader:
         raw = root / "Planetoid" / name / "raw"
         work = working_root(root, cache_dir, f"Planetoid/{name}", name.lower(), f"ind.{name.lower()}.*")
         try:
-            data = Planetoid(str(work / "Planetoid"), name=name)[0]
+            data = repairing(lambda: Planetoid(str(work / "Planetoid"), name=name)[0], work / "Planetoid" / name,
+                             cache_dir, name.lower())
         except Exception as err:  # PyG downloads missing files; offline that fails
             # where PyG worked (its copy, or the cache's own root) as well as the source: the
             # raw files are often fine and the failure is in what was processed from them
@@ -386,7 +411,8 @@ def _tu(name: str) -> Loader:
         work = working_root(root, cache_dir, f"TUDataset/{name}", name.lower(), f"{name}_A.txt etc.")
         # every feature the dataset has: its continuous node attributes (ENZYMES' 18) as well
         # as its one-hot node labels, which are all PyG gives by default
-        dataset = TUDataset(str(work / "TUDataset"), name=name, use_node_attr=True)
+        dataset = repairing(lambda: TUDataset(str(work / "TUDataset"), name=name, use_node_attr=True),
+                            work / "TUDataset" / name, cache_dir, name.lower())
         featureless = dataset[0].x is None  # IMDB-BINARY: structure only
         graphs = []
         for g in dataset:
@@ -406,7 +432,8 @@ def csl(root: Path, cache_dir: Path) -> Loaded:
     from torch_geometric.datasets import GNNBenchmarkDataset
 
     work = working_root(root, cache_dir, "GNNBenchmarkDataset/CSL", "csl", "graphs_Kary_Deterministic_Graphs.pkl")
-    dataset = GNNBenchmarkDataset(str(work / "GNNBenchmarkDataset"), name="CSL")
+    dataset = repairing(lambda: GNNBenchmarkDataset(str(work / "GNNBenchmarkDataset"), name="CSL"),
+                        work / "GNNBenchmarkDataset" / "CSL", cache_dir, "csl")
     # no node features: every node the same, so only structure (and encodings) can tell
     graphs = [Data(x=torch.ones(g.num_nodes, 1), edge_index=g.edge_index, y=g.y.view(-1)) for g in dataset]
     meta = {"node_features": "constant 1: CSL is told apart by structure (and encodings) only"}

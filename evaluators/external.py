@@ -19,7 +19,7 @@ from torch_geometric.data import Data, Dataset
 
 from evaluators.checks import class_label_problem
 from evaluators.datasets import (DATA_SOURCES, DataSource, DatasetError, Loaded, TaskInference, check_task_shape,
-                                 copied_into_cache, infer_task, inside, load_graphs)
+                                 copied_into_cache, infer_task, inside, load_graphs, repairing)
 from evaluators.splits import from_masks, holdout_splits
 
 
@@ -92,7 +92,8 @@ def from_class(path: str, kwargs: dict[str, Any], cache_dir: Path, task: Optiona
     if "root" in inspect.signature(cls).parameters:
         kwargs["root"] = str(class_root(cls.__name__, kwargs, Path(cache_dir), data_root))
     try:
-        dataset = cls(**kwargs)
+        dataset = repairing(lambda: cls(**kwargs), Path(kwargs["root"]), Path(cache_dir), path) if "root" in kwargs \
+            else cls(**kwargs)
     except Exception as err:
         raise DatasetError(f"dataset {path}({kwargs}): {type(err).__name__}: {err}") from None
     return _as_loaded(list(dataset) if len(dataset) > 1 else dataset[0], path, task)
