@@ -20,7 +20,18 @@ Lifecycle, as :class:`nas.search.Search` drives it:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+import ctypes
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional
+
+from filelock import ReadWriteLock, Timeout
 
 from nas.pruners import MULTI_OBJECTIVE_PRUNERS
 from search_spaces.registry import Entry, Registry
@@ -51,8 +62,8 @@ class Backend:
         if "," in config.objectives and config.pruner not in MULTI_OBJECTIVE_PRUNERS \
                 and not entry.can("multi_objective_pruning"):
             raise ValueError(f"--pruner {config.pruner}: Optuna prunes single-objective searches only, and "
-                             "multi-objective ones are pruned by the median rule on the metric objective: use "
-                             "--pruner median, --objectives metric, or --backend "
+                             "multi-objective ones are pruned by the median or successive-halving rule on the metric "
+                             "objective: use --pruner median or asha, --objectives metric, or --backend "
                              + " or ".join(f"{name} ({BACKENDS.entry(name).capabilities['multi_objective_pruning']})"
                                            for name in BACKENDS.with_capability("multi_objective_pruning")))
 
@@ -92,3 +103,74 @@ class RayBackend(Backend):
         from nas.ray_backend import run_ray  # Ray is an optional extra
 
         run_ray(search, study, evaluator, objectives)
+
+
+# --- local workers: they live and die with the search that started them ------------------
+# Each worker holds this lock shared for as long as it lives (the OS drops it when the process
+# ends, however it ends); a search that claims the run directory must get it exclusively, so a
+# --resume beside a worker still training is refused instead of failing that worker's trials.
+WORKERS_LOCK = "workers.lock"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block Ctrl-C in this thread meanwhile: processes started meanwhile inherit the mask, so
+    a Ctrl-C while a worker still imports torch (seconds) does not print its traceback; the
+    worker then ignores SIGINT (:func:`become_worker`). A Ctrl-C that arrives meanwhile
+    reaches this process afterwards, not lost."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def become_worker(run_dir: Path) -> Optional[ReadWriteLock]:
+    """Called first in a local worker process: leave Ctrl-C to the driver (it prints one line
+    and stops the workers), hold :data:`WORKERS_LOCK`, and die with the driver. Returns the
+    lock, to be kept referenced for the worker's life (None outside a worker process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked by sigint_blocked; now ignored, and a pending one dropped
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    driver = multiprocessing.parent_process()
+    if driver is None:  # called in a process of its own: nothing to die with
+        return None
+    lock = ReadWriteLock(run_dir / WORKERS_LOCK, is_singleton=False)
+    lock.acquire_read()
+    if sys.platform.startswith("linux"):  # the kernel kills this process when the driver dies, even mid-trial
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # Only now, with the lock held and the death signal set: a driver that died before (while
+    # this process imported torch) sends no signal, and a resume may already have claimed the
+    # directory; this worker must not start a trial then.
+    if os.getppid() != driver.pid or multiprocessing.connection.wait([driver.sentinel], timeout=0):
+        os._exit(1)
+    # Portable fallback (macOS, Windows) and a second line on Linux: the driver's end of a pipe
+    # closes when it dies, however it dies.
+    threading.Thread(target=_exit_with_driver, args=(driver.sentinel,), daemon=True,
+                     name="graphnas-driver-watch").start()
+    return lock
+
+
+def _exit_with_driver(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)  # at once: a trial left RUNNING is failed and queued again by --resume
+
+
+def refuse_live_workers(run_dir: Path) -> None:
+    """Raise ValueError (one line) if a worker of an earlier search still runs in ``run_dir``
+    (its driver was killed: workers die with it, this closes the moment in between)."""
+    path = run_dir / WORKERS_LOCK
+    if not path.is_file():  # no search with --workers ever ran here
+        return
+    lock = ReadWriteLock(path, is_singleton=False)
+    try:
+        lock.acquire_write(blocking=False)
+    except Timeout:
+        raise ValueError(f"{run_dir}: worker processes of an earlier search are still running in it (they hold "
+                         f"{WORKERS_LOCK}); wait for them to end before --resume") from None
+    finally:
+        lock.close()

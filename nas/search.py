@@ -26,16 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
 from evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
+from evaluators.estimate import TrialBudget, available_memory, estimate_cost
 from evaluators.evaluator import EVALUATORS, Evaluator
 from evaluators.splits import Splits, confirmation_folds
-from evaluators.training import check_device, check_sampled_attention, trains_sampled
+from evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
 from nas.backends import BACKENDS, become_worker, refuse_live_workers, sigint_blocked
 from nas.darts import DartsConfig
-from nas.pruners import CURVE_ATTR, PRUNERS, MetricMedianRule
+from nas.pruners import AUTO as AUTO_PRUNER, CURVE_ATTR, METRIC_RULES, PRUNERS
 from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
                            transfer_for)
-from nas.outcome import completed, failed, pruned, tell
+from nas.outcome import OVER_BUDGET_ATTR, completed, failed, over_budget, pruned, tell
 from nas.refine import NEIGHBOUR_ATTR, neighbour_params
 from nas.strategies import STRATEGIES
 from nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
@@ -48,6 +49,8 @@ from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
 
 log = logging.getLogger(__name__)
+ESTIMATE_ATTR = "estimate"  # trial user attribute: the candidate's cost estimated before it trained
+MAX_REFUSED = 20  # over-budget proposals (at least; or the budget) before the search gives up on its space
 
 
 @dataclass
@@ -68,7 +71,10 @@ class BudgetCount:
 
 
 def _counts(t: optuna.trial.FrozenTrial) -> bool:
-    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+    """Completed, pruned, or failed by the candidate itself; not a trial interrupted by a dead
+    process (no error), nor one refused as over budget before it trained (``over_budget``)."""
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        t.state == TrialState.FAIL and "error" in t.user_attrs and not t.user_attrs.get(OVER_BUDGET_ATTR))
 
 
 def count_finished(study: optuna.Study, trials: Optional[list[optuna.trial.FrozenTrial]] = None) -> int:
@@ -103,7 +109,9 @@ class SearchConfig(BaseModel):
     # torch threads of each trial; None: the cores divided by the local workers (a worker
     # that took every core ran 7x slower beside another). Part of the numbers: a run keeps it.
     threads: Optional[int] = Field(default=None, ge=1)
-    pruner: str = "none"  # early stopping of hopeless trials (see nas.pruners for multi-objective searches)
+    # early stopping of hopeless trials (see nas.pruners for multi-objective searches); auto:
+    # successive halving over epochs when candidates train (multi-fidelity), else none
+    pruner: str = "auto"
     evaluator: str = "train"  # evaluators.evaluator.EVALUATORS: train each candidate, or a table (nas-bench-graph)
     backend: str = "local"  # nas.backends.BACKENDS: this process and its workers, or Ray Tune
     ray_address: Optional[str] = None  # None: start a local Ray; "auto" or ray://HOST:PORT: join a cluster
@@ -215,6 +223,10 @@ class Search:
         self.evaluator_entry = EVALUATORS.entry(config.evaluator)  # raises, listing the evaluators
         self.trains = self.evaluator_entry.can("trains")  # else a table answers: no seeds, no model
         self.differentiable = self.strategy.can("differentiable")
+        if config.pruner == "auto":  # multi-fidelity where each candidate trains (a supernet trains once)
+            config = config.model_copy(update={"pruner": AUTO_PRUNER if self.trains and not self.differentiable
+                                               else "none"})
+            self.config = config
         # another machine's search on the same shared database and run name: this one joins it
         self.joining = not resume and self._joins_a_shared_study()
         if resume:
@@ -239,6 +251,8 @@ class Search:
         self.references = self._check_references()
         self._prepared: Optional[Evaluator] = None
         self._budget = BudgetCount()
+        self.deadline = math.inf  # run() sets it from --timeout
+        self._refused = 0  # proposals refused as over budget, never trained
         self.knowledge = self._open_knowledge()
         self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
         # the driving process holds the run directory until its run ends; its workers do not
@@ -408,6 +422,8 @@ class Search:
         return self._prepared
 
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
+        # --timeout bounds the whole search, confirmation included, from this moment
+        self.deadline = time.monotonic() + self.config.timeout if self.config.timeout else math.inf
         before = torch.get_num_threads()
         torch.set_num_threads(self.config.threads)
         try:
@@ -561,6 +577,13 @@ class Search:
         for n, row in enumerate(finalists.itertuples()):
             if str(row.trial) in records:
                 continue
+            # --timeout covers the confirmation: a finalist whose trainings would not fit is not begun
+            needs = float(row.train_time_s) * (len(folds) if folds is not None else self.config.confirm_seeds)
+            if time.monotonic() + needs > self.deadline:
+                log.warning("confirmation stopped at %d of %d finalists: the search's --timeout %g s leaves too "
+                            "little time for trial %d (about %.0f s)", n, len(finalists), self.config.timeout,
+                            row.trial, needs)
+                break
             if observer:
                 self._observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(finalists)})")
             records[str(row.trial)] = self._confirmation(evaluator, Architecture.from_json(row.arch_json), row, folds)
@@ -662,8 +685,12 @@ class Search:
              observer: Optional[Observer] = None, worker: int = 0) -> None:
         """Run trials until the budget is met: finished trials plus those other workers are
         running now (so that N workers do not overshoot it by N - 1)."""
-        deadline = time.monotonic() + self.config.timeout if self.config.timeout else math.inf
-        while time.monotonic() < deadline:
+        while time.monotonic() < self.deadline:
+            if self._refused > max(MAX_REFUSED, self.config.trials):
+                log.warning("the search stopped: its last %d proposals were all over budget (see the trials' errors); "
+                            "give a larger --timeout or --trial-timeout, or a space of cheaper candidates",
+                            self._refused)
+                break
             if self._space_exhausted(study):
                 log.warning("space %s is exhausted: all its %d architectures have been evaluated, so the search "
                             "stops at %d of %d trials", self.space.name, len(self._all_ids),
@@ -770,6 +797,12 @@ class Search:
             arch = self.space.suggest(trial)
             trial.set_user_attr("arch_id", arch.arch_id)
             trial.set_user_attr("arch_json", arch.to_json())
+            refusal = self._over_budget(arch, evaluator, trial)
+            if refusal is not None:  # never trained: the sampler sees a failure, the budget does not count it
+                self._refused += 1
+                state = tell(study, trial, over_budget(f"over budget, not trained: {refusal}"))
+                log.warning("trial %d not trained: %s", trial.number, refusal)
+                return state
             if self.backend.sole_writer():
                 # The sampler's state once this trial's proposal is drawn: if the process
                 # dies now, --resume retries this trial with its parameters (which draws
@@ -797,15 +830,19 @@ class Search:
             if old.user_attrs.get("arch_id") == arch.arch_id:  # same seed, same result: reuse it
                 return TrialResult.from_attrs(old.user_attrs)
 
-        if self.config.pruner == "none":
+        if self.config.pruner == "none" and self.deadline == math.inf:
             return evaluator.evaluate(arch)
         curve: list[float] = []
         rule = None
-        if len(study.directions) > 1:  # Optuna's pruners are single-objective: our explicit rule
-            rule = MetricMedianRule(maximize=self.objectives(evaluator)[0].direction == "maximize")
+        if len(study.directions) > 1 and self.config.pruner != "none":  # Optuna prunes one objective: our rule
+            rule = METRIC_RULES[self.config.pruner](self.objectives(evaluator)[0].direction == "maximize")
 
         def report(epoch: int, value: float) -> bool:  # the evaluator's early-stopping hook
             curve.append(value)
+            if time.monotonic() > self.deadline:
+                raise TrialPruned(f"stopped at epoch {epoch}: the search's --timeout {self.config.timeout:g} s ran out")
+            if self.config.pruner == "none":
+                return False
             if rule is not None:
                 return rule.should_prune(study, curve)
             trial.report(value, epoch)
@@ -815,6 +852,24 @@ class Search:
             return evaluator.evaluate(arch, report)
         finally:  # complete or pruned, the curve is what later trials are compared with
             trial.set_user_attr(CURVE_ATTR, curve)
+
+    def _over_budget(self, arch: Architecture, evaluator: Evaluator, trial: optuna.Trial) -> Optional[str]:
+        """Why ``arch`` cannot be trained within the trial's budget, from its estimated cost
+        (recorded on the trial before it trains), or None. The budget is the trial's
+        --trial-timeout and what is left of the search's --timeout, in seconds, and the
+        device's free memory for attention scores."""
+        bundle = getattr(evaluator, "bundle", None)
+        if not self.trains or bundle is None:
+            return None
+        train = self.config.train
+        device = resolve_device(train.device)
+        estimate = estimate_cost(arch, bundle, train.batch_size, device)
+        trial.set_user_attr(ESTIMATE_ATTR, {"flops": estimate.flops, "attention_mib": estimate.attention_bytes / 2 ** 20,
+                                            "seconds_per_epoch": estimate.seconds_per_epoch})
+        limits = [t for t in (train.trial_timeout, self.deadline - time.monotonic()) if t != math.inf and t is not None]
+        budget = TrialBudget(min(limits) if limits else None, available_memory(device))
+        # the epochs a candidate runs at least unless a pruner stops it: early stopping needs patience
+        return budget.refusal(estimate, min(train.epochs, train.patience + 1))
 
 
 # What config.yaml records beside the settings (not settings: a resume does not take them)
