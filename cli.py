@@ -505,7 +505,11 @@ def train(
                                           "seeds (--splits 10 for the heterophily graphs)."),
     seed: int = typer.Option(0, help="First seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for weights and figures."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for weights and figures, "
+                                          "written whole: into a new directory beside it, renamed into place at "
+                                          "the end."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace what -o DIR holds [default: refuse a "
+                                   "DIR that holds files]."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Also export the first seed's model: pt2 | onnx."),
     data_root: Optional[Path] = typer.Option(None, help="Dataset root [default: $GRAPHNAS_DATA or the cache]."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings."),
@@ -515,7 +519,7 @@ def train(
     from evaluators.training import check_device
     from results.export import ExportError, read_export
     from evaluators.datasets import over_splits
-    from results.retrain import RetrainReport, check_compatible, retrain
+    from results.retrain import RetrainReport, check_compatible, check_output_dir, retrain, staged_output
     from search_spaces.zoo import zoo_entry
 
     if fmt not in (None, "pt2", "onnx"):
@@ -523,6 +527,8 @@ def train(
     if fmt and output is None:
         _fail("--format needs -o DIR to write the exported model into")
     try:
+        if output is not None:  # before any work: an earlier output is not mixed with the new one
+            check_output_dir(output, overwrite)
         check_device(device)
         arch, info, record = read_export(arch_file)
         name = dataset or record.get("dataset")
@@ -540,8 +546,9 @@ def train(
         bundles = over_splits(bundle, splits, split)
         from nas.noise import known_noise_silenced
 
-        with known_noise_silenced():  # one retrain per split, its files in split<K>/ when several
-            runs = [retrain(arch, b, config, seeds, output / f"split{split + k}" if output and splits > 1 else output, fmt)
+        # one retrain per split, its files in split<K>/ when several; all of them in place at once
+        with known_noise_silenced(), staged_output(output, overwrite) as out:
+            runs = [retrain(arch, b, config, seeds, out / f"split{split + k}" if out and splits > 1 else out, fmt)
                     for k, b in enumerate(bundles)]
         report, note = RetrainReport([r for done, _ in runs for r in done.results]), runs[0][1]
     except (ExportError, DatasetError, ValueError) as err:

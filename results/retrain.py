@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 
@@ -75,3 +78,51 @@ def retrain(arch: Architecture, bundle: DatasetBundle, config: TrainConfig, seed
     if out_dir is not None:
         (out_dir / "figures.json").write_text(json.dumps({**report.to_dict(), "export": note}, indent=2))
     return report, note
+
+
+def check_output_dir(out_dir: Path, overwrite: bool = False) -> None:
+    """Refuse, before any training, an output that is a file, or a directory that holds files
+    (an earlier output: the new one would be mixed with it) unless ``overwrite``."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"-o {out_dir}: a file, not a directory; give a directory for the weights and figures")
+    held = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+    if held and not overwrite:
+        raise ValueError(f"-o {out_dir} already holds {', '.join(held[:4])}{' ...' if len(held) > 4 else ''}; "
+                         "give --overwrite to replace it, or another directory")
+
+
+@contextmanager
+def staged_output(out_dir: Optional[Path], overwrite: bool = False) -> Iterator[Optional[Path]]:
+    """A fresh directory beside ``out_dir`` to write the whole output into, renamed into place
+    when the block ends without error (and removed when it fails): a run killed mid-way leaves
+    ``out_dir`` as it was, never new files beside an earlier output's. ``None`` yields None."""
+    if out_dir is None:
+        yield None
+        return
+    check_output_dir(out_dir, overwrite)
+    target = out_dir.resolve()  # a symbolic link: the directory it names is replaced
+    # beside the target, so the final rename stays on one filesystem; hidden, named by process
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)  # left by a killed process of the same id
+        staging.mkdir(parents=True)
+    except OSError as err:
+        raise ValueError(f"-o {out_dir}: cannot write beside it ({err.strerror or err})") from None
+    try:
+        yield staging
+        _publish(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone once published; else what a failure left
+
+
+def _publish(staging: Path, target: Path) -> None:
+    if not target.exists() or not any(target.iterdir()):
+        os.replace(staging, target)  # atomic, also over an empty directory (POSIX rename)
+        return
+    # --overwrite: a directory cannot be renamed over a non-empty one, so the earlier output is
+    # moved aside first; a kill between the two renames leaves it whole as .NAME.old-PID
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)

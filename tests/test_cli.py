@@ -351,3 +351,70 @@ def test_search_help_says_the_defaults_of_the_settings_models():
         said = f"[default: {_model_default(section, field)}]"
         assert said in text, (option, said)
     assert f"[default: {TrainConfig().epochs}]" in text and "[default: 10,10]" in text
+
+
+def _earlier_output(out) -> dict:
+    out.mkdir()
+    for name in ("arch.json", "seed0.pt", "seed1.pt", "seed2.pt", "figures.json"):
+        (out / name).write_text(f"earlier {name}")
+    return {p.name: p.read_text() for p in out.iterdir()}
+
+
+def test_train_o_refuses_an_earlier_output_and_replaces_it_whole_with_overwrite(tmp_path, cache_dir):
+    out = tmp_path / "model"
+    earlier = _earlier_output(out)
+    args = ["train", "zoo:gcn", "--dataset", "synthetic", "--seeds", "1", "--epochs", "2", "--cache-dir", str(cache_dir),
+            "-o", str(out)]
+    line = _one_line_exit_2(runner.invoke(app, args))
+    assert f"-o {out} already holds arch.json, figures.json, seed0.pt, seed1.pt ..." in line and "--overwrite" in line
+    assert {p.name: p.read_text() for p in out.iterdir()} == earlier
+    (tmp_path / "file").write_text("x")
+    assert "a file, not a directory" in _one_line_exit_2(runner.invoke(app, [*args[:-1], str(tmp_path / "file")]))
+    result = runner.invoke(app, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"arch.json", "figures.json", "seed0.pt"}  # nothing of the earlier one
+    assert json.loads((out / "figures.json").read_text())["seeds"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "model"]  # no staging directory left beside it
+
+
+def test_train_o_interrupted_leaves_the_earlier_output_as_it_was(tmp_path, cache_dir, monkeypatch):
+    import results.retrain
+
+    out = tmp_path / "model"
+    earlier = _earlier_output(out)
+    trained = []
+
+    def interrupted_after_one_seed(*args, **kwargs):
+        if trained:
+            raise KeyboardInterrupt  # Ctrl-C in the second seed, after seed0.pt is written
+        trained.append(1)
+        return train_model(*args, **kwargs)
+
+    train_model = results.retrain.train_model
+    monkeypatch.setattr(results.retrain, "train_model", interrupted_after_one_seed)
+    result = runner.invoke(app, ["train", "zoo:gcn", "--dataset", "synthetic", "--seeds", "2", "--epochs", "2",
+                                 "--cache-dir", str(cache_dir), "-o", str(out), "--overwrite"])
+    assert result.exit_code == 130 and trained
+    assert {p.name: p.read_text() for p in out.iterdir()} == earlier  # no new seed0.pt beside the old seed1.pt
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+@pytest.mark.slow
+def test_train_o_killed_mid_way_leaves_the_earlier_output_as_it_was(tmp_path, cache_dir):
+    import signal
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "model"
+    earlier = _earlier_output(out)
+    proc = subprocess.Popen([sys.executable, "cli.py", "train", "zoo:gcn", "--dataset", "synthetic", "--seeds", "3",
+                             "--epochs", "50", "--patience", "50", "--cache-dir", str(cache_dir), "-o", str(out),
+                             "--overwrite"], cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".model.partial-*/seed0.pt")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-way: seed0.pt written, the other seeds not
+    proc.wait()
+    assert list(tmp_path.glob(".model.partial-*/seed0.pt")), "killed before its first seed was written"
+    assert {p.name: p.read_text() for p in out.iterdir()} == earlier
