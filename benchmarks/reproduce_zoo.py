@@ -112,8 +112,10 @@ class PlainLuo(nn.Module):
     def __init__(self, conv, f, c, out, layers, res, bn, dropout):
         super().__init__()
         widths = [f] + [c] * layers
-        self.convs = nn.ModuleList(conv(widths[i], c) for i in range(layers))
-        self.lins = nn.ModuleList(nn.Linear(widths[i], c) for i in range(layers)) if res else None
+        # built layer by layer (conv, then its lin), the order graphnas draws initial weights in
+        pairs = [(conv(widths[i], c), nn.Linear(widths[i], c) if res else None) for i in range(layers)]
+        self.convs = nn.ModuleList(p[0] for p in pairs)
+        self.lins = nn.ModuleList(p[1] for p in pairs) if res else None
         self.norms = nn.ModuleList(nn.BatchNorm1d(c) for _ in range(layers)) if bn else None
         self.pred, self.dropout = nn.Linear(c, out), dropout
 
