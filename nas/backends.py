@@ -122,6 +122,11 @@ def sigint_blocked() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
         yield
         return
+    # the first spawned process starts multiprocessing's resource tracker, and that unblocks
+    # SIGINT as it ends (its own mask dance): started now, before ours, it cannot undo it
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield

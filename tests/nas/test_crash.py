@@ -41,7 +41,8 @@ def kill_group(proc: subprocess.Popen) -> None:
 def test_kill_minus_9_then_resume(tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     args = [sys.executable, "cli.py", "search", "--space", "tiny", "--trials", "5", "--epochs", "30", "--patience", "30",
-            "--strategy", "random", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir), "--quiet"]
+            "--pruner", "none", "--strategy", "random", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir),
+            "--quiet"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 120
@@ -73,7 +74,8 @@ def test_kill_minus_9_then_resume(tmp_path, cache_dir):
 
 def _search(run_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "cli.py", "search", "--space", "tiny", "--trials", "5", "--epochs", "30", "--patience", "30",
-            "--strategy", "tpe", "--seed", "3", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir), "--quiet",
+            "--pruner", "none", "--strategy", "tpe", "--seed", "3", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir),
+            "--quiet",
             *extra]
 
 
@@ -120,7 +122,8 @@ def _children(pid: int) -> list[tuple[int, str]]:
 def test_a_worker_killed_mid_trial_fails_only_its_trial(tmp_path, cache_dir):
     run_dir = tmp_path / "workers"
     args = [sys.executable, "cli.py", "search", "--space", "tiny", "--trials", "6", "--epochs", "40", "--patience", "40", "--workers", "2",
-            "--strategy", "random", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir), "--quiet"]
+            "--pruner", "none", "--strategy", "random", "--run-dir", str(run_dir), "--cache-dir", str(cache_dir),
+            "--quiet"]
     log = tmp_path / "stderr.log"  # a file, not a pipe that nobody reads while we poll
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     journal = run_dir / "journal.log"

@@ -23,8 +23,8 @@ BUDGET = 4
 
 
 def _search(run_dir: Path, cache_dir: Path) -> list[str]:
-    return [sys.executable, "cli.py", "search", "--space", "tiny", "--trials", str(BUDGET), "--epochs", "40",
-            "--patience", "40", "--workers", "2", "--strategy", "random", "--run-dir", str(run_dir),
+    return [sys.executable, "cli.py", "search", "--space", "tiny", "--trials", str(BUDGET), "--epochs", "20",
+            "--patience", "20", "--pruner", "none", "--workers", "2", "--strategy", "random", "--run-dir", str(run_dir),
             "--cache-dir", str(cache_dir), "--quiet"]
 
 
@@ -87,7 +87,7 @@ def _gone_within(seconds: float, processes: list[psutil.Process], run_dir: Path)
 
 
 @pytest.mark.parametrize("sig,moment", [(signal.SIGKILL, "mid-trial"), (signal.SIGTERM, "mid-trial"),
-                                        (signal.SIGKILL, "starting")])
+                                        (signal.SIGKILL, "starting")], ids=["kill-9", "sigterm", "kill-9-starting"])
 def test_a_killed_search_leaves_no_worker_and_its_resume_meets_the_budget(tmp_path, cache_dir, sig, moment):
     run_dir = tmp_path / "run"
     log = tmp_path / "stderr.log"  # a file, not a pipe that nobody reads while we poll
@@ -104,10 +104,10 @@ def test_a_killed_search_leaves_no_worker_and_its_resume_meets_the_budget(tmp_pa
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
     study = _study(run_dir)
-    assert "Traceback" not in log.read_text()
-    if moment == "starting":
+    if moment == "starting":  # (a worker whose driver died while starting it may print multiprocessing's EOFError)
         assert study is None or {t.state.name for t in study.trials} <= {"WAITING"}  # no worker began a trial
         return
+    assert "Traceback" not in log.read_text()
     before = {t.number: t.values for t in study.trials if t.state.name == "COMPLETE"}
     running = {t.number for t in study.trials if t.state.name == "RUNNING"}
     assert before and len(running) == 2  # nothing moved after the kill
