@@ -49,6 +49,15 @@ def failed(error: BaseException | str) -> Outcome:
     return Outcome(TrialState.FAIL, attrs={"error": message[:ERROR_CHARS]})
 
 
+OVER_BUDGET_ATTR = "over_budget"
+
+
+def over_budget(reason: str) -> Outcome:
+    """FAIL without training: the candidate's estimated cost exceeds the trial's budget. The
+    sampler learns to avoid it; the search's budget does not count it."""
+    return Outcome(TrialState.FAIL, attrs={"error": reason[:ERROR_CHARS], OVER_BUDGET_ATTR: True})
+
+
 def pruned(reason: str) -> Outcome:
     """PRUNED: stopped early by a pruner; counted in the budget, not a failure."""
     return Outcome(TrialState.PRUNED, attrs={"pruned": reason})

@@ -29,7 +29,13 @@ PRUNERS.register("hyperband", "Hyperband: successive halving in several brackets
                  "(Li et al. 2018)")(
     lambda: optuna.pruners.HyperbandPruner(min_resource=10, reduction_factor=3))
 
-MULTI_OBJECTIVE_PRUNERS = ("none", "median")  # what MetricMedianRule can stand in for
+# What a search with --pruner auto (the default) uses: successive halving over epochs for a
+# search that trains its candidates (cheap low-epoch rungs rank many, the promising ones train
+# to the end), none where nothing trains per trial (a table) or one supernet trains (darts).
+AUTO = "asha"
+PRUNERS.register("auto", "The default: asha when each candidate trains, none for a table or a supernet")(
+    lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=10, reduction_factor=3))
+MULTI_OBJECTIVE_PRUNERS = ("none", "median", "asha")  # what the metric rules below stand in for
 CURVE_ATTR = "val_curve"  # user attribute: the validation metric of every epoch a trial ran
 
 
@@ -55,3 +61,39 @@ class MetricMedianRule:
         median = statistics.median(best(c[:epoch + 1]) for c in others)
         mine = best(curve)
         return mine < median if self.maximize else mine > median
+
+
+class MetricHalvingRule:
+    """Asynchronous successive halving (Li et al., MLSys 2020) on the metric objective alone,
+    for multi-objective searches, where Optuna's ``SuccessiveHalvingPruner`` refuses to run.
+    Its rule is Optuna's: at the rungs ``min_epochs * reduction_factor**k`` epochs a trial goes
+    on only if its best validation so far is within the top ``1 / reduction_factor`` of the
+    trials that reached the same rung (their best up to that epoch, from the curves finished
+    trials keep); the first trials at a rung, fewer than ``reduction_factor``, go on only if
+    they are the best there, as Optuna does (it cannot pause a trial to wait for others)."""
+
+    def __init__(self, maximize: bool, min_epochs: int = 10, reduction_factor: int = 3) -> None:
+        self.maximize, self.min_epochs, self.reduction_factor = maximize, min_epochs, reduction_factor
+
+    def is_rung(self, epochs: int) -> bool:
+        rung = self.min_epochs
+        while rung < epochs:
+            rung *= self.reduction_factor
+        return rung == epochs
+
+    def should_prune(self, study: optuna.Study, curve: Sequence[float]) -> bool:
+        epochs = len(curve)
+        if not self.is_rung(epochs):
+            return False
+        best = max if self.maximize else min
+        mine = best(curve)
+        values = [best(t.user_attrs[CURVE_ATTR][:epochs]) for t in study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if len(t.user_attrs.get(CURVE_ATTR) or ()) >= epochs] + [mine]
+        values.sort(reverse=self.maximize)
+        threshold = values[max(len(values) // self.reduction_factor - 1, 0)]
+        return mine < threshold if self.maximize else mine > threshold
+
+
+# the rule standing in for each pruner of MULTI_OBJECTIVE_PRUNERS (none needs none)
+METRIC_RULES: dict[str, Callable[[bool], object]] = {"median": MetricMedianRule, "asha": MetricHalvingRule}

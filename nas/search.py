@@ -32,7 +32,7 @@ from evaluators.splits import Splits, confirmation_folds
 from evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
 from nas.backends import BACKENDS, become_worker, refuse_live_workers, sigint_blocked
 from nas.darts import DartsConfig
-from nas.pruners import AUTO as AUTO_PRUNER, CURVE_ATTR, METRIC_RULES, PRUNERS
+from nas.pruners import AUTO as AUTO_PRUNER, CURVE_ATTR, METRIC_RULES, PRUNERS, MetricHalvingRule
 from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
                            transfer_for)
@@ -189,6 +189,15 @@ def _identity(config: dict) -> dict:
     return {**config, "train": train}
 
 
+def auto_pruner(config: SearchConfig, trains_each: bool) -> str:
+    """``--pruner auto``: multi-fidelity (successive halving over epochs) where each candidate
+    trains long enough for its rungs to rank anything, at least two rungs below the last
+    epoch (10 and 30 epochs); none for a table or a supernet (it trains once) and for runs
+    of a few epochs."""
+    rule = MetricHalvingRule(maximize=True)
+    return AUTO_PRUNER if trains_each and config.train.epochs >= rule.min_epochs * rule.reduction_factor else "none"
+
+
 class Search:
     """One search run over ``config``; ``run()`` executes or resumes it."""
 
@@ -223,9 +232,8 @@ class Search:
         self.evaluator_entry = EVALUATORS.entry(config.evaluator)  # raises, listing the evaluators
         self.trains = self.evaluator_entry.can("trains")  # else a table answers: no seeds, no model
         self.differentiable = self.strategy.can("differentiable")
-        if config.pruner == "auto":  # multi-fidelity where each candidate trains (a supernet trains once)
-            config = config.model_copy(update={"pruner": AUTO_PRUNER if self.trains and not self.differentiable
-                                               else "none"})
+        if config.pruner == "auto":
+            config = config.model_copy(update={"pruner": auto_pruner(config, self.trains and not self.differentiable)})
             self.config = config
         # another machine's search on the same shared database and run name: this one joins it
         self.joining = not resume and self._joins_a_shared_study()
@@ -405,7 +413,9 @@ class Search:
     def _check_resume(self) -> None:
         self.store.check_study(self.config.study_name)  # a deleted or damaged study: one line, nothing created
         # Settings added since the run was written take their defaults (older runs resume).
-        old = _identity({**SearchConfig().model_dump(mode="json"), **self.store.read_config()})
+        defaults, stored = SearchConfig().model_dump(mode="json"), self.store.read_config()
+        # one level down too: a train setting added since (split) takes its default in an older run
+        old = _identity({**defaults, **stored, "train": {**defaults["train"], **(stored.get("train") or {})}})
         new = _identity(self.config.model_dump(mode="json"))
         # each changed setting by its own path (train.epochs), not the two whole sections
         diffs = [f"{path}: run has {_at(old, path)!r}, now {_at(new, path)!r}" for k in IDENTITY_KEYS

@@ -194,8 +194,8 @@ def test_median_pruner_stops_hopeless_trials(tmp_path, cache_dir):
 
 def test_pruning_needs_a_single_objective(tmp_path):
     with pytest.raises(ValueError, match=r"Optuna prunes single-objective searches only.*--backend ray \(ASHA\)"):
-        Search(SearchConfig(run_dir=str(tmp_path / "x"), pruner="asha"))
-    with pytest.raises(KeyError, match="asha, hyperband, median, none"):
+        Search(SearchConfig(run_dir=str(tmp_path / "x"), pruner="hyperband"))
+    with pytest.raises(KeyError, match="asha, auto, hyperband, median, none"):
         Search(SearchConfig(run_dir=str(tmp_path / "y"), objectives="metric", pruner="successive"))
 
 
@@ -228,9 +228,36 @@ def test_hyperband_and_multi_objective_pruner_rules(tmp_path):
     from nas.pruners import PRUNERS
 
     assert type(PRUNERS.get("hyperband")()).__name__ == "HyperbandPruner"
-    with pytest.raises(ValueError, match="multi-objective ones are pruned by the median rule on the metric objective"):
+    with pytest.raises(ValueError, match="pruned by the median or successive-halving rule on the metric objective"):
         Search(SearchConfig(run_dir=str(tmp_path / "z"), pruner="hyperband"))
     Search(SearchConfig(run_dir=str(tmp_path / "w"), pruner="median"))  # metric,flops with the median rule
+    # the default is multi-fidelity where candidates train, none for a table
+    assert Search(SearchConfig(run_dir=str(tmp_path / "v"))).config.pruner == "asha"
+    few = SearchConfig(run_dir=str(tmp_path / "t"), train=TrainConfig(epochs=20))  # fewer epochs than two rungs
+    assert Search(few).config.pruner == "none"
+    assert Search(SearchConfig(run_dir=str(tmp_path / "u"), space="nas_bench_graph", evaluator="nas-bench-graph",
+                               objectives="metric,latency", dataset="cora")).config.pruner == "none"
+
+
+def test_metric_halving_rule_keeps_the_top_third_at_each_rung():
+    import optuna
+
+    from nas.pruners import CURVE_ATTR, MetricHalvingRule
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    rule = MetricHalvingRule(maximize=True, min_epochs=10, reduction_factor=3)
+    assert [e for e in range(1, 100) if rule.is_rung(e)] == [10, 30, 90]
+    assert not rule.should_prune(study, [0.1] * 10)  # the first trial at a rung goes on
+    for top in (0.5, 0.6, 0.7, 0.8, 0.9):  # finished trials, flat at `top` for 30 epochs
+        trial = study.ask()
+        trial.set_user_attr(CURVE_ATTR, [top] * 30)
+        study.tell(trial, [top, 1.0])
+    assert not rule.should_prune(study, [0.1] * 9)  # not a rung
+    # six at rung 10 (five and this one): the top 6 // 3 = 2 go on, so 0.8 is the bar
+    assert rule.should_prune(study, [0.75] * 10) and not rule.should_prune(study, [0.85] * 10)
+    assert not rule.should_prune(study, [0.1] * 9 + [0.95])  # its best so far counts
+    lower = MetricHalvingRule(maximize=False)  # an error metric: lower is better
+    assert lower.should_prune(study, [0.75] * 10) and not lower.should_prune(study, [0.55] * 10)
 
 
 @pytest.mark.slow
@@ -279,12 +306,12 @@ def test_trial_timeout_stops_a_slow_trial_and_records_it_failed(tmp_path, cache_
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(GCNConv, "forward", sleepy)
-    slow = TrainConfig(epochs=1000, patience=1000, latency_repeats=1, trial_timeout=1.0)
+    slow = TrainConfig(epochs=100, patience=100, latency_repeats=1, trial_timeout=2.0)  # estimated to fit
     start = time.monotonic()
     search, study = run(tmp_path, cache_dir, space=str(space), trials=2, train=slow, references=[])
-    assert time.monotonic() - start < 30  # 1000 epochs of 0.4 s would be minutes
+    assert time.monotonic() - start < 30  # 100 epochs of 0.4 s would be a minute
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
-    assert all("running past --trial-timeout 1 s" in t.user_attrs["error"] for t in study.trials)
+    assert all("running past --trial-timeout 2 s" in t.user_attrs["error"] for t in study.trials)
     assert count_finished(study) == 2  # failed by the candidate: counted, not retried on resume
 
 
@@ -319,7 +346,9 @@ def test_a_trial_records_its_figures_in_one_attribute(tmp_path, cache_dir):
 
     _, study = run(tmp_path, cache_dir, trials=1, references=[])
     attrs = study.trials[0].user_attrs
-    assert set(attrs) <= {RESULT_ATTR, "arch_id", "arch_json", "worker"}  # one write for every figure
+    # one write for every figure; the estimate is written before training, the curve for the pruner
+    assert set(attrs) <= {RESULT_ATTR, "arch_id", "arch_json", "worker", "estimate", "val_curve"}
+    assert attrs["estimate"]["flops"] > 0 and attrs["estimate"]["seconds_per_epoch"] > 0
     result = TrialResult.from_attrs(attrs)
     assert result.arch_id == attrs["arch_id"] and 0 <= result.val_metric <= 1 and result.flops > 0
 
