@@ -304,6 +304,16 @@ def search(
             console.print(f"node features: {features}", highlight=False)
         if runner.task is not None and not runner.task.how.startswith("declared"):  # a file's or class's task
             console.print(f"task: {runner.task.task} ({runner.task.how})", highlight=False)
+        if not resume and not runner.differentiable:
+            console.print(_trial_sources_line(runner), highlight=False)
+        bundle = getattr(runner.prepare(), "bundle", None)
+        if bundle is not None and "auto" in runner.space.spec.global_.feature_norm.values():
+            from evaluators.datasets import auto_feature_norm
+
+            chosen = auto_feature_norm(bundle)
+            console.print(f"feature_norm auto: {chosen} for these features ("
+                          + ("non-negative integers: bag-of-words counts" if chosen == "row" else
+                             "signed or real values: row normalisation would distort them") + ")", highlight=False)
         console.print(f"[bold]graphnas search[/]: space [cyan]{runner.space.name}[/] "
                       f"({runner.space.size():,} architectures), dataset [cyan]{config.dataset}[/], "
                       f"strategy {config.strategy}, objectives {config.objectives}, run dir {runner.run_dir}")
@@ -331,6 +341,19 @@ def search(
         console.print(results_table(outputs.frame, outputs.front, metric_name))
         console.print(f"Pareto front: {len(outputs.front)} trials. Files in [bold]{runner.run_dir}[/]: "
                       "trials.csv, pareto.json, pareto.png, best_arch.json, summary.md")
+
+
+def _trial_sources_line(runner) -> str:
+    """Where the run's trials will come from, named: the user sees what steers the search."""
+    counts = runner.trial_sources(runner.prepare())
+    parts = [f"{counts['references']} reference design(s) ({', '.join(e.ref for e in runner.references[:counts['references']])})"
+             if counts["references"] else "no reference design"]
+    if counts["knowledge"]:
+        sources = ", ".join(f"{r['name']} ({r['dataset']}, distance {r['distance']:.2f})" for r in runner.transfer.record)
+        parts.append(f"{counts['knowledge']} from the knowledge store {runner.knowledge.url}, from earlier searches "
+                     f"{sources} (--knowledge none turns this off)")
+    parts.append(f"{counts['strategy']} proposed by strategy {runner.config.strategy}")
+    return "trials: " + "; ".join(parts)
 
 
 def _fail_no_trial(frame, run_dir: Path) -> None:

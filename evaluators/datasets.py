@@ -593,9 +593,9 @@ def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Op
     ``NormalizeFeatures``, each node's features summing to 1) as ``data.x_row``, computed
     once per dataset and cached like encodings (not cached without ``cache_dir``).
     Integer (embedded) features are refused."""
-    from search_spaces.builder import FEATURE_NORM_ATTRS
+    from search_spaces.builder import FEATURE_NORM_ATTRS, precomputed_feature_norms
 
-    norms = sorted(set(norms) - {"none"})
+    norms = sorted(precomputed_feature_norms(norms))  # auto brings row, which it may be
     if not norms:
         return bundle
     if bundle.info.x_cardinalities is not None:
@@ -603,9 +603,13 @@ def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Op
                            f"{', '.join(norms)} applies to float features")
     graphs = [g.clone() for g in bundle.graphs] if bundle.graphs is not None else None
     data = bundle.data.clone() if graphs is None else None
-    for norm in norms:
+    computed: dict[str, Tensor] = {}
+    for norm in sorted(norms, key=lambda n: n == "auto"):  # auto last: it is one of the others
         attr = FEATURE_NORM_ATTRS[norm]
-        x = cached_features(bundle.name, graphs if graphs is not None else data, norm, cache_dir)
+        if norm == "auto":
+            x = computed.get(auto_feature_norm(bundle)) if auto_feature_norm(bundle) != "none" else _raw_x(bundle)
+        else:
+            x = computed[norm] = cached_features(bundle.name, graphs if graphs is not None else data, norm, cache_dir)
         if graphs is None:
             setattr(data, attr, x)
             continue
@@ -614,6 +618,19 @@ def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Op
     if graphs is None:
         return replace(bundle, data=data)
     return replace(bundle, graphs=graphs, data=sample_batch(graphs, bundle.splits))
+
+
+def auto_feature_norm(bundle: DatasetBundle) -> str:
+    """What ``feature_norm: auto`` is for this dataset, decided once on all its node
+    features (``search_spaces.builder.resolve_feature_norm``): row for non-negative
+    integer features (bag-of-words counts, binary), none for signed or real ones."""
+    from search_spaces.builder import resolve_feature_norm
+
+    return resolve_feature_norm("auto", _raw_x(bundle))
+
+
+def _raw_x(bundle: DatasetBundle) -> Tensor:
+    return bundle.data.x if bundle.graphs is None else torch.cat([g.x for g in bundle.graphs])
 
 
 def cached_features(dataset: str, data: Union[Data, list[Data]], norm: str, cache_dir: Optional[Path]) -> Tensor:

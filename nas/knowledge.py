@@ -50,7 +50,21 @@ log = logging.getLogger(__name__)
 PREFIX = "knowledge/"  # study names of the store
 KNOWLEDGE_ATTR = "knowledge"  # study attribute of a run: the searches it started from
 SOURCES = 3  # closest earlier searches a transfer uses
-FIRST_PROPOSALS = 8  # proposals taken from the knowledge before the strategy's own
+FIRST_PROPOSALS = 8  # proposals taken from the knowledge before the strategy's own, at most
+# ... and never more than this share of the budget: the strategy the user named proposes the rest
+# (a Cora search of 8 trials was 4 references and 4 replays, and its strategy proposed nothing)
+REPLAY_SHARE = 0.25
+# Sources farther than this (rank_sources' distance: the RMS over the fingerprint's coordinates
+# of the difference in units of their spread) are not used. Among NAS-Bench-Graph's datasets the
+# three closest of each lie within 1.4 (pubmed: citeseer 0.80, cora 0.92, computers 1.21; arxiv
+# 1.22-1.36); a synthetic SBM graph seeded a Cora search from 2.03.
+MAX_DISTANCE = 1.5
+
+
+def replay_count(trials: int, room: int) -> int:
+    """Trials queued from the knowledge store in a search of ``trials`` with ``room`` left after
+    its references: FIRST_PROPOSALS at most, and at most REPLAY_SHARE of the budget."""
+    return max(0, min(FIRST_PROPOSALS, room, math.ceil(REPLAY_SHARE * trials)))
 MIN_HOMOPHILY_EDGES = 30  # fewer edges between training nodes give a homophily of std error > 0.09
 CLUSTERING_SAMPLE = 5000  # nodes (or graphs) the clustering coefficient is averaged over
 
@@ -509,7 +523,8 @@ def transfer_for(fingerprint: Fingerprint, origin: Origin, exclude_source: Optio
     nothing is known of this space."""
     own = str(Path(exclude_source).resolve()) if exclude_source else None
     entries = {name: e for name, e in origin.entries().items() if e.trials and e.source != own}
-    ranked = rank_sources(fingerprint, [(name, e.fingerprint) for name, e in entries.items()])[:sources]
+    ranked = [(name, d) for name, d in rank_sources(fingerprint, [(name, e.fingerprint) for name, e in entries.items()])
+              if d <= MAX_DISTANCE][:sources]
     if not ranked:
         return None
     chosen = [entries[name] for name, _ in ranked]

@@ -33,7 +33,7 @@ from evaluators.training import check_device, check_sampled_attention, resolve_d
 from nas.backends import BACKENDS, become_worker, refuse_live_workers, sigint_blocked
 from nas.darts import DartsConfig
 from nas.pruners import AUTO as AUTO_PRUNER, CURVE_ATTR, METRIC_RULES, PRUNERS, MetricHalvingRule
-from nas.knowledge import (FIRST_PROPOSALS, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
+from nas.knowledge import (FIRST_PROPOSALS, replay_count, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
                            transfer_for)
 from nas.outcome import OVER_BUDGET_ATTR, completed, failed, over_budget, pruned, tell
@@ -345,7 +345,7 @@ class Search:
         skip = [self.space.canonical_id(self.space.suggest(optuna.trial.FixedTrial(
             self.space.trial_params(e.architecture_for(self.config.dataset))))) for e in self.references]
         room = max(self.config.trials - len(self.references), 0)
-        queue_transfer(study, self.transfer, min(FIRST_PROPOSALS, room), skip)
+        queue_transfer(study, self.transfer, replay_count(self.config.trials, room), skip)
         study.set_user_attr(KNOWLEDGE_ATTR, self.transfer.record)
 
     def _register(self, study: optuna.Study) -> None:
@@ -366,7 +366,9 @@ class Search:
             task = cfg.task or dataset_task(cfg.dataset)
             if self.differentiable or not self.trains or task is None:
                 return []
-            return [e for e in zoo_entries(task) if self.space.contains(e.architecture_for(cfg.dataset))]
+            held = [e for e in zoo_entries(task) if e.reference and self.space.contains(e.architecture_for(cfg.dataset))]
+            # a share of the budget, as for the knowledge store's replays: the strategy proposes the rest
+            return held[:replay_count(cfg.trials, cfg.trials)]
         if cfg.references and (self.differentiable or not self.trains):
             raise ValueError("--reference adds trained trials to a black-box search (tpe, random, nsga2, ...); "
                              f"not to --strategy {cfg.strategy} or --evaluator {cfg.evaluator}")
@@ -494,9 +496,7 @@ class Search:
         """A fresh run's study, with its references and what it takes from the knowledge store."""
         cfg = self.config
         fingerprint = self._fingerprint(evaluator)
-        if self.knowledge is not None:  # never for a differentiable strategy (_open_knowledge)
-            self.transfer = (transfer_for(fingerprint, self._origin(), exclude_source=str(self.run_dir))
-                             if fingerprint is not None else None)
+        self.plan_transfer(evaluator)
         study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
                                         metric.name)
         study.set_user_attr(IDENTITY_ATTR, self._shared_identity())
@@ -506,6 +506,25 @@ class Search:
         self._enqueue_references(study)
         self._start_from_knowledge(study)
         return study
+
+    def plan_transfer(self, evaluator: Evaluator) -> Optional[Transfer]:
+        """What a fresh run takes from the knowledge store (once; the CLI's banner asks first):
+        None for a strategy that does not transfer (random), without a store, or with no
+        source close enough."""
+        if getattr(self, "_transfer_planned", False):
+            return self.transfer
+        self._transfer_planned = True
+        fingerprint = self._fingerprint(evaluator)
+        if self.knowledge is not None and self.strategy.can("transfers") and fingerprint is not None:
+            self.transfer = transfer_for(fingerprint, self._origin(), exclude_source=str(self.run_dir))
+        return self.transfer
+
+    def trial_sources(self, evaluator: Evaluator) -> dict[str, int]:
+        """Where a fresh run's trials come from: references, knowledge replays, the strategy."""
+        refs = min(len(self.references), self.config.trials)
+        transfer = self.plan_transfer(evaluator)
+        replays = replay_count(self.config.trials, self.config.trials - refs) if transfer is not None else 0
+        return {"references": refs, "knowledge": replays, "strategy": self.config.trials - refs - replays}
 
     def _check_joined_identity(self, study: optuna.Study) -> None:
         theirs = study.user_attrs.get(IDENTITY_ATTR)

@@ -75,7 +75,11 @@ class Strategy(ABC):
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy", capabilities={
     "multi_objective": "proposes for several objectives", "parallel": "safe with several workers sharing the study",
     "distinct": "never proposes an architecture the study already holds",
-    "differentiable": "trains a supernet and has its own run (nas.differentiable)"})
+    "differentiable": "trains a supernet and has its own run (nas.differentiable)",
+    # random is the baseline and must stay random: an Optuna user expects RandomSampler's
+    # proposals to depend on its seed alone, never on what other jobs left in the store
+    "transfers": "starts from the knowledge store: the closest earlier searches' best come first, a share of the "
+                 "budget (nas.knowledge.replay_count)"})
 
 
 class OptunaStrategy(Strategy):
@@ -97,7 +101,7 @@ class OptunaStrategy(Strategy):
 
 
 @STRATEGIES.register("tpe", "Tree-structured Parzen estimator (multi-objective MOTPE when several objectives)",
-                     multi_objective=True, parallel=True, distinct=True)
+                     multi_objective=True, parallel=True, distinct=True, transfers=True)
 class TPE(OptunaStrategy):
     def optuna_sampler(self) -> optuna.samplers.BaseSampler:
         # multivariate + group model the choices jointly, per set of parameters that occur
@@ -118,7 +122,7 @@ class Random(OptunaStrategy):
 
 
 @STRATEGIES.register("nsga2", "NSGA-II evolutionary multi-objective search", multi_objective=True, parallel=True,
-                     distinct=True)
+                     distinct=True, transfers=True)
 class NSGA2(OptunaStrategy):
     def optuna_sampler(self) -> optuna.samplers.BaseSampler:
         return PicklableNSGAII(seed=self.seed, population_size=10)
@@ -140,7 +144,7 @@ class PicklableNSGAII(optuna.samplers.NSGAIISampler):
         self._thread_lock = threading.Lock()  # unused by a release without it
 
 
-@STRATEGIES.register("auto", "The default: the predictor, with the knowledge of earlier searches as its prior", multi_objective=True, parallel=True, distinct=True)
+@STRATEGIES.register("auto", "The default: the predictor, with the knowledge of earlier searches as its prior", multi_objective=True, parallel=True, distinct=True, transfers=True)
 class Auto(Strategy):
     """The default strategy, chosen on NAS-Bench-Graph (benchmarks/search_quality.py, README
     "Strategies"): the predictor with transfer had the lowest regret of every strategy at 30
@@ -421,7 +425,8 @@ class DistinctSampler(ProposalSampler):
 
 
 @STRATEGIES.register("evolution", "Regularized evolution (Real et al. 2019): tournament parents from the youngest "
-                     "trials, one-choice mutations, never a repeat", multi_objective=True, parallel=True, distinct=True)
+                     "trials, one-choice mutations, never a repeat", multi_objective=True, parallel=True, distinct=True,
+                     transfers=True)
 class RegularizedEvolution(ProposalStrategy):
     """The population is the ``population`` most recent evaluated trials (the oldest dies
     as each new one joins: aging); the parent is the best of ``tournament`` of them drawn
@@ -442,7 +447,7 @@ class RegularizedEvolution(ProposalStrategy):
 
 @STRATEGIES.register("local", "Local search (White et al. 2021): the unseen neighbours of the best architecture of "
                      "the current climb; a random restart at a local optimum", multi_objective=True, parallel=True,
-                     distinct=True)
+                     distinct=True, transfers=True)
 class LocalSearch(ProposalStrategy):
     """After ``initial`` random proposals, each proposal is an unseen neighbour of the best
     trial of the current climb (all trials since the last restart). When that trial has no
@@ -473,7 +478,7 @@ class LocalSearch(ProposalStrategy):
                      "predicts best (Thompson sampling); with two objectives, of the highest expected hypervolume "
                      "improvement, or in turn of either objective's extreme by Thompson sampling; with more, "
                      "of a random Chebyshev scalarisation of them (ParEGO)",
-                     multi_objective=True, parallel=True, distinct=True)
+                     multi_objective=True, parallel=True, distinct=True, transfers=True)
 class PredictorSearch(ProposalStrategy):
     """BANANAS (White et al. 2021) over a stack space: after ``initial`` random proposals,
     an ensemble of ``members`` MLPs (:class:`MLPEnsemble`, each its own initialisation) is

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 # feature_norm -> the attribute of Data that holds the features so normalised (computed
 # once per dataset by evaluators.datasets.add_feature_norms)
-FEATURE_NORM_ATTRS = {"row": "x_row"}
+# where a dataset keeps each normalisation's features, computed once per dataset (evaluators.datasets);
+# ``x_auto`` is the one ``auto`` resolved to for that dataset, decided once on all its features
+FEATURE_NORM_ATTRS = {"row": "x_row", "auto": "x_auto"}
 
 
 def resolve_feature_norm(norm: str, x: Tensor) -> str:
@@ -54,7 +56,8 @@ def resolve_feature_norm(norm: str, x: Tensor) -> str:
 def precomputed_feature_norms(norms) -> set[str]:
     """The feature normalisations a dataset must precompute for architectures with these
     ``feature_norm`` values (``auto`` may need ``row``)."""
-    return {"row" if n == "auto" else n for n in norms} - {"none"}
+    norms = set(norms)
+    return (norms | ({"row"} if "auto" in norms else set())) - {"none"}
 TASKS = ("node_classification", "graph_classification", "graph_regression", "graph_multilabel")
 
 
@@ -597,7 +600,7 @@ def model_inputs(data: Data, arch: Architecture) -> dict[str, Any]:
             raise ValueError(f"precomputed {attr!r} has {pe.size(1)} columns, architecture needs "
                              f"encoding_dim={arch.encoding_dim}")
     x = data.x
-    norm = resolve_feature_norm(arch.feature_norm, data.x)
+    norm = arch.feature_norm  # auto: resolved once per dataset into x_auto, never per batch
     if norm != "none":
         x = getattr(data, FEATURE_NORM_ATTRS[norm], None)
         if x is None:

@@ -62,6 +62,9 @@ class ZooEntry(BaseModel):
     # dataset -> the global choices the source publishes for that dataset (weight_decay,
     # dropout, ...), which replace the architecture's own there
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # run by default as a reference trial of a search whose space holds it (``--reference``
+    # names any entry); false for designs whose protocol does not fit a search's trials
+    reference: bool = True
 
     @model_validator(mode="after")
     def _dataset_settings(self) -> "ZooEntry":

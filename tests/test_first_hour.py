@@ -1,0 +1,82 @@
+"""What a new user meets in the first hour (issue 46): the demo's reference designs at their
+expected accuracy, transfer that never overrides the strategy asked for, and a banner that
+says where the trials come from."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from evaluators.datasets import auto_feature_norm, load_dataset
+from evaluators.training import TrainConfig, train_model
+from nas.knowledge import MAX_DISTANCE, Fingerprint, replay_count, transfer_for
+from search_spaces.zoo import zoo_entry
+
+runner = CliRunner()
+
+
+def test_the_demo_gcn_reaches_its_expected_accuracy_on_the_demo_data(cache_dir):
+    bundle = load_dataset("synthetic", cache_dir=cache_dir, feature_norms={"auto"})
+    assert auto_feature_norm(bundle) == "none"  # signed features: row normalisation would distort them
+    arch = zoo_entry("zoo:gcn").architecture_for("synthetic")
+    assert arch.feature_norm == "auto"
+    result = train_model(arch, bundle, TrainConfig(epochs=200, patience=200, latency_repeats=1, device="cpu")).result
+    assert result.test_metric >= 0.85
+
+
+def test_auto_feature_norm_is_row_on_bag_of_words(shared_datasets, tmp_path):
+    import shutil
+
+    shutil.copytree(shared_datasets / "Planetoid", tmp_path / "Planetoid")
+    cora = load_dataset("cora", data_root=tmp_path, cache_dir=tmp_path / "cache", feature_norms={"auto"})
+    assert auto_feature_norm(cora) == "row"
+    assert (cora.data.x_auto.sum(1)[cora.data.x.sum(1) > 0] - 1).abs().max() < 1e-5  # rows sum to 1
+
+
+def _source(name: str, fingerprint: Fingerprint):
+    return SimpleNamespace(name=name, dataset=name, fingerprint=fingerprint, trials=[object()], source=name)
+
+
+def test_a_far_away_source_is_not_used():
+    target = Fingerprint(task="node_classification", nodes=2708, edges=10556, features=1433, classes=7,
+                         homophily=0.81, clustering=0.24)
+    far = Fingerprint(task="node_classification", nodes=600, edges=4800, features=32, classes=5,
+                      homophily=0.3, clustering=0.01)
+    origin = SimpleNamespace(entries=lambda: {"far": _source("far", far)})
+    assert transfer_for(target, origin) is None  # distance 2 > MAX_DISTANCE
+    near = SimpleNamespace(entries=lambda: {"far": _source("far", far), "again": _source("again", target)})
+    transfer = transfer_for(target, near)
+    assert [r["name"] for r in transfer.record] == ["again"] and transfer.record[0]["distance"] <= MAX_DISTANCE
+
+
+def test_replays_are_a_small_share_of_the_budget():
+    assert replay_count(8, 4) == 2 and replay_count(20, 15) == 5 and replay_count(30, 30) == 8
+    assert replay_count(4, 0) == 0
+
+
+def _search(run_dir, *extra: str) -> list[str]:
+    return ["search", "--space", "tiny", "--trials", "4", "--epochs", "3", "--threads", "1", "--run-dir",
+            str(run_dir), *extra]
+
+
+@pytest.mark.slow
+def test_random_proposes_random_trials_beside_a_filled_store_and_the_banner_names_the_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHNAS_KNOWLEDGE", f"sqlite:///{tmp_path / 'knowledge.db'}")
+    assert runner.invoke(app, _search(tmp_path / "first", "--quiet")).exit_code == 0  # registered in the store
+
+    result = runner.invoke(app, _search(tmp_path / "named", "--strategy", "random"))
+    assert result.exit_code == 0, result.output
+    assert "0 from the knowledge store" not in result.output and "4 proposed by strategy random" in result.output
+    study = optuna.load_study(study_name="named", storage=f"sqlite:///{tmp_path / 'named' / 'study.db'}")
+    assert not any("knowledge" in t.user_attrs for t in study.trials)
+
+    result = runner.invoke(app, _search(tmp_path / "default"))
+    assert result.exit_code == 0, result.output
+    banner = " ".join(result.output.split())
+    assert "1 from the knowledge store" in banner and "first (synthetic, distance 0.00)" in banner
+    assert "--knowledge none turns this off" in banner and "3 proposed by strategy auto" in banner
+    study = optuna.load_study(study_name="default", storage=f"sqlite:///{tmp_path / 'default' / 'study.db'}")
+    assert sum("knowledge" in t.user_attrs for t in study.trials) == 1
