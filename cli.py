@@ -17,6 +17,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
@@ -128,7 +129,8 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # escaped: a message naming an extra ('graphnas[bench]') or a list would lose its brackets as markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -327,7 +329,7 @@ def search(
         _fail(str(err))
         return
     except RunDirectoryError as err:  # the engine could not write its run directory: it stopped
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, markup=True, soft_wrap=True)
         raise typer.Exit(code=1)
     except KeyboardInterrupt:  # Ctrl-C: the workers stopped with this process; one line, the shell's 130
         err_console.print(f"interrupted; continue with: graphnas search --resume --run-dir {runner.run_dir}",
@@ -820,7 +822,12 @@ def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     for name in preset_names():
         sp = SearchSpace.preset(name)
         default_for = [task for task, space in DEFAULT_SPACES.items() if space == name]
-        listing.append({"name": name, "size": sp.size(), "description": sp.spec.description,
+        description = sp.spec.description
+        try:
+            size = sp.size()
+        except ModuleNotFoundError as err:  # a canonical form of an extra (nas_bench_graph): say which
+            size, description = None, f"{description} [size: needs {_extra_needed(err)}]"
+        listing.append({"name": name, "size": size, "description": description,
                         "default_for": ", ".join(default_for) or ("every other task" if name == FALLBACK_SPACE else "")})
     if as_json:
         typer.echo(json.dumps(listing, indent=2))
@@ -829,7 +836,8 @@ def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     for col in ("name", "size", "default for", "description"):
         table.add_column(col, justify="right" if col == "size" else "left")
     for row in listing:
-        table.add_row(row["name"], f"{row['size']:,}", row["default_for"], row["description"])
+        table.add_row(row["name"], f"{row['size']:,}" if row["size"] is not None else "-", row["default_for"],
+                      row["description"])
     console.print(table)
 
 
@@ -846,8 +854,27 @@ def spaces_validate(file: Path = typer.Argument(..., help="Space YAML file.")) -
     console.print(f"{file}: valid space [cyan]{sp.name}[/] with {sp.size():,} architectures")
 
 
+# the optional extras of pyproject.toml, by the top-level module each brings
+EXTRAS = {"nas_bench_graph": "bench", "ray": "ray", "onnx": "export", "onnxscript": "export", "onnxruntime": "export",
+          "rdkit": "chem", "psycopg": "postgres"}
+
+
+def _extra_needed(err: ModuleNotFoundError) -> str:
+    module = (err.name or "").split(".")[0]
+    return f"pip install 'graphnas[{EXTRAS[module]}]'" if module in EXTRAS else f"the module {err.name}"
+
+
 def main() -> None:
-    app()
+    """The console script: a command that needs an optional extra the install lacks ends in one
+    line naming the extra (exit 2), not in a traceback."""
+    try:
+        app()
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in EXTRAS:
+            raise
+        err_console.print(f"error: {' '.join(sys.argv[1:3])}: this needs {_extra_needed(err)} "
+                          f"(No module named {err.name!r})", highlight=False, markup=False)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
