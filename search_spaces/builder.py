@@ -600,7 +600,9 @@ def model_inputs(data: Data, arch: Architecture) -> dict[str, Any]:
             raise ValueError(f"precomputed {attr!r} has {pe.size(1)} columns, architecture needs "
                              f"encoding_dim={arch.encoding_dim}")
     x = data.x
-    norm = arch.feature_norm  # auto: resolved once per dataset into x_auto, never per batch
+    norm = arch.feature_norm  # auto: resolved once per dataset into x_auto (evaluators.datasets)
+    if norm == "auto" and getattr(data, FEATURE_NORM_ATTRS["auto"], None) is None:
+        norm = resolve_feature_norm(norm, data.x)  # data from elsewhere (a user's, a test's): decided on it
     if norm != "none":
         x = getattr(data, FEATURE_NORM_ATTRS[norm], None)
         if x is None:
