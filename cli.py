@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -98,6 +99,42 @@ class _Commands(TyperGroup):
                                      "--help)", err.ctx) from None
 
 
+# search --help in sections: 45 options in one list hid the few a new user needs
+SEARCH_OPTION_GROUPS = {
+    "Data": ("dataset", "dataset_arg", "task", "split", "folds", "data_root", "cache_dir", "allow_dataset_class"),
+    "Space": ("space", "reference"),
+    "Strategy": ("strategy", "objectives", "trials", "seed", "knowledge", "cost_weights", "darts_epochs", "alpha_lr",
+                 "second_order", "top_k", "keep_none", "fix"),
+    "Training": ("epochs", "patience", "metric", "pruner", "evaluator", "confirm", "confirm_folds",
+                 "confirm_neighbours", "protocol", "sample_above_nodes", "fanouts", "node_batch_size"),
+    "Resources": ("timeout", "trial_timeout", "device", "threads", "workers", "backend", "address", "cpus_per_trial",
+                  "gpus_per_trial"),
+    "Storage": ("run_dir", "storage", "resume", "config_file", "quiet"),
+}
+SEARCH_EXAMPLES = """Examples:
+
+\b
+  graphnas search                                         # the demo: embedded data, its task's space, 20 trials
+  graphnas search --dataset graph.pt --metric roc_auc     # your graph: its task is inferred from the file
+  graphnas search --dataset cora --strategy tpe --trials 50 --timeout 3600 --run-dir runs/cora"""
+
+
+class _GroupedOptions(typer.core.TyperCommand):
+    """click's plain help with the options in sections (SEARCH_OPTION_GROUPS) instead of one list."""
+
+    def format_options(self, ctx, formatter) -> None:
+        group_of = {name: title for title, names in SEARCH_OPTION_GROUPS.items() for name in names}
+        sections: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(group_of.get(param.name, "Other"), []).append(record)
+        for title in [*SEARCH_OPTION_GROUPS, "Other"]:
+            if sections.get(title):
+                with formatter.section(f"{title} options"):
+                    formatter.write_dl(sections[title])
+
+
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Architecture search for graph neural networks and graph transformers.")
 LIBRARY_LOGGERS = ("nas", "evaluators", "results", "search_spaces")
@@ -134,7 +171,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-@app.command()
+@app.command(cls=_GroupedOptions, epilog=SEARCH_EXAMPLES)
 def search(
     space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: the "
                                         "dataset task's space: node for node classification, graph for graph "
@@ -152,7 +189,9 @@ def search(
                                            "the predictor, from the knowledge store]."),
     objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency."),
     trials: Optional[int] = typer.Option(None, min=1, help="Trial budget, counting finished trials of a resumed run."),
-    timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
+    timeout: Optional[float] = typer.Option(None, help="Wall-clock budget of the whole search in seconds, confirmation "
+                                            "included: a trial running at the deadline stops at its epoch's end, and "
+                                            "a candidate estimated not to fit the time left is not trained."),
     trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial that trains longer than this many seconds "
                                                   "(all its folds) at the end of its epoch; it is recorded as "
                                                   "failed and the search goes on."),
@@ -181,8 +220,10 @@ def search(
     gpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: GPUs per trial, fractions allowed."),
     evaluator: Optional[str] = typer.Option(None, help="train (train every candidate) | nas-bench-graph (answer "
                                             "from NAS-Bench-Graph's tables; --space nas_bench_graph)."),
-    pruner: Optional[str] = typer.Option(None, help="none | median | asha | hyperband: stop hopeless trials early "
-                                         "(multi-objective searches: median, on the metric)."),
+    pruner: Optional[str] = typer.Option(None, help="auto | none | median | asha | hyperband: stop hopeless trials "
+                                         "early (multi-objective searches: median or asha, on the metric) [default: "
+                                         "auto: asha, successive halving at epochs 10, 30, 90, when candidates train "
+                                         "30 epochs or more; else none]."),
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes sharing the study "
                                           "(a journal-file storage unless --storage names PostgreSQL/MySQL)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Torch threads per trial, recorded in config.yaml so "
@@ -358,6 +399,31 @@ def _trial_sources_line(runner) -> str:
     return "trials: " + "; ".join(parts)
 
 
+def _figure(field: str, value: float) -> str:
+    """A figure as a person reads it: counts whole (501,439,080 FLOPs), metrics to 4 places,
+    times to 2."""
+    if field in ("flops", "params"):
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if field.endswith(("_ms", "_s")) else f"{value:.4f}"
+
+
+def _plain_progress(total: int):
+    """An observer that prints one line per finished trial (and per confirmation step)."""
+    import time
+
+    start, seen = time.monotonic(), [-1]
+
+    def observe(p) -> None:
+        if p.done == seen[0] and not p.note:
+            return
+        seen[0] = p.done
+        best = f"{p.best_value:.4f}" if p.best_value is not None else "-"
+        console.print(f"[{time.monotonic() - start:7.0f} s] trials {p.done}/{total} {p.last_state.lower()}, best {best}, "
+                      f"Pareto {p.pareto_size}{'; ' + p.note if p.note else ''}", highlight=False, markup=False,
+                      soft_wrap=True)
+    return observe
+
+
 def _fail_no_trial(frame, run_dir: Path) -> None:
     """Every trial failed (or none ran): say why, grouped by error, and exit 1."""
     errors = frame["error"].fillna("").replace("", "interrupted: its process ended mid-trial") if len(frame) else []
@@ -478,6 +544,8 @@ def _run_with_progress(runner, total: int, quiet: bool):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if quiet:
         return runner.run()
+    if not console.is_terminal:  # a logged run: a plain line per finished trial, no bar redrawn in place
+        return runner.run(_plain_progress(total))
     columns = [TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
                TextColumn("best {task.fields[best]}  Pareto {task.fields[pareto]}  {task.fields[note]}"),
                TimeElapsedColumn()]
@@ -556,6 +624,8 @@ def train(
             check_output_dir(output, overwrite)
         check_device(device)
         arch, info, record = read_export(arch_file)
+        from results.export import export_recipe
+
         name = dataset or record.get("dataset")
         if not name:
             _fail(f"{arch_file} does not say which dataset it was found on: pass --dataset")
@@ -565,7 +635,9 @@ def train(
                               feature_norms={arch.feature_norm})
         check_compatible(arch, info, bundle)
         given = {k: v for k, v in {"epochs": epochs, "patience": patience, "folds": folds}.items() if v is not None}
-        config = TrainConfig(seed=seed, device=device, **{**record.get("protocol", {}), **given})
+        # the export's own training recipe (its run's epochs, patience, folds), then a zoo
+        # protocol, then what the command line overrides
+        config = TrainConfig(seed=seed, device=device, **{**export_recipe(record), **record.get("protocol", {}), **given})
         if splits > 1 and config.folds > 1:
             _fail(f"--splits {splits} and folds {config.folds}: figures over fixed splits or over folds, not both")
         bundles = over_splits(bundle, splits, split)
@@ -586,7 +658,7 @@ def train(
         table.add_column(col, justify="left" if col == "figure" else "right")
     for field in ("val_metric", "test_metric", "flops", "params", "latency_ms", "train_time_s"):
         mean, std = report.stat(field)
-        table.add_row(field, f"{mean:,.4f}", f"{std:,.4f}")
+        table.add_row(field, *(_figure(field, v) for v in (mean, std)))
     console.print(table)
     if output is not None:
         console.print(f"weights seed*.pt, figures.json and arch.json in {output}"
@@ -639,7 +711,7 @@ def compare(
     overlaid Pareto fronts and best-so-far curves in an HTML page."""
     from dataclasses import asdict
 
-    from results.html import CompareError, compare_runs, write_compare
+    from results.html import CompareError, compare_runs, settings_differences, write_compare
     from results.store import RunDirectoryError
 
     try:
@@ -648,9 +720,14 @@ def compare(
         _fail(str(err))
         return
     summaries = write_compare(runs, ref, output)
+    differences = settings_differences(runs)
     if as_json:
-        typer.echo(json.dumps({"reference": asdict(ref), "runs": [asdict(s) for s in summaries]}, indent=2))
+        typer.echo(json.dumps({"reference": asdict(ref), "runs": [asdict(s) for s in summaries],
+                               "settings_differ": differences}, indent=2))
         return
+    for line in differences:  # figures measured under other settings: said, not refused
+        err_console.print(f"warning: the runs differ in {line}: their figures were not measured alike",
+                          highlight=False, markup=False)
     title = (f"Runs on {runs[0].dataset} (hypervolume reference: {runs[0].metric} {ref.metric:.4g}, "
              f"{ref.flops:.4g} FLOPs)")
     columns = ("run", "strategy", "space", "trials", "wall s", "best val", "test", "FLOPs", "hypervolume", "to 99% s",

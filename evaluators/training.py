@@ -322,8 +322,10 @@ def training_recipe(arch: Architecture, config: TrainConfig, info: DataInfo) -> 
         "dropout": arch.dropout, "input_dropout": arch.dropout if arch.input_dropout is None else arch.input_dropout,
         "attention_dropout": arch.attention_dropout,
         "feature_norm": ("row-normalised features (PyG's NormalizeFeatures)" if arch.feature_norm == "row"
-                         else "the features as loaded"),
-        "loss": task_loss_name, "epochs": config.epochs,
+                         else "auto: row-normalised features (PyG's NormalizeFeatures) where they are non-negative "
+                              "integers (bag-of-words counts), else the features as loaded"
+                         if arch.feature_norm == "auto" else "the features as loaded"),
+        "loss": task_loss_name, "epochs": config.epochs, "patience": config.patience,
         "selection": (f"the epoch with the best validation {config.metric or 'metric (the dataset default)'}, stopping after "
                       f"{config.patience} epochs without improvement"),
         "seed": config.seed,

@@ -133,6 +133,16 @@ def _data_info(stored: Optional[dict[str, Any]], source: str = "data_info") -> O
 _DATA_INFO = TypeAdapter(DataInfo)
 
 
+RECIPE_SETTINGS = ("epochs", "patience", "folds", "batch_size")  # TrainConfig fields an export's recipe states
+
+
+def export_recipe(record: dict[str, Any]) -> dict[str, int]:
+    """The TrainConfig settings an export's ``training`` recipe states (its run's epochs,
+    patience, folds, batch size): what ``graphnas train`` retrains with unless told otherwise."""
+    recipe = record.get("training") or {}
+    return {k: recipe[k] for k in RECIPE_SETTINGS if isinstance(recipe.get(k), int) and recipe[k] >= 1}
+
+
 def write_export(record: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,5 +234,5 @@ def export_program(model: nn.Module, inputs: dict[str, Any], path: str | Path, f
     return note
 
 
-__all__ = ["EXPORT_FORMAT", "ExportError", "export_program", "export_record", "load_model", "read_export",
+__all__ = ["EXPORT_FORMAT", "ExportError", "export_program", "export_recipe", "export_record", "load_model", "read_export",
            "write_export"]

@@ -2,6 +2,8 @@
 open offline)."""
 from __future__ import annotations
 
+import json
+
 import html
 import math
 from dataclasses import asdict, dataclass
@@ -215,6 +217,26 @@ def compare_runs(run_dirs: list[str | Path], allow_mixed: bool = False) -> tuple
     return runs, analysis.Reference.of([r.frame for r in runs], runs[0].maximize)
 
 
+# settings that change what a trial measures: runs that differ in one are compared with a warning
+COMPARED_SETTINGS = ("train.epochs", "train.patience", "train.folds", "train.batch_size", "train.metric",
+                     "train.split", "pruner", "objectives", "evaluator", "protocol")
+
+
+def settings_differences(runs: list[LoadedRun]) -> list[str]:
+    """One line per setting the runs do not share (``train.epochs: a 100, b 30``)."""
+    def value(config: dict, path: str):
+        for key in path.split("."):
+            config = config.get(key) if isinstance(config, dict) else None
+        return config
+
+    out = []
+    for path in COMPARED_SETTINGS:
+        values = [value(r.config, path) for r in runs]
+        if len({json.dumps(v, sort_keys=True) for v in values}) > 1:
+            out.append(f"{path}: " + ", ".join(f"{r.run_dir.name} {v}" for r, v in zip(runs, values)))
+    return out
+
+
 def write_compare(runs: list[LoadedRun], ref: analysis.Reference, path: Path) -> list[analysis.RunSummary]:
     summaries = [r.summary(ref) for r in runs]
     metric = runs[0].metric
@@ -233,4 +255,4 @@ def write_compare(runs: list[LoadedRun], ref: analysis.Reference, path: Path) ->
     return summaries
 
 
-__all__ = ["CompareError", "LoadedRun", "compare_runs", "write_compare", "write_report"]
+__all__ = ["CompareError", "LoadedRun", "compare_runs", "settings_differences", "write_compare", "write_report"]

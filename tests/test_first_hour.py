@@ -80,3 +80,51 @@ def test_random_proposes_random_trials_beside_a_filled_store_and_the_banner_name
     assert "--knowledge none turns this off" in banner and "3 proposed by strategy auto" in banner
     study = optuna.load_study(study_name="default", storage=f"sqlite:///{tmp_path / 'default' / 'study.db'}")
     assert sum("knowledge" in t.user_attrs for t in study.trials) == 1
+
+
+@pytest.mark.slow
+def test_train_keeps_the_exports_epochs_and_compare_warns_of_other_settings(tmp_path, monkeypatch):
+    import results.retrain
+
+    runs = {}
+    for name, epochs in (("short", "7"), ("long", "9")):
+        runs[name] = tmp_path / name
+        args = _search(runs[name], "--quiet", "--knowledge", "none")
+        args[args.index("--epochs") + 1] = epochs
+        assert runner.invoke(app, args).exit_code == 0
+    export = tmp_path / "arch.json"
+    assert runner.invoke(app, ["export", str(runs["short"]), "-o", str(export)]).exit_code == 0
+
+    seen = []
+    real = results.retrain.retrain
+
+    def spy(arch, bundle, config, *args, **kwargs):
+        seen.append((config.epochs, config.patience))
+        return real(arch, bundle, config, *args, **kwargs)
+
+    monkeypatch.setattr(results.retrain, "retrain", spy)
+    assert runner.invoke(app, ["train", str(export), "--seeds", "1"]).exit_code == 0
+    assert runner.invoke(app, ["train", str(export), "--seeds", "1", "--epochs", "3"]).exit_code == 0
+    assert [e for e, _ in seen] == [7, 3]  # the export's own epochs, unless an option overrides them
+
+    result = runner.invoke(app, ["compare", str(runs["short"]), str(runs["long"]), "-o", str(tmp_path / "c.html")])
+    assert result.exit_code == 0, result.output
+    assert "warning: the runs differ in train.epochs: short 7, long 9" in " ".join(result.output.split())
+
+
+def test_a_logged_search_prints_a_line_per_trial_and_help_groups_its_options(tmp_path):
+    result = runner.invoke(app, _search(tmp_path / "r", "--knowledge", "none", "--strategy", "random"))
+    assert result.exit_code == 0, result.output  # CliRunner's stdout is not a terminal
+    lines = [line for line in result.output.splitlines() if "] trials " in line]
+    assert [line.split("trials ")[1].split(" ")[0] for line in lines[:4]] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "best 0." in lines[-1]
+    help_text = runner.invoke(app, ["search", "--help"]).output
+    titles = [f"{t} options:" for t in ("Data", "Space", "Strategy", "Training", "Resources", "Storage")]
+    positions = [help_text.index(t) for t in titles]
+    assert positions == sorted(positions) and help_text.count("graphnas search") >= 3  # three examples
+
+
+def test_train_prints_counts_whole():
+    from cli import _figure
+
+    assert _figure("flops", 501439080.0) == "501,439,080" and _figure("test_metric", 0.82) == "0.8200"
