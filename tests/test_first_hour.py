@@ -112,6 +112,7 @@ def test_train_keeps_the_exports_epochs_and_compare_warns_of_other_settings(tmp_
     assert "warning: the runs differ in train.epochs: short 7, long 9" in " ".join(result.output.split())
 
 
+@pytest.mark.slow
 def test_a_logged_search_prints_a_line_per_trial_and_help_groups_its_options(tmp_path):
     result = runner.invoke(app, _search(tmp_path / "r", "--knowledge", "none", "--strategy", "random"))
     assert result.exit_code == 0, result.output  # CliRunner's stdout is not a terminal
