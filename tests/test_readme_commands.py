@@ -47,7 +47,7 @@ def test_every_readme_command_works_without_extras_or_names_the_extra(tmp_path):
         ["train", str(arch), "--seeds", "1", "--epochs", "2", "-o", str(tmp_path / "out"), "--format", "onnx"],
         ["zoo"], ["zoo", "--json"], ["ops"], ["ops", "--json"], ["spaces"], ["spaces", "--json"],
         ["spaces", "validate", str(space)],
-        ["report", str(run)], ["compare", str(run), str(run)],
+        ["report", str(run)], ["compare", str(run), str(run), "-o", str(tmp_path / "compare.html")],
         ["knowledge", "list"], ["knowledge", "show", "synthetic"], ["knowledge", "remove", "nothing-of-that-name"],
         ["search", "--evaluator", "nas-bench-graph", "--space", "nas_bench_graph", "--dataset", "cora", "--trials", "2",
          "--quiet", "--run-dir", str(tmp_path / "bench")],

@@ -1,7 +1,6 @@
 """The NAS-Bench-Graph tabular evaluator: lookups, canonical forms, searches in seconds."""
 from __future__ import annotations
 
-import time
 
 import pandas as pd
 import pytest
@@ -69,15 +68,13 @@ def test_bad_requests_say_what_is_wrong(cora, tmp_path):
 
 
 @pytest.mark.slow  # a full search or several: over 2 s on 2 cores
-def test_a_30_query_search_runs_in_seconds(tmp_path):
+def test_a_30_query_search_trains_nothing(tmp_path):
+    # No clock here (issue 45: a busy machine took 116 s): a timing belongs in benchmarks/;
+    # what proves that nothing trained is the per-trial record below.
     config = SearchConfig(space="nas_bench_graph", evaluator="nas-bench-graph", dataset="citeseer",
                           objectives="metric,latency", trials=30, run_dir=str(tmp_path / "nbg"))
-    start = time.perf_counter()
     search = Search(config)
     study = search.run()
-    # About 3 s here; the bound is loose for a cold CI machine (font cache, disk syncs), and
-    # what proves that nothing trained is the per-trial record below.
-    assert time.perf_counter() - start < 60
     results = [TrialResult.from_attrs(t.user_attrs) for t in study.trials]
     assert all(r.device == "table" and r.train_time_s == 0 for r in results)
     frame = pd.read_csv(tmp_path / "nbg" / "trials.csv")
