@@ -213,7 +213,8 @@ def test_a_search_starts_from_the_best_of_an_earlier_one_and_is_registered(tmp_p
     best = store.get("first").trials[0]
     assert second.trials[0].params == best.params and "knowledge" in second.trials[0].user_attrs
     queued = [t for t in second.trials if "knowledge" in t.user_attrs]
-    assert len(queued) == 4 and len({t.user_attrs["knowledge"] for t in queued}) == 4
+    # a quarter of the budget of 5, rounded up: the strategy proposes the rest (issue 46)
+    assert len(queued) == 2 and len({t.user_attrs["knowledge"] for t in queued}) == 2
     assert "started from the knowledge of: first (synthetic" in (tmp_path / "second" / "summary.md").read_text()
     assert sorted(store.names()) == ["first", "second"]
     register_run(store, tmp_path / "second")  # again: replaces its entry
