@@ -102,17 +102,10 @@ class KernelRates:
 
 
 def _best_time(fn, device: torch.device, repeats: int = 3) -> float:
-    fn()  # warm-up: first calls allocate
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return max(best, 1e-9)
+    """Seconds of one call of ``fn``: torch's own timer (it warms up, and synchronises CUDA)."""
+    from torch.utils import benchmark
+
+    return max(benchmark.Timer(stmt="fn()", globals={"fn": fn}).timeit(repeats).median, 1e-9)
 
 
 @functools.lru_cache(maxsize=None)
