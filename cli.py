@@ -227,8 +227,9 @@ def search(
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes sharing the study "
                                           "(a journal-file storage unless --storage names PostgreSQL/MySQL)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Torch threads per trial, recorded in config.yaml so "
-                                          "that a resumed run computes the same numbers [default: the cores "
-                                          "divided by the trials running at once (--workers)]."),
+                                          "that a resumed run computes the same numbers [default: 1, which beside "
+                                          "another process beat every core's thread many times over "
+                                          "(benchmarks/threads.py); --workers N uses more cores]."),
     data_root: Optional[Path] = typer.Option(None, help="Dataset root (PyG layout) [default: $GRAPHNAS_DATA or the cache]."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings [default: $GRAPHNAS_CACHE or ~/.cache/graphnas]."),
     cost_weights: Optional[str] = typer.Option(None, help="darts/gdas: comma list of FLOPs penalty weights "
@@ -349,6 +350,12 @@ def search(
             console.print(f"task: {runner.task.task} ({runner.task.how})", highlight=False)
         if not resume and not runner.differentiable:
             console.print(_trial_sources_line(runner), highlight=False)
+        from nas.search import available_cores
+
+        if config.threads is None and config.workers * runner.config.threads < available_cores():
+            console.print(f"{runner.config.threads} torch thread per trial, {config.workers} worker(s) on "
+                          f"{available_cores()} cores: --workers {available_cores()} runs trials side by side",
+                          highlight=False)
         bundle = getattr(runner.prepare(), "bundle", None)
         if bundle is not None and "auto" in runner.space.spec.global_.feature_norm.values():
             from evaluators.datasets import auto_feature_norm

@@ -49,6 +49,7 @@ from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
 
 log = logging.getLogger(__name__)
+DEFAULT_THREADS = 1  # torch threads per trial unless --threads says otherwise (SearchConfig.threads)
 ESTIMATE_ATTR = "estimate"  # trial user attribute: the candidate's cost estimated before it trained
 MAX_REFUSED = 20  # over-budget proposals (at least; or the budget) before the search gives up on its space
 
@@ -106,8 +107,9 @@ class SearchConfig(BaseModel):
     data_root: Optional[str] = None
     cache_dir: Optional[str] = None
     workers: int = Field(default=1, ge=1)  # local processes sharing the study
-    # torch threads of each trial; None: the cores divided by the local workers (a worker
-    # that took every core ran 7x slower beside another). Part of the numbers: a run keeps it.
+    # torch threads of each trial; None: 1 (benchmarks/threads.py: beside another process a
+    # trial with every core's thread ran many times slower than with one; alone it gained
+    # little; --workers N uses more cores). Part of the numbers: a run keeps it.
     threads: Optional[int] = Field(default=None, ge=1)
     # early stopping of hopeless trials (see nas.pruners for multi-objective searches); auto:
     # successive halving over epochs when candidates train (multi-fidelity), else none
@@ -217,7 +219,7 @@ class Search:
             config = config.model_copy(update={"study_name": self.run_dir.resolve().name})
             self.config = config
         if config.threads is None:
-            config = config.model_copy(update={"threads": max(1, available_cores() // config.workers)})
+            config = config.model_copy(update={"threads": DEFAULT_THREADS})
             self.config = config
         if config.workers > 1 and config.storage is None:  # SQLite is for one writing process
             config = config.model_copy(update={"storage": JOURNAL_STORAGE})

@@ -353,17 +353,15 @@ def test_a_trial_records_its_figures_in_one_attribute(tmp_path, cache_dir):
     assert result.arch_id == attrs["arch_id"] and 0 <= result.val_metric <= 1 and result.flops > 0
 
 
-def test_each_trial_gets_the_cores_shared_by_the_workers_and_the_run_records_it(tmp_path, monkeypatch):
+def test_each_trial_gets_one_thread_unless_told_and_the_run_records_it(tmp_path, monkeypatch):
     import torch
     import yaml
 
-    from nas import search as search_module
 
-    monkeypatch.setattr(search_module, "available_cores", lambda: 4)
     base = dict(space="nas_bench_graph", evaluator="nas-bench-graph", dataset="cora", objectives="metric", trials=3)
-    assert Search(SearchConfig(**base, run_dir=str(tmp_path / "two"), workers=2), claim=False).config.threads == 2
+    assert Search(SearchConfig(**base, run_dir=str(tmp_path / "two"), workers=2), claim=False).config.threads == 1
     assert Search(SearchConfig(**base, run_dir=str(tmp_path / "given"), threads=3), claim=False).config.threads == 3
-    search = Search(SearchConfig(**base, run_dir=str(tmp_path / "one")))
+    search = Search(SearchConfig(**base, run_dir=str(tmp_path / "one"), threads=4))
     before, seen = torch.get_num_threads(), []
     from evaluators.tabular import NasBenchGraph
 
