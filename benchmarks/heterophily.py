@@ -1,0 +1,299 @@
+"""Issue 42: the default search against the hand designs on heterophilous graphs.
+
+For each of chameleon_filtered, squirrel_filtered and actor (Platonov et al.'s files, read from
+``heterophily/NAME.npz`` under ``--data-root``):
+
+1. the default search on split 0 (no ``--space``, the default budget, epochs and strategy;
+   ``--knowledge none`` so that no earlier search on this machine steers it, ``--threads 1``),
+   then ``graphnas export RUN --best``;
+2. the search's best retrained over the 10 fixed splits, one seed each
+   (``graphnas train EXPORT --splits 10 --seeds 1``);
+3. each hand design under the same protocol: ``graphnas train zoo:NAME --splits 10 --seeds 1``
+   for zoo:gcn, zoo:gat, zoo:luo_gcn, zoo:luo_sage, zoo:luo_gat (their own per-dataset settings
+   where the entry has them), then zoo:platonov_gat_sep and zoo:platonov_gt_sep.
+
+Datasets run one after the other, every design of one before the next (``--order phased`` runs the
+searches and the cheap designs of all three first).
+
+The Platonov entries' protocol (1000 epochs of a 10-layer width-512 model) is far too slow for
+a shared 2-core CPU. For each of them a short probe (one split, ``--probe-epochs`` epochs)
+measures the seconds per epoch, and the first of (splits, epochs) in ``PLATONOV_PLANS`` whose
+estimate fits ``--platonov-budget-min`` minutes is run (the last one if none fits); the
+result records the splits and epochs actually run.
+
+Figures are test accuracy (at the epoch of best validation) mean ± std (sample std, as
+``graphnas train`` prints) over the splits, and the validation mean. Every result is written
+to the results JSON as soon as it is known, and a rerun skips what is already there
+(an interrupted search is continued with ``--resume``). Commands run as
+``nice python cli.py ...`` from the repository root with ``OMP_NUM_THREADS=1``.
+
+    python benchmarks/heterophily.py                     # run what is missing, print the table
+    python benchmarks/heterophily.py --table-only        # print the table of what is done
+    python benchmarks/heterophily.py --markdown          # the table as markdown
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ["chameleon_filtered", "squirrel_filtered", "actor"]
+CHEAP = ["gcn", "gat", "luo_gcn", "luo_sage", "luo_gat"]
+PLATONOV = ["platonov_gat_sep", "platonov_gt_sep"]
+DESIGNS = ["search"] + CHEAP + PLATONOV
+LABELS = {"search": "default search (best, retrained)", "gcn": "zoo GCN", "gat": "zoo GAT",
+          "luo_gcn": "GCN tuned (Luo)", "luo_sage": "SAGE tuned (Luo)", "luo_gat": "GAT tuned (Luo)",
+          "platonov_gat_sep": "GAT-sep (Platonov)", "platonov_gt_sep": "GT-sep (Platonov)"}
+# (splits, epochs), best first; the first whose estimate fits the budget is run, else the last.
+PLATONOV_PLANS = [(10, 1000), (5, 1000), (3, 1000), (10, 300), (5, 300), (3, 300), (2, 300),
+                  (1, 300), (1, 100)]
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def git_head() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def cli(args: list[str], logfile: Path) -> float:
+    """``nice python cli.py ARGS`` from the repository root, output appended to LOGFILE.
+    Returns the wall seconds; raises CommandFailed with the last lines of output."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = ["nice", sys.executable, "cli.py", *args]
+    log("$ " + " ".join(cmd[1:]))
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with logfile.open("a") as fh:
+        fh.write(f"\n### {datetime.now().isoformat()} $ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = logfile.read_text().splitlines()[-25:]
+        raise CommandFailed(f"exit {proc.returncode}: {' '.join(cmd[1:])}\n" + "\n".join(tail))
+    return wall
+
+
+def split_figures(out: Path, splits: int) -> dict:
+    """Mean ± std over the splits of ``graphnas train -o OUT --splits N --seeds 1``
+    (OUT/splitK/figures.json; with one split, OUT/figures.json)."""
+    per = []
+    for k in range(splits):
+        f = out / f"split{k}" / "figures.json"
+        if not f.exists() and splits == 1:
+            f = out / "figures.json"
+        d = json.loads(f.read_text())
+        per.append({"split": k, "val": d["val_metric"]["mean"], "test": d["test_metric"]["mean"],
+                    "params": d["params"]["mean"], "flops": d["flops"]["mean"],
+                    "train_time_s": d["train_time_s"]["mean"],
+                    "best_epoch": d["per_seed"][0].get("best_epoch"), "epochs": d["per_seed"][0].get("epochs")})
+    tests = [p["test"] * 100 for p in per]
+    vals = [p["val"] * 100 for p in per]
+    sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
+    return {"test_mean": statistics.mean(tests), "test_std": sd(tests), "val_mean": statistics.mean(vals),
+            "val_std": sd(vals), "splits_run": len(per), "per_split": per}
+
+
+def train(arch: str, dataset: str, out: Path, splits: int, data_root: str, logfile: Path,
+          epochs: int | None = None) -> tuple[dict, float, list[str]]:
+    args = ["train", arch, "--dataset", dataset, "--data-root", data_root, "--splits", str(splits),
+            "--seeds", "1", "-o", str(out), "--overwrite"]
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
+    wall = cli(args, logfile)
+    return split_figures(out, splits), wall, args
+
+
+def published() -> dict:
+    sys.path.insert(0, str(ROOT))
+    from search_spaces.zoo import zoo_entry  # noqa: PLC0415
+    pub = {}
+    for name in CHEAP + PLATONOV:
+        try:
+            pub[name] = dict(zoo_entry(name).published or {})
+        except Exception:  # noqa: BLE001
+            pub[name] = {}
+    return pub
+
+
+def run_search(ds: str, runs: Path, data_root: str, logfile: Path) -> dict:
+    run_dir = runs / f"{ds}-search"
+    export = runs / f"{ds}-best.json"
+    args = ["search", "--dataset", ds, "--split", "0", "--data-root", data_root, "--run-dir", str(run_dir),
+            "--quiet", "--threads", "1", "--knowledge", "none"]
+    if (run_dir / "study.db").exists():
+        args.append("--resume")  # an interrupted search continues
+    wall = cli(args, logfile)
+    cli(["export", str(run_dir), "--best", "-o", str(export)], logfile)
+    exp = json.loads(export.read_text())
+    return {"search_wall_s": wall, "search_command": "graphnas " + " ".join(args), "export": str(export),
+            "arch_id": exp.get("arch_id") or (exp.get("architecture") or {}).get("arch_id"),
+            "search_figures": exp.get("figures") or exp.get("metrics"),
+            "architecture": exp.get("architecture")}
+
+
+def platonov_plan(name: str, ds: str, runs: Path, data_root: str, logfile: Path, probe_epochs: int,
+                  budget_s: float) -> dict:
+    figs, wall, _ = train(f"zoo:{name}", ds, runs / f"{ds}-{name}-probe", 1, data_root, logfile, probe_epochs)
+    per_epoch = figs["per_split"][0]["train_time_s"] / probe_epochs
+    overhead = max(wall - figs["per_split"][0]["train_time_s"], 0.0)  # start-up, loading, latency
+    for splits, epochs in PLATONOV_PLANS:
+        estimate = splits * epochs * per_epoch + overhead
+        if estimate <= budget_s:
+            break
+    return {"per_epoch_s": per_epoch, "probe_epochs": probe_epochs, "probe_wall_s": wall,
+            "splits": splits, "epochs": epochs, "estimate_s": estimate, "budget_s": budget_s,
+            "fits": estimate <= budget_s}
+
+
+def run_all(opts) -> dict:
+    path = Path(opts.results)
+    results = load(path)
+    runs = Path(opts.runs)
+    logfile = runs / "commands.log"
+    datasets = opts.datasets.split(",")
+    pub = published()
+
+    def record(ds: str, name: str, entry: dict) -> None:
+        entry.update(finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), git=git_head())
+        results.setdefault(ds, {})[name] = entry
+        save(path, results)
+        log(f"{ds} {name}: " + (f"test {entry['test_mean']:.2f} ± {entry['test_std']:.2f}, val {entry['val_mean']:.2f}"
+                                 if "test_mean" in entry else f"FAILED: {entry.get('error', '')[:300]}"))
+
+    def done(ds: str, name: str) -> bool:
+        e = results.get(ds, {}).get(name)
+        return bool(e) and ("test_mean" in e or (e.get("error") and not opts.retry_failed))
+
+    if opts.order == "dataset":  # every design of a dataset before the next dataset
+        phases = [(ds, DESIGNS) for ds in datasets]
+    else:  # the search and the cheap designs of every dataset first, then the slow Platonov designs
+        phases = [(ds, ["search"] + CHEAP) for ds in datasets] + [(ds, PLATONOV) for ds in datasets]
+    for ds, names in phases:
+        for name in names:
+            if opts.only and name not in opts.only.split(","):
+                continue
+            if done(ds, name):
+                continue
+            try:
+                if name == "search":
+                    s = results.get(ds, {}).get("_search") or run_search(ds, runs, opts.data_root, logfile)
+                    results.setdefault(ds, {})["_search"] = s
+                    save(path, results)
+                    figs, wall, args = train(s["export"], ds, runs / f"{ds}-best-train", opts.splits,
+                                             opts.data_root, logfile)
+                    entry = {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args),
+                             "epochs": "search's (200)", "published": None}
+                elif name in PLATONOV:
+                    plan = platonov_plan(name, ds, runs, opts.data_root, logfile, opts.probe_epochs,
+                                         opts.platonov_budget_min * 60)
+                    log(f"{ds} {name}: {plan['per_epoch_s']:.2f} s/epoch -> {plan['splits']} splits x "
+                        f"{plan['epochs']} epochs (estimate {plan['estimate_s'] / 60:.0f} min)")
+                    figs, wall, args = train(f"zoo:{name}", ds, runs / f"{ds}-{name}", plan["splits"],
+                                             opts.data_root, logfile, plan["epochs"])
+                    entry = {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args), "plan": plan,
+                             "epochs": plan["epochs"], "published": pub.get(name, {}).get(ds)}
+                else:
+                    figs, wall, args = train(f"zoo:{name}", ds, runs / f"{ds}-{name}", opts.splits,
+                                             opts.data_root, logfile)
+                    entry = {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args),
+                             "epochs": "zoo protocol", "published": pub.get(name, {}).get(ds)}
+            except CommandFailed as e:
+                entry = {"error": str(e)}
+            record(ds, name, entry)
+    return results
+
+
+def fmt_pub(name: str, ds: str, pub: dict) -> str:
+    if name == "search":
+        return "-"
+    v = pub.get(name, {}).get(ds)
+    if v is not None:
+        return f"{v:.2f}"
+    if name in PLATONOV:
+        return "not found"
+    if name.startswith("luo_") and ds == "actor":
+        return "none (not in Luo)"
+    return "none in zoo entry"
+
+
+def table(results: dict, markdown: bool) -> str:
+    pub = published()
+    rows = []
+    for ds in DATASETS:
+        for name in DESIGNS:
+            e = results.get(ds, {}).get(name)
+            if e is None:
+                acc, val, prot = "pending", "", ""
+            elif "test_mean" not in e:
+                acc, val, prot = "failed", "", e.get("error", "").splitlines()[0][:80]
+            else:
+                acc = f"{e['test_mean']:.2f} ± {e['test_std']:.2f}"
+                val = f"{e['val_mean']:.2f}"
+                prot = f"{e['splits_run']} splits"
+                if name in PLATONOV:
+                    prot += f", {e['epochs']} epochs"
+                    if (e["splits_run"], e["epochs"]) != (10, 1000):
+                        prot += " (reduced)"
+            rows.append((ds, LABELS[name], acc, val, fmt_pub(name, ds, pub), prot))
+    head = ("dataset", "design", "test acc (mean ± std)", "val mean", "published", "run")
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * 3 + "---|"]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(out)
+    w = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) for r in [head, *rows])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default="/work/shared/datasets")
+    p.add_argument("--runs", default=str(ROOT / "runs" / "heterophily42"))
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "heterophily.json"))
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--only", default="", help="comma list of designs to run (search, gcn, ..., platonov_gt_sep)")
+    p.add_argument("--splits", type=int, default=10)
+    p.add_argument("--probe-epochs", type=int, default=5)
+    p.add_argument("--platonov-budget-min", type=float, default=25.0)
+    p.add_argument("--order", choices=["dataset", "phased"], default="dataset",
+                   help="dataset: all designs of chameleon_filtered, then squirrel_filtered, then actor; "
+                        "phased: searches and cheap designs of all datasets before the Platonov designs")
+    p.add_argument("--retry-failed", action="store_true")
+    p.add_argument("--table-only", action="store_true")
+    p.add_argument("--markdown", action="store_true")
+    opts = p.parse_args()
+    results = load(Path(opts.results)) if opts.table_only else run_all(opts)
+    print(table(results, opts.markdown))
+
+
+if __name__ == "__main__":
+    main()
