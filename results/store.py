@@ -76,7 +76,14 @@ class _JournalLock:
     with kill -9 and resumed). Duck-types optuna's BaseJournalFileLock (acquire, release)."""
 
     def __init__(self, path: str) -> None:
+        self._path = path
         self._lock = FileLock(path)
+
+    def __getstate__(self) -> dict:  # Ray pickles the storage to its workers: the path, not the OS lock
+        return {"_path": self._path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["_path"])
 
     def acquire(self) -> bool:
         self._lock.acquire()
