@@ -540,6 +540,7 @@ class PredictorSearch(ProposalStrategy):
         self._fitted_on, self._ensembles = 0, None
         self._by_prior: Optional[list[list[tuple[dict[str, Any], str]]]] = None  # the sources' best, once
         self._columns: dict[tuple[str, Any], int] = {}  # (choice, value) -> column; (choice, None) for a float
+        # (a float's name is in self._floats; a categorical None value shares the key shape, not the name)
         self._floats: dict[str, optuna.distributions.FloatDistribution] = {}
 
     @property
@@ -665,7 +666,9 @@ class PredictorSearch(ProposalStrategy):
         x = np.zeros((len(batch), len(self._columns)))
         for i, params in enumerate(batch):
             for name, value in params.items():
-                if (name, None) in self._columns:  # a float: its position in the range
+                # a float: its position in the range. Asked by name, not by the (name, None)
+                # column: a categorical choice may hold None itself (input_dropout: [null, 0.0])
+                if name in self._floats:
                     dist = self._floats[name]
                     lo, hi, v = (map(math.log, (dist.low, dist.high, value)) if dist.log
                                  else (dist.low, dist.high, value))

@@ -206,3 +206,21 @@ def test_wrapped_optuna_samplers_propose_a_neighbour_instead_of_a_repeat():
         plain.tell(trial, score(arch_id))
     _, _, ids = drive("tpe", space, 60)
     assert len(set(plain_ids)) < 60 and len(set(ids)) == 60  # Optuna's own TPE repeats; the strategy does not
+
+
+def test_the_predictor_encodes_a_categorical_choice_that_holds_none():
+    """``input_dropout: [null, 0.0]`` (the node space): None is a value of a categorical, not
+    the marker of a float column (the default search failed with KeyError 'input_dropout')."""
+    import optuna
+
+    from nas.strategies import PredictorSearch
+    from search_spaces import SearchSpace
+
+    space = SearchSpace.from_dict({"name": "n", "global": {"hidden_dim": [8, 16], "dropout": {"low": 0.0, "high": 0.5},
+                                                           "input_dropout": [None, 0.0]}, "layers": {"mpnn": "gcn"}})
+    study = optuna.create_study(direction="maximize", sampler=PredictorSearch(space, 0, 1).sampler())
+    for k in range(14):  # past the random start-up: the surrogate is fitted and encodes every trial
+        trial = study.ask()
+        space.suggest(trial)
+        study.tell(trial, (k * 7919 % 13) / 13)
+    assert {t.params.get("input_dropout", "moot") for t in study.trials} >= {None, 0.0}
