@@ -861,18 +861,21 @@ class Search:
             if old.user_attrs.get("arch_id") == arch.arch_id:  # same seed, same result: reuse it
                 return TrialResult.from_attrs(old.user_attrs)
 
-        if self.config.pruner == "none" and self.deadline == math.inf:
+        # a reference design is the baseline the search is measured against: it trains to the end
+        # (a deep reference learns slowly: zoo:luo_gcn was stopped at epoch 10 on its way to the best)
+        prunes = self.config.pruner != "none" and not trial.user_attrs.get("reference")
+        if self.config.pruner == "none" and self.deadline == math.inf:  # else the curve is kept, a reference's too
             return evaluator.evaluate(arch)
         curve: list[float] = []
         rule = None
-        if len(study.directions) > 1 and self.config.pruner != "none":  # Optuna prunes one objective: our rule
+        if len(study.directions) > 1 and prunes:  # Optuna prunes one objective: our rule
             rule = METRIC_RULES[self.config.pruner](self.objectives(evaluator)[0].direction == "maximize")
 
         def report(epoch: int, value: float) -> bool:  # the evaluator's early-stopping hook
             curve.append(value)
             if time.monotonic() > self.deadline:
                 raise TrialPruned(f"stopped at epoch {epoch}: the search's --timeout {self.config.timeout:g} s ran out")
-            if self.config.pruner == "none":
+            if not prunes:
                 return False
             if rule is not None:
                 return rule.should_prune(study, curve)

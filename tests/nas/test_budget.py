@@ -93,3 +93,27 @@ def test_timeout_bounds_the_whole_search_confirmation_included(tmp_path):
     # near the deadline a trial is either stopped by it or, estimated not to fit, never begun
     assert any("--timeout 8 s ran out" in t.user_attrs.get("pruned", "") or t.user_attrs.get("over_budget")
                for t in study.trials)
+
+
+def test_a_reference_design_trains_to_the_end_under_successive_halving(tmp_path, monkeypatch):
+    from nas import pruners
+
+    class Always:  # a rule that would stop every trial at its first report
+        def __init__(self, maximize: bool) -> None:
+            pass
+
+        def should_prune(self, study, curve) -> bool:
+            return True
+
+    monkeypatch.setitem(pruners.METRIC_RULES, "asha", Always)
+    run_dir = tmp_path / "r"
+    result = runner.invoke(app, ["search", "--space", "tiny", "--reference", "none", "--trials", "1", "--epochs", "30",
+                                 "--strategy", "random", "--quiet", "--run-dir", str(run_dir)])
+    assert result.exit_code == 1  # its one sampled trial was stopped: nothing completed
+    node = tmp_path / "n"
+    result = runner.invoke(app, ["search", "--space", "node", "--reference", "zoo:gcn", "--trials", "1", "--epochs",
+                                 "30", "--confirm", "0", "--strategy", "random", "--quiet", "--run-dir", str(node)])
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="n", storage=f"sqlite:///{node / 'study.db'}")
+    assert [(t.user_attrs.get("reference"), t.state.name) for t in study.trials] == [("zoo:gcn", "COMPLETE")]
+    assert len(study.trials[0].user_attrs["val_curve"]) > 1
