@@ -603,11 +603,11 @@ def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Op
                            f"{', '.join(norms)} applies to float features")
     graphs = [g.clone() for g in bundle.graphs] if bundle.graphs is not None else None
     data = bundle.data.clone() if graphs is None else None
-    computed: dict[str, Tensor] = {}
+    computed: dict[str, Tensor] = {"none": _raw_x(bundle)}
     for norm in sorted(norms, key=lambda n: n == "auto"):  # auto last: it is one of the others
         attr = FEATURE_NORM_ATTRS[norm]
         if norm == "auto":
-            x = computed.get(auto_feature_norm(bundle)) if auto_feature_norm(bundle) != "none" else _raw_x(bundle)
+            x = computed[auto_feature_norm(bundle)]
         else:
             x = computed[norm] = cached_features(bundle.name, graphs if graphs is not None else data, norm, cache_dir)
         if graphs is None:

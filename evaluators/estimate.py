@@ -74,8 +74,10 @@ class GraphSizes:
 
 
 def estimate_cost(arch: Architecture, bundle: DatasetBundle, batch_size: int = 32,
-                  device: Optional[torch.device] = None) -> CostEstimate:
-    sizes = GraphSizes.of(bundle, batch_size)
+                  device: Optional[torch.device] = None, sizes: Optional[GraphSizes] = None) -> CostEstimate:
+    """``sizes``: the dataset's, measured once per run by the caller (they depend on the data
+    alone); measured here when not given."""
+    sizes = sizes or GraphSizes.of(bundle, batch_size)
     params = sum(p.numel() for p in build_model(arch, bundle.info).parameters())  # no forward pass
     quadratic = set(quadratic_forms())
     layers = arch.layers

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
 from evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
-from evaluators.estimate import TrialBudget, available_memory, estimate_cost
+from evaluators.estimate import GraphSizes, TrialBudget, available_memory, estimate_cost
 from evaluators.evaluator import EVALUATORS, Evaluator
 from evaluators.splits import Splits, confirmation_folds
 from evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
@@ -263,6 +263,10 @@ class Search:
         self._budget = BudgetCount()
         self.deadline = math.inf  # run() sets it from --timeout
         self._refused = 0  # proposals refused as over budget, never trained
+        self._sizes: Optional[GraphSizes] = None  # the dataset's sizes for cost estimates (_over_budget)
+        self._all_ids: Optional[set[str]] = None  # every architecture of a small space (_space_exhausted)
+        self._ids_enumerated = False
+        self._transfer_planned = False  # plan_transfer ran (the CLI's banner asks before the run)
         self.knowledge = self._open_knowledge()
         self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
         # the driving process holds the run directory until its run ends; its workers do not
@@ -513,7 +517,7 @@ class Search:
         """What a fresh run takes from the knowledge store (once; the CLI's banner asks first):
         None for a strategy that does not transfer (random), without a store, or with no
         source close enough."""
-        if getattr(self, "_transfer_planned", False):
+        if self._transfer_planned:
             return self.transfer
         self._transfer_planned = True
         fingerprint = self._fingerprint(evaluator)
@@ -740,8 +744,8 @@ class Search:
         """Has every architecture of a small discrete space been evaluated? Then another trial
         could only repeat one (trained twice, listed twice on the front). A space with a float
         range, or too many labellings to enumerate cheaply, is never exhausted by a search."""
-        if not hasattr(self, "_all_ids"):
-            self._all_ids = self._architecture_ids()
+        if not self._ids_enumerated:
+            self._all_ids, self._ids_enumerated = self._architecture_ids(), True
         if self._all_ids is None:
             return False
         seen = {self.space.canonical_id(Architecture.from_json(t.user_attrs["arch_json"]))
@@ -897,7 +901,9 @@ class Search:
             return None
         train = self.config.train
         device = resolve_device(train.device)
-        estimate = estimate_cost(arch, bundle, train.batch_size, device)
+        if self._sizes is None:  # the data's sizes, once per run: never per trial
+            self._sizes = GraphSizes.of(bundle, train.batch_size)
+        estimate = estimate_cost(arch, bundle, train.batch_size, device, self._sizes)
         trial.set_user_attr(ESTIMATE_ATTR, {"flops": estimate.flops, "attention_mib": estimate.attention_bytes / 2 ** 20,
                                             "seconds_per_epoch": estimate.seconds_per_epoch})
         limits = [t for t in (train.trial_timeout, self.deadline - time.monotonic()) if t != math.inf and t is not None]
