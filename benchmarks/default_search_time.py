@@ -71,12 +71,25 @@ def timed_search(graph: Path, run_dir: Path, trials: int, pruner: str | None) ->
             "best_val": best["val_metric"], "best_test": best["test_metric"]}
 
 
+def _git_head() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def _record(path: Path, row: dict) -> None:
+    rows = json.loads(path.read_text()) if path.exists() else []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows + [row], indent=1, default=str))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--edges", type=int, default=80_000)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--only", choices=["auto", "none"], default=None)
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "default_search_time.json"),
+                        help="each finished search is appended here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="graphnas-time-"))
     graph = work / "graph.pt"
@@ -88,7 +101,10 @@ def main() -> None:
     rows = []
     for pruner in ([None, "none"] if args.only is None else [None if args.only == "auto" else "none"]):
         row = timed_search(graph, work / f"run-{pruner or 'auto'}", args.trials, pruner)
+        row.update(nodes=data.num_nodes, edges=data.num_edges, trials=args.trials, git=_git_head(),
+                   load_before=os.getloadavg())
         rows.append(row)
+        _record(Path(args.results), row)
         print(f"pruner {row['pruner']:>4}: {row['wall_s'] / 60:6.1f} min, states {row['states']}, best val "
               f"{row['best_val']:.4f} test {row['best_test']:.4f}", flush=True)
     if len(rows) == 2:

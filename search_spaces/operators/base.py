@@ -58,7 +58,9 @@ MPNN: Registry[OpFactory] = Registry("mpnn", noun="mpnn operator", capabilities=
     "heads": "multi-head: ctx.heads and ctx.concat apply",
     "head_mean": "its heads can be averaged (ctx.concat False: head_merge mean, a classifier layer)",
     "attention_dropout": _ATTENTION_DROPOUT,
-    "edge_features": _EDGE_FEATURES})
+    "edge_features": _EDGE_FEATURES,
+    "sparse_adjacency": "accepts a torch.sparse CSR adj_t in place of edge_index (one sparse matmul "
+                        "instead of a gather and a scatter per layer; search_spaces.adjacency)"})
 ATTENTION: Registry[OpFactory] = Registry("attention", noun="attention operator", capabilities={
     "cost": "how its work grows with the graph: quadratic, linear, edges or none",
     "attention_dropout": _ATTENTION_DROPOUT, "edge_features": _EDGE_FEATURES,

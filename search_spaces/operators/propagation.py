@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import spmm
 
 
 class AdaptivePropagation(MessagePassing):
@@ -20,6 +21,8 @@ class AdaptivePropagation(MessagePassing):
         self.score = nn.Linear(channels, 1)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        # edge_index may be a torch.sparse adj_t (search_spaces.adjacency): gcn_norm then returns
+        # the normalised matrix with its weights inside, and propagate calls message_and_aggregate
         edge_index, weight = gcn_norm(edge_index, None, x.size(0), add_self_loops=True)
         hops = [x]
         for _ in range(self.k):
@@ -30,3 +33,6 @@ class AdaptivePropagation(MessagePassing):
 
     def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
         return weight.view(-1, 1) * x_j
+
+    def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:
+        return spmm(adj_t, x, reduce=self.aggr)

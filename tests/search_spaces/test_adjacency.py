@@ -1,0 +1,98 @@
+"""The sparse adjacency path (search_spaces/adjacency.py): every operator that declares
+``sparse_adjacency`` computes with ``adj_t`` what it computes with ``edge_index``, on a directed
+graph with a repeated edge and a self-loop, outputs and gradients; a whole model does too; and
+full-graph training uses it exactly for the architectures that may."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.utils import coalesce
+
+from search_spaces import DataInfo, build_model
+from search_spaces.adjacency import sparse_adjacency, uses_sparse_adjacency
+from search_spaces.operators import MPNN, OpContext
+from search_spaces.zoo import zoo_entry
+
+SPARSE = MPNN.with_capability("sparse_adjacency")
+
+
+def directed_graph(n: int = 15, e: int = 50, channels: int = 8):
+    gen = torch.Generator().manual_seed(0)
+    edge_index = torch.randint(0, n, (2, e), generator=gen)
+    # directed, unsorted, a node with no in-edges (the last); graphs with self-loops or
+    # repeated edges keep edge_index (test below)
+    edge_index = edge_index[:, edge_index[0] != edge_index[1]]
+    edge_index = coalesce(edge_index[:, edge_index[1] != n - 1]).flip(1)
+    return torch.randn(n, channels, generator=gen), edge_index
+
+
+def test_the_capability_is_declared_by_the_gather_free_operators_and_not_by_attention():
+    assert {"gcn", "sage", "gin", "graphconv", "appnp", "dagnn", "mlp"} <= set(SPARSE)
+    assert not {"gat", "gatv2", "gat_sep", "gt_sep", "gine", "pna", "cheb"} & set(SPARSE)
+
+
+@pytest.mark.parametrize("name", SPARSE)
+def test_an_operator_computes_the_same_with_adj_t_as_with_edge_index(name):
+    x, edge_index = directed_graph()
+    adj_t = sparse_adjacency(edge_index, x.size(0))
+    torch.manual_seed(0)
+    op = MPNN.get(name)(OpContext(channels=8)).eval()
+    grads = []
+    for graph in (edge_index, adj_t):
+        xg = x.clone().requires_grad_(True)
+        out = op(xg, graph)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), xg.grad))
+        op.zero_grad()
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(grads[0][1], grads[1][1], atol=1e-5, rtol=1e-4)
+
+
+def test_a_deep_skip_connected_normalised_model_computes_the_same_with_adj_t():
+    x, edge_index = directed_graph(channels=7)
+    info = DataInfo("node_classification", num_features=7, num_outputs=3)
+    arch = zoo_entry("luo_sage").architecture_for("squirrel_filtered").model_copy(update={"hidden_dim": 16})
+    assert uses_sparse_adjacency(arch)
+    torch.manual_seed(0)
+    model = build_model(arch, info).eval()
+    a = model(x, edge_index)
+    b = model(x, sparse_adjacency(edge_index, x.size(0)))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_graph_with_self_loops_or_repeated_edges_keeps_edge_index():
+    x, edge_index = directed_graph()
+    assert sparse_adjacency(edge_index, x.size(0)) is not None
+    assert sparse_adjacency(torch.cat([edge_index, torch.tensor([[4], [4]])], dim=1), x.size(0)) is None
+    assert sparse_adjacency(torch.cat([edge_index, edge_index[:, :1]], dim=1), x.size(0)) is None
+
+
+def test_attention_and_edge_masks_keep_edge_index():
+    assert not uses_sparse_adjacency(zoo_entry("luo_gat").architecture)
+    assert not uses_sparse_adjacency(zoo_entry("platonov_gt_sep").architecture)
+    arch = zoo_entry("luo_gcn").architecture
+    assert uses_sparse_adjacency(arch)
+    masked = arch.model_copy(update={"sparsity": {"edges": 0.5}})
+    assert not uses_sparse_adjacency(type(arch).model_validate(masked.model_dump()))
+
+
+def test_full_graph_training_uses_adj_t_and_learns_the_same(monkeypatch, cache_dir):
+    from evaluators import training
+    from evaluators.datasets import load_dataset
+
+    bundle = load_dataset("synthetic", cache_dir=cache_dir)
+    assert not bundle.info.graph_level
+    # chameleon's setting, no BatchNorm: a bias before BatchNorm has a gradient of 0 up to float
+    # noise, which Adam turns into full-size steps, so the two paths would drift apart harmlessly
+    arch = zoo_entry("luo_gcn").architecture_for("chameleon_filtered").model_copy(
+        update={"hidden_dim": 16, "num_layers": 3})
+    config = training.TrainConfig(epochs=8, patience=8, seed=0, device="cpu")
+    task = training._NodeTask(bundle, arch, torch.device("cpu"), config)
+    assert task.inputs["edge_index"].layout == torch.sparse_csr
+    sparse = training.train_model(arch, bundle, config).result
+    monkeypatch.setattr(training, "uses_sparse_adjacency", lambda arch: False)
+    assert training._NodeTask(bundle, arch, torch.device("cpu"), config).inputs["edge_index"].layout == torch.strided
+    dense = training.train_model(arch, bundle, config).result
+    assert sparse.val_metric == pytest.approx(dense.val_metric, abs=1e-6)
+    assert sparse.test_metric == pytest.approx(dense.test_metric, abs=1e-6)
+    assert sparse.flops == dense.flops  # cost is measured on edge_index either way
