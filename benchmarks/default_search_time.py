@@ -17,6 +17,7 @@ absolute time holds only on an otherwise idle machine: the script prints the loa
 and after, and the ratio is the figure to compare across machines.
 
     python benchmarks/default_search_time.py [--nodes 10000] [--edges 80000] [--trials 20] [--only auto|none]
+                                             [--timeout SECONDS]
 """
 from __future__ import annotations
 
@@ -55,9 +56,10 @@ def heterophilous_sbm(nodes: int, edges: int, classes: int = 5, features: int = 
     return Data(x=x, edge_index=edge_index, y=y)
 
 
-def timed_search(graph: Path, run_dir: Path, trials: int, pruner: str | None) -> dict:
+def timed_search(graph: Path, run_dir: Path, trials: int, pruner: str | None, timeout: float | None = None) -> dict:
     cmd = [sys.executable, "cli.py", "search", "--dataset", str(graph), "--trials", str(trials), "--knowledge",
            "none", "--quiet", "--run-dir", str(run_dir)] + (["--pruner", pruner] if pruner else [])
+    cmd += ["--timeout", str(timeout)] if timeout else []
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -67,7 +69,7 @@ def timed_search(graph: Path, run_dir: Path, trials: int, pruner: str | None) ->
 
     frame = pd.read_csv(run_dir / "trials.csv")
     best = json.loads((run_dir / "best_arch.json").read_text())
-    return {"pruner": pruner or "auto", "wall_s": wall, "states": frame["state"].value_counts().to_dict(),
+    return {"pruner": pruner or "auto", "wall_s": wall, "timeout_s": timeout, "states": frame["state"].value_counts().to_dict(),
             "best_val": best["val_metric"], "best_test": best["test_metric"]}
 
 
@@ -88,6 +90,9 @@ def main() -> None:
     parser.add_argument("--edges", type=int, default=80_000)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--only", choices=["auto", "none"], default=None)
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="the searches' --timeout in seconds (a bound on a slow comparison; the states show "
+                             "how many trials finished)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "default_search_time.json"),
                         help="each finished search is appended here")
     args = parser.parse_args()
@@ -100,7 +105,7 @@ def main() -> None:
           f"edge homophily {same:.2f}; load average before {os.getloadavg()}", flush=True)
     rows = []
     for pruner in ([None, "none"] if args.only is None else [None if args.only == "auto" else "none"]):
-        row = timed_search(graph, work / f"run-{pruner or 'auto'}", args.trials, pruner)
+        row = timed_search(graph, work / f"run-{pruner or 'auto'}", args.trials, pruner, args.timeout)
         row.update(nodes=data.num_nodes, edges=data.num_edges, trials=args.trials, git=_git_head(),
                    load_before=os.getloadavg())
         rows.append(row)

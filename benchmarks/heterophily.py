@@ -171,11 +171,12 @@ def run_search(ds: str, runs: Path, data_root: str, logfile: Path) -> dict:
 
 
 def platonov_plan(name: str, ds: str, runs: Path, data_root: str, logfile: Path, probe_epochs: int,
-                  budget_s: float) -> dict:
+                  budget_s: float, max_splits: int) -> dict:
     figs, wall, _ = train(f"zoo:{name}", ds, runs / f"{ds}-{name}-probe", 1, data_root, logfile, probe_epochs)
     per_epoch = figs["per_split"][0]["train_time_s"] / probe_epochs
     overhead = max(wall - figs["per_split"][0]["train_time_s"], 0.0)  # start-up, loading, latency
-    for splits, epochs in PLATONOV_PLANS:
+    plans = [(min(splits, max_splits), epochs) for splits, epochs in PLATONOV_PLANS]
+    for splits, epochs in plans:
         estimate = splits * epochs * per_epoch + overhead
         if estimate <= budget_s:
             break
@@ -229,7 +230,7 @@ def run_all(opts) -> dict:
                              "epochs": "200, patience 200 (the zoo protocol)", "published": None}
                 elif name in PLATONOV:
                     plan = platonov_plan(name, ds, runs, opts.data_root, logfile, opts.probe_epochs,
-                                         opts.platonov_budget_min * 60)
+                                         opts.platonov_budget_min * 60, opts.splits)
                     log(f"{ds} {name}: {plan['per_epoch_s']:.2f} s/epoch -> {plan['splits']} splits x "
                         f"{plan['epochs']} epochs (estimate {plan['estimate_s'] / 60:.0f} min)")
                     figs, wall, args = train(f"zoo:{name}", ds, runs / f"{ds}-{name}", plan["splits"],
