@@ -33,7 +33,7 @@ DESIGNS = {"luo_gcn (chameleon: 5 x 512)": ("luo_gcn", "chameleon_filtered"),
 
 
 def timed(arch, bundle, config, sparse: bool) -> tuple[float, float]:
-    training.uses_sparse_adjacency = _ORIGINAL if sparse else (lambda arch: False)
+    training.uses_sparse_adjacency = _ORIGINAL if sparse else (lambda arch, info: False)
     start = time.perf_counter()
     result = training.train_model(arch, bundle, config).result
     return (time.perf_counter() - start) / config.epochs, result.val_metric

@@ -166,7 +166,7 @@ class _NodeTask:
     def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
         data = bundle.data.to(device)
         self.inputs, self.y = model_inputs(data, arch), data.y
-        if device.type == "cpu" and uses_sparse_adjacency(arch):
+        if device.type == "cpu" and uses_sparse_adjacency(arch, bundle.info):
             # one sparse product per layer instead of a gather and a scatter (search_spaces.adjacency);
             # CPU only: that is where it was measured, and bf16 autocast on CUDA would hand the
             # product a bf16 x against a float32 matrix

@@ -60,7 +60,8 @@ MPNN: Registry[OpFactory] = Registry("mpnn", noun="mpnn operator", capabilities=
     "attention_dropout": _ATTENTION_DROPOUT,
     "edge_features": _EDGE_FEATURES,
     "sparse_adjacency": "accepts a torch.sparse CSR adj_t in place of edge_index (one sparse matmul "
-                        "instead of a gather and a scatter per layer; search_spaces.adjacency)"})
+                        "instead of a gather and a scatter per layer; search_spaces.adjacency), and at which "
+                        "width it aggregates: 'in' (before its linear map), 'out' (after it) or 'none'"})
 ATTENTION: Registry[OpFactory] = Registry("attention", noun="attention operator", capabilities={
     "cost": "how its work grows with the graph: quadratic, linear, edges or none",
     "attention_dropout": _ATTENTION_DROPOUT, "edge_features": _EDGE_FEATURES,

@@ -61,7 +61,7 @@ def _mlp(ctx: OpContext, norm: str | None = None) -> nn.Module:
 
 
 @MPNN.register("gcn", "GCNConv: symmetric-normalised graph convolution (Kipf & Welling 2017)",
-               sparse_adjacency=True)
+               sparse_adjacency="out")
 def gcn(ctx: OpContext) -> nn.Module:
     return _Conv(gnn.GCNConv(ctx.in_width, ctx.channels))
 
@@ -78,13 +78,13 @@ def gatv2(ctx: OpContext) -> nn.Module:
     return _neighbour_attention(gnn.GATv2Conv, ctx)
 
 
-@MPNN.register("gin", "GINConv: sum aggregation + MLP, WL-expressive (Xu et al. 2019)", sparse_adjacency=True)
+@MPNN.register("gin", "GINConv: sum aggregation + MLP, WL-expressive (Xu et al. 2019)", sparse_adjacency="in")
 def gin(ctx: OpContext) -> nn.Module:
     return _Conv(gnn.GINConv(_mlp(ctx), train_eps=True))
 
 
 @MPNN.register("gin0", "GINConv with eps fixed at 0 and a batch-normalised MLP: GIN-0 (Xu et al. 2019)",
-               sparse_adjacency=True)
+               sparse_adjacency="in")
 def gin0(ctx: OpContext) -> nn.Module:
     return _Conv(gnn.GINConv(_mlp(ctx, norm="batch_norm"), train_eps=False))
 
@@ -120,13 +120,13 @@ def gine(ctx: OpContext) -> nn.Module:
 
 
 @MPNN.register("sage", "SAGEConv: mean aggregation with a root weight (Hamilton et al. 2017)",
-               sparse_adjacency=True)
+               sparse_adjacency="in")
 def sage(ctx: OpContext) -> nn.Module:
     return _Conv(gnn.SAGEConv(ctx.in_width, ctx.channels))
 
 
 @MPNN.register("graphconv", "GraphConv: k-GNN sum aggregation with root weight (Morris et al. 2019)",
-               sparse_adjacency=True)
+               sparse_adjacency="in")
 def graphconv(ctx: OpContext) -> nn.Module:
     return _Conv(gnn.GraphConv(ctx.in_width, ctx.channels))
 
@@ -176,13 +176,13 @@ class _LinearThenPropagate(nn.Module):
 
 
 @MPNN.register("appnp", "Linear map then 10 steps of personalised-PageRank propagation, alpha 0.1 "
-               "(Klicpera et al. 2019)", sparse_adjacency=True)
+               "(Klicpera et al. 2019)", sparse_adjacency="out")
 def appnp(ctx: OpContext) -> nn.Module:
     return _Conv(_LinearThenPropagate(ctx, gnn.APPNP(K=10, alpha=0.1)))
 
 
 @MPNN.register("dagnn", "A linear map, then 10 hops of GCN propagation mixed per node by learned retention "
-               "scores (DAGNN, Liu et al. 2020)", sparse_adjacency=True)
+               "scores (DAGNN, Liu et al. 2020)", sparse_adjacency="out")
 def dagnn(ctx: OpContext) -> nn.Module:
     from search_spaces.operators.propagation import AdaptivePropagation  # subclasses PyG's MessagePassing
 
@@ -190,7 +190,7 @@ def dagnn(ctx: OpContext) -> nn.Module:
 
 
 @MPNN.register("mlp", "Linear layer on each node, no message passing (NAS-Bench-Graph's fc)",
-               sparse_adjacency=True)
+               sparse_adjacency="none")
 def mlp(ctx: OpContext) -> nn.Module:
     return _Conv(_NodeLinear(ctx.in_width, ctx.channels))
 
@@ -213,7 +213,7 @@ class _Identity(nn.Module):
         return x
 
 
-@MPNN.register("skip", "Identity: passes node features through unchanged", sparse_adjacency=True)
+@MPNN.register("skip", "Identity: passes node features through unchanged", sparse_adjacency="none")
 def skip(ctx: OpContext) -> nn.Module:
     if ctx.in_width != ctx.channels:
         raise ValueError(f"mpnn 'skip' cannot change the width ({ctx.in_width} -> {ctx.channels}): it cannot be "
@@ -240,7 +240,7 @@ def gt_sep(ctx: OpContext) -> nn.Module:
 
 
 @MPNN.register("feedforward", "Feed-forward module on each node, Linear -> dropout -> GELU -> Linear, no message "
-               "passing (the FFN of Platonov et al. 2023's GT layers)", sparse_adjacency=True)
+               "passing (the FFN of Platonov et al. 2023's GT layers)", sparse_adjacency="none")
 def feedforward(ctx: OpContext) -> nn.Module:
     from search_spaces.operators.platonov import FeedForward
 

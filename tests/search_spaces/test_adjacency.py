@@ -9,7 +9,7 @@ import torch
 from torch_geometric.utils import coalesce
 
 from search_spaces import DataInfo, build_model
-from search_spaces.adjacency import sparse_adjacency, uses_sparse_adjacency
+from search_spaces.adjacency import MIN_SPARSE_WIDTH, aggregation_widths, sparse_adjacency, uses_sparse_adjacency
 from search_spaces.operators import MPNN, OpContext
 from search_spaces.zoo import zoo_entry
 
@@ -52,7 +52,6 @@ def test_a_deep_skip_connected_normalised_model_computes_the_same_with_adj_t():
     x, edge_index = directed_graph(channels=7)
     info = DataInfo("node_classification", num_features=7, num_outputs=3)
     arch = zoo_entry("luo_sage").architecture_for("squirrel_filtered").model_copy(update={"hidden_dim": 16})
-    assert uses_sparse_adjacency(arch)
     torch.manual_seed(0)
     model = build_model(arch, info).eval()
     a = model(x, edge_index)
@@ -67,13 +66,30 @@ def test_a_graph_with_self_loops_or_repeated_edges_keeps_edge_index():
     assert sparse_adjacency(torch.cat([edge_index, edge_index[:, :1]], dim=1), x.size(0)) is None
 
 
+INFO = DataInfo("node_classification", num_features=100, num_outputs=5)
+
+
 def test_attention_and_edge_masks_keep_edge_index():
-    assert not uses_sparse_adjacency(zoo_entry("luo_gat").architecture)
-    assert not uses_sparse_adjacency(zoo_entry("platonov_gt_sep").architecture)
+    assert not uses_sparse_adjacency(zoo_entry("luo_gat").architecture, INFO)
+    assert not uses_sparse_adjacency(zoo_entry("platonov_gt_sep").architecture, INFO)
     arch = zoo_entry("luo_gcn").architecture
-    assert uses_sparse_adjacency(arch)
+    assert uses_sparse_adjacency(arch, INFO)
     masked = arch.model_copy(update={"sparsity": {"edges": 0.5}})
-    assert not uses_sparse_adjacency(type(arch).model_validate(masked.model_dump()))
+    assert not uses_sparse_adjacency(type(arch).model_validate(masked.model_dump()), INFO)
+
+
+def test_a_narrow_aggregation_keeps_edge_index():
+    """GCN and DAGNN aggregate after their linear map, SAGE before it: zoo:gcn's classifier layer
+    aggregates at the 5 classes, where the sparse product is the slower."""
+    assert aggregation_widths(zoo_entry("gcn").architecture, INFO) == [16, 5]
+    assert aggregation_widths(zoo_entry("sage").architecture, INFO) == [100, 64]
+    assert aggregation_widths(zoo_entry("dagnn").architecture, INFO) == [5]  # its mlp layer aggregates nothing
+    assert aggregation_widths(zoo_entry("luo_gcn").architecture, INFO) == [512] * 5  # a linear head
+    assert uses_sparse_adjacency(zoo_entry("sage").architecture, INFO)
+    for narrow in ("gcn", "dagnn"):
+        assert not uses_sparse_adjacency(zoo_entry(narrow).architecture, INFO)
+    wide = zoo_entry("luo_gcn").architecture.model_copy(update={"hidden_dim": MIN_SPARSE_WIDTH // 2})
+    assert not uses_sparse_adjacency(wide, INFO)
 
 
 def test_full_graph_training_uses_adj_t_and_learns_the_same(monkeypatch, cache_dir):
@@ -85,12 +101,12 @@ def test_full_graph_training_uses_adj_t_and_learns_the_same(monkeypatch, cache_d
     # chameleon's setting, no BatchNorm: a bias before BatchNorm has a gradient of 0 up to float
     # noise, which Adam turns into full-size steps, so the two paths would drift apart harmlessly
     arch = zoo_entry("luo_gcn").architecture_for("chameleon_filtered").model_copy(
-        update={"hidden_dim": 16, "num_layers": 3})
+        update={"hidden_dim": MIN_SPARSE_WIDTH, "num_layers": 3})
     config = training.TrainConfig(epochs=8, patience=8, seed=0, device="cpu")
     task = training._NodeTask(bundle, arch, torch.device("cpu"), config)
     assert task.inputs["edge_index"].layout == torch.sparse_csr
     sparse = training.train_model(arch, bundle, config).result
-    monkeypatch.setattr(training, "uses_sparse_adjacency", lambda arch: False)
+    monkeypatch.setattr(training, "uses_sparse_adjacency", lambda arch, info: False)
     assert training._NodeTask(bundle, arch, torch.device("cpu"), config).inputs["edge_index"].layout == torch.strided
     dense = training.train_model(arch, bundle, config).result
     assert sparse.val_metric == pytest.approx(dense.val_metric, abs=1e-6)
