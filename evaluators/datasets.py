@@ -13,6 +13,7 @@ graph hash) and cached in ``<cache>/encodings``.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
@@ -497,9 +498,11 @@ def _dataset_lock(name: str, cache_dir: Path) -> FileLock:
 def _source_of(name: str, root: Path) -> DataSource:
     source = next((s.factory for s in DATA_SOURCES if s.factory.matches(name)), None)
     if source is None:
+        # --dataset Cora, MUTAG or chameleon: the registered names are lower case and exact
+        close = difflib.get_close_matches(name.lower(), DATASETS.names(), n=1, cutoff=0.6)
         raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS.names())}, "
                            "a .pt file of Data objects, or a dataset class by dotted path "
-                           f"(data root searched: {root})")
+                           f"(data root searched: {root})" + (f"; did you mean {close[0]!r}?" if close else ""))
     return source
 
 

@@ -85,3 +85,11 @@ def test_wrong_or_unknown_tasks_are_one_line(tmp_path, cache_dir):
 def test_registered_and_table_names_need_no_load():
     assert resolve_task("mutag") == TaskInference("graph_classification", "declared by dataset mutag")
     assert resolve_task("triangles") is None and resolve_task("photo") is None  # no declared task; a table's name
+
+
+def test_a_dataset_name_in_the_wrong_case_suggests_the_registered_one(cache_dir):
+    for given, meant in (("Cora", "cora"), ("MUTAG", "mutag"), ("chameleon", "chameleon_filtered")):
+        with pytest.raises(DatasetError, match=rf"unknown dataset '{given}'; known datasets: .*; did you mean '{meant}'\?$"):
+            load_dataset(given, cache_dir=cache_dir)
+    with pytest.raises(DatasetError, match=r"unknown dataset 'qwerty'; known datasets: actor, .*searched: [^;]*\)$"):
+        load_dataset("qwerty", cache_dir=cache_dir)
