@@ -117,7 +117,9 @@ def test_a_search_joins_a_two_node_cluster_and_a_killed_node_fails_only_its_tria
             trials = RunStore.open(run_dir)[1].trials
         except Exception:  # the study is still being created
             continue
-        done_on_worker = [t for t in trials if t.user_attrs.get("node") == worker["id"]]
+        # a trial the worker finished (a running one carries the node too): under load the kill
+        # could otherwise come before the worker completed anything
+        done_on_worker = [t for t in trials if t.user_attrs.get("node") == worker["id"] and t.state.name == "COMPLETE"]
         running = {t.number for t in trials if t.state.name == "RUNNING"}
         # two trials in flight on two one-CPU nodes: one of them is on the worker node
         both_busy = len(running) == 2 and running == last_running
