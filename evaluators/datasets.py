@@ -56,6 +56,21 @@ class DatasetBundle:
     graphs: Optional[list[Data]] = None
     # a dataset's own fixed splits (the heterophily graphs' 10); ``splits`` is the one chosen
     split_sets: tuple[Splits, ...] = ()
+    # what is derived from the data once per dataset, not per trial; copies made with
+    # ``replace`` (a split, a fold, a feature norm) share it
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def sparse_adjacency(self) -> Optional[Tensor]:
+        """``data``'s graph as a sparse ``adj_t`` (``search_spaces.adjacency.sparse_adjacency``,
+        ``None`` where it does not apply), built on the first call. Kept with the
+        ``edge_index`` it was built from: a copy with other edges builds its own."""
+        from search_spaces.adjacency import sparse_adjacency
+
+        edge_index = self.data.edge_index
+        built = self.derived.get("adj_t")
+        if built is None or built[0] is not edge_index:
+            built = self.derived["adj_t"] = (edge_index, sparse_adjacency(edge_index, self.data.num_nodes))
+        return built[1]
 
 
 @dataclass(frozen=True)

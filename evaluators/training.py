@@ -27,7 +27,7 @@ from evaluators.memory import PeakMemory
 from evaluators.metrics import get_metric
 from evaluators.result import TrialResult
 from search_spaces import Architecture, DataInfo, build_model, model_inputs
-from search_spaces.adjacency import sparse_adjacency, uses_sparse_adjacency
+from search_spaces.adjacency import uses_sparse_adjacency
 
 Report = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial?
 
@@ -170,7 +170,7 @@ class _NodeTask:
             # one sparse product per layer instead of a gather and a scatter (search_spaces.adjacency);
             # CPU only: that is where it was measured, and bf16 autocast on CUDA would hand the
             # product a bf16 x against a float32 matrix
-            adj_t = sparse_adjacency(data.edge_index, data.num_nodes)
+            adj_t = bundle.sparse_adjacency()  # built once per dataset, not per trial
             self.inputs["edge_index"] = data.edge_index if adj_t is None else adj_t
         self.penalty = config.sparsity_penalty
         self.splits = {name: getattr(bundle.splits, name).to(device) for name in ("train", "val", "test")}

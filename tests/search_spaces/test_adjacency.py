@@ -112,3 +112,15 @@ def test_full_graph_training_uses_adj_t_and_learns_the_same(monkeypatch, cache_d
     assert sparse.val_metric == pytest.approx(dense.val_metric, abs=1e-6)
     assert sparse.test_metric == pytest.approx(dense.test_metric, abs=1e-6)
     assert sparse.flops == dense.flops  # cost is measured on edge_index either way
+
+
+def test_the_adjacency_is_built_once_per_dataset(cache_dir):
+    from dataclasses import replace
+
+    from evaluators.datasets import load_dataset
+
+    bundle = load_dataset("synthetic", cache_dir=cache_dir)
+    first = bundle.sparse_adjacency()
+    assert first is not None and replace(bundle, splits=bundle.splits).sparse_adjacency() is first
+    other = replace(bundle, data=bundle.data.clone())  # other edge tensors: built again
+    assert other.sparse_adjacency() is not first
