@@ -110,11 +110,11 @@ def cli(args: list[str], logfile: Path) -> float:
     return wall
 
 
-def split_figures(out: Path, splits: int) -> dict:
-    """Mean ± std over the splits of ``graphnas train -o OUT --splits N --seeds 1``
-    (OUT/splitK/figures.json; with one split, OUT/figures.json)."""
+def split_figures(out: Path, splits: int, first: int = 0) -> dict:
+    """Mean ± std over the splits of ``graphnas train -o OUT --split FIRST --splits N --seeds 1``
+    (OUT/splitK/figures.json for K = FIRST..FIRST+N-1; with one split, OUT/figures.json)."""
     per = []
-    for k in range(splits):
+    for k in range(first, first + splits):
         f = out / f"split{k}" / "figures.json"
         if not f.exists() and splits == 1:
             f = out / "figures.json"
@@ -123,6 +123,10 @@ def split_figures(out: Path, splits: int) -> dict:
                     "params": d["params"]["mean"], "flops": d["flops"]["mean"],
                     "train_time_s": d["train_time_s"]["mean"],
                     "best_epoch": d["per_seed"][0].get("best_epoch"), "epochs": d["per_seed"][0].get("epochs")})
+    return summarise(per)
+
+
+def summarise(per: list[dict]) -> dict:
     tests = [p["test"] * 100 for p in per]
     vals = [p["val"] * 100 for p in per]
     sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
@@ -131,15 +135,51 @@ def split_figures(out: Path, splits: int) -> dict:
 
 
 def train(arch: str, dataset: str, out: Path, splits: int, data_root: str, logfile: Path,
-          epochs: int | None = None, patience: int | None = None) -> tuple[dict, float, list[str]]:
+          epochs: int | None = None, patience: int | None = None, first: int = 0) -> tuple[dict, float, list[str]]:
     args = ["train", arch, "--dataset", dataset, "--data-root", data_root, "--splits", str(splits),
             "--seeds", "1", "-o", str(out), "--overwrite"]
+    if first:
+        args += ["--split", str(first)]
     if epochs is not None:
         args += ["--epochs", str(epochs)]
     if patience is not None:
         args += ["--patience", str(patience)]
     wall = cli(args, logfile)
-    return split_figures(out, splits), wall, args
+    return split_figures(out, splits, first), wall, args
+
+
+def extend(entry: dict, arch: str, dataset: str, out: Path, splits: int, data_root: str, logfile: Path,
+           epochs: int | None = None, patience: int | None = None) -> dict:
+    """ENTRY (a result over its first K splits) carried on to SPLITS: only splits K.. are trained,
+    into OUT-fromK. Each split's run is seeded and independent of the others, so the figures are
+    those a single ``--splits SPLITS`` run gives (checked: zoo:gcn on chameleon_filtered's split 2
+    alone gives split 2 of the 10-split run to the last digit)."""
+    have = entry["splits_run"]
+    figs, wall, args = train(arch, dataset, out.with_name(f"{out.name}-from{have}"), splits - have, data_root,
+                             logfile, epochs, patience, first=have)
+    merged = summarise(entry["per_split"] + figs["per_split"])
+    commands = entry.get("commands") or [entry["command"]]
+    return {**entry, **merged, "wall_s": entry.get("wall_s", 0.0) + wall,
+            "commands": commands + ["graphnas " + " ".join(args)]}
+
+
+def same_model(export: str, design_out: Path) -> bool:
+    """True when the search's export is the model a hand design's run trained (the same arch id once
+    the space it came from is set aside): the search picked that design's reference trial."""
+    sys.path.insert(0, str(ROOT))
+    from search_spaces.architecture import Architecture  # noqa: PLC0415
+    arch_file = design_out / "split0" / "arch.json"
+    if not arch_file.exists():
+        return False
+    ours, theirs = Architecture.load(export), Architecture.load(arch_file)
+    return ours.model_copy(update={"space": theirs.space, "space_version": theirs.space_version}).arch_id == theirs.arch_id
+
+
+def protocol(name: str) -> tuple[int, int]:
+    sys.path.insert(0, str(ROOT))
+    from search_spaces.zoo import zoo_entry  # noqa: PLC0415
+    p = zoo_entry(name).protocol
+    return p.epochs, p.patience
 
 
 def published() -> dict:
@@ -208,12 +248,62 @@ def run_all(opts) -> dict:
 
     def done(ds: str, name: str) -> bool:
         e = results.get(ds, {}).get(name)
-        return bool(e) and ("test_mean" in e or (e.get("error") and not opts.retry_failed))
+        if not e:
+            return False
+        if "test_mean" not in e:
+            return bool(e.get("error")) and not opts.retry_failed
+        return name in PLATONOV or e["splits_run"] >= opts.splits  # fewer splits: carried on below
 
+    def twin(ds: str, export: str) -> str | None:
+        """The hand design whose finished run trained the search's best, under the same protocol."""
+        for name in CHEAP:
+            e = results.get(ds, {}).get(name)
+            if (e and done(ds, name) and "test_mean" in e and protocol(name) == COMMON_PROTOCOL
+                    and same_model(export, runs / f"{ds}-{name}")):
+                return name
+        return None
+
+    def run_design(ds: str, name: str) -> dict:
+        earlier = results.get(ds, {}).get(name)
+        if name == "search":
+            s = results.get(ds, {}).get("_search") or run_search(ds, runs, opts.data_root, logfile)
+            store(ds, "_search", s)
+            same = twin(ds, s["export"])
+            if same:  # retraining it would repeat that run split for split (seeded): its figures are these
+                e = results[ds][same]
+                return {**summarise(e["per_split"]), "wall_s": 0.0, "same_model_as": f"zoo:{same}",
+                        "command": f"the search's best is zoo:{same}'s model (same arch id, same protocol): "
+                                   f"its run's figures ({e['command']})",
+                        "epochs": "200, patience 200 (the zoo protocol)", "published": None}
+            if earlier and "test_mean" in earlier:
+                return extend(earlier, s["export"], ds, runs / f"{ds}-best-train", opts.splits, opts.data_root,
+                              logfile, *COMMON_PROTOCOL)
+            figs, wall, args = train(s["export"], ds, runs / f"{ds}-best-train", opts.splits,
+                                     opts.data_root, logfile, *COMMON_PROTOCOL)
+            return {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args),
+                    "epochs": "200, patience 200 (the zoo protocol)", "published": None}
+        if name in PLATONOV:
+            plan = platonov_plan(name, ds, runs, opts.data_root, logfile, opts.probe_epochs,
+                                 opts.platonov_budget_min * 60, opts.splits)
+            log(f"{ds} {name}: {plan['per_epoch_s']:.2f} s/epoch -> {plan['splits']} splits x "
+                f"{plan['epochs']} epochs (estimate {plan['estimate_s'] / 60:.0f} min)")
+            figs, wall, args = train(f"zoo:{name}", ds, runs / f"{ds}-{name}", plan["splits"],
+                                     opts.data_root, logfile, plan["epochs"])
+            return {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args), "plan": plan,
+                    "epochs": plan["epochs"], "published": pub.get(name, {}).get(ds)}
+        if earlier and "test_mean" in earlier:
+            return extend(earlier, f"zoo:{name}", ds, runs / f"{ds}-{name}", opts.splits, opts.data_root, logfile)
+        figs, wall, args = train(f"zoo:{name}", ds, runs / f"{ds}-{name}", opts.splits, opts.data_root, logfile)
+        return {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args),
+                "epochs": "zoo protocol", "published": pub.get(name, {}).get(ds)}
+
+    # The search's retraining runs after the hand designs, so that a search whose best is one of
+    # them (its reference trial) is recognised and not trained twice.
+    run_order = CHEAP + ["search"]
     if opts.order == "dataset":  # every design of a dataset before the next dataset
-        phases = [(ds, DESIGNS) for ds in datasets]
+        phases = [(ds, run_order + PLATONOV) for ds in datasets]
     else:  # the search and the cheap designs of every dataset first, then the slow Platonov designs
-        phases = [(ds, ["search"] + CHEAP) for ds in datasets] + [(ds, PLATONOV) for ds in datasets]
+        phases = [(ds, run_order) for ds in datasets] + [(ds, PLATONOV) for ds in datasets]
     for ds, names in phases:
         for name in names:
             if opts.only and name not in opts.only.split(","):
@@ -221,29 +311,12 @@ def run_all(opts) -> dict:
             if done(ds, name):
                 continue
             try:
-                if name == "search":
-                    s = results.get(ds, {}).get("_search") or run_search(ds, runs, opts.data_root, logfile)
-                    store(ds, "_search", s)
-                    figs, wall, args = train(s["export"], ds, runs / f"{ds}-best-train", opts.splits,
-                                             opts.data_root, logfile, *COMMON_PROTOCOL)
-                    entry = {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args),
-                             "epochs": "200, patience 200 (the zoo protocol)", "published": None}
-                elif name in PLATONOV:
-                    plan = platonov_plan(name, ds, runs, opts.data_root, logfile, opts.probe_epochs,
-                                         opts.platonov_budget_min * 60, opts.splits)
-                    log(f"{ds} {name}: {plan['per_epoch_s']:.2f} s/epoch -> {plan['splits']} splits x "
-                        f"{plan['epochs']} epochs (estimate {plan['estimate_s'] / 60:.0f} min)")
-                    figs, wall, args = train(f"zoo:{name}", ds, runs / f"{ds}-{name}", plan["splits"],
-                                             opts.data_root, logfile, plan["epochs"])
-                    entry = {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args), "plan": plan,
-                             "epochs": plan["epochs"], "published": pub.get(name, {}).get(ds)}
-                else:
-                    figs, wall, args = train(f"zoo:{name}", ds, runs / f"{ds}-{name}", opts.splits,
-                                             opts.data_root, logfile)
-                    entry = {**figs, "wall_s": wall, "command": "graphnas " + " ".join(args),
-                             "epochs": "zoo protocol", "published": pub.get(name, {}).get(ds)}
+                entry = run_design(ds, name)
             except CommandFailed as e:
-                entry = {"error": str(e)}
+                earlier = results.get(ds, {}).get(name)
+                # a failed carry-on keeps the splits already measured
+                entry = ({**earlier, "extend_error": str(e)} if earlier and "test_mean" in earlier
+                         else {"error": str(e)})
             record(ds, name, entry)
     return results
 
