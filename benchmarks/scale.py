@@ -156,7 +156,8 @@ def plain_model(name: str, features: int, classes: int):
 SPARSE_PLAIN = {"gcn", "sage", "appnp", "deep"}  # PyG runs these on a sparse adj_t
 
 
-def plain_epochs(name: str, graph_path: Path, epochs: int, sampled: bool, fanouts: list[int], batch: int) -> list[float]:
+def plain_epochs(name: str, graph_path: Path, epochs: int, sampled: bool, fanouts: list[int], batch: int,
+                 device: str = "cpu") -> list[float]:
     import torch
     import torch.nn.functional as F
     from torch_geometric.loader import NeighborLoader
@@ -164,10 +165,11 @@ def plain_epochs(name: str, graph_path: Path, epochs: int, sampled: bool, fanout
 
     data = torch.load(graph_path, weights_only=False)
     classes = int(data.y.max()) + 1
-    model = plain_model(name, data.num_features, classes)
+    model = plain_model(name, data.num_features, classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
     times = []
     if not sampled:
+        data = data.to(device)
         graph = (to_torch_csr_tensor(data.edge_index.flip(0), size=(data.num_nodes, data.num_nodes))
                  if name in SPARSE_PLAIN else data.edge_index)
         for _ in range(epochs + 1):
@@ -187,19 +189,21 @@ def plain_epochs(name: str, graph_path: Path, epochs: int, sampled: bool, fanout
         start = time.perf_counter()
         model.train()
         for b in loaders["train"]:
+            b = b.to(device)
             opt.zero_grad()
             F.cross_entropy(model(b.x, b.edge_index)[:b.batch_size], b.y[:b.batch_size]).backward()
             opt.step()
         model.eval()
         with torch.no_grad():
             for b in loaders["val"]:
-                model(b.x, b.edge_index)[:b.batch_size].argmax(-1)
+                b = b.to(device)
+                model(b.x, b.edge_index)[:b.batch_size].argmax(-1).sum().item()
         times.append(time.perf_counter() - start)
     return times[1:]
 
 
 def graphnas_epochs(name: str, graph_path: Path, epochs: int, sample_above: int, fanouts: list[int], batch: int,
-                    cache: Path) -> list[float]:
+                    cache: Path, device: str = "cpu") -> list[float]:
     from evaluators.datasets import load_dataset
     from evaluators.training import TrainConfig, train_model
 
@@ -210,7 +214,7 @@ def graphnas_epochs(name: str, graph_path: Path, epochs: int, sample_above: int,
         stamps.append(time.perf_counter())
         return False
 
-    config = TrainConfig(epochs=epochs + 1, patience=epochs + 1, seed=0, device="cpu", sample_above_nodes=sample_above,
+    config = TrainConfig(epochs=epochs + 1, patience=epochs + 1, seed=0, device=device, sample_above_nodes=sample_above,
                          fanouts=tuple(fanouts), node_batch_size=batch, latency_repeats=1)
     train_model(architecture(name), bundle, config, report)
     return [b - a for a, b in zip(stamps, stamps[1:])]
@@ -226,19 +230,20 @@ def child(args: argparse.Namespace) -> None:
     path = Path(args.graph)
     sampled = args.nodes > args.sample_above
     if args.impl == "plain":
-        times = plain_epochs(args.operator, path, args.epochs, sampled, args.fanouts, args.batch)
+        times = plain_epochs(args.operator, path, args.epochs, sampled, args.fanouts, args.batch, args.device)
     else:
         times = graphnas_epochs(args.operator, path, args.epochs, args.sample_above, args.fanouts, args.batch,
-                                Path(args.cache))
+                                Path(args.cache), args.device)
+    gpu = {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2 ** 20} if args.device.startswith("cuda") else {}
     print(json.dumps({"epoch_s": statistics.median(times), "times": times,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **gpu}))
 
 
 def measure(impl: str, operator: str, graph: Path, nodes: int, opts: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", "--impl", impl, "--operator", operator, "--graph", str(graph),
            "--nodes", str(nodes), "--epochs", str(opts.epochs), "--threads", str(opts.threads),
            "--sample-above", str(opts.sample_above), "--batch", str(opts.batch), "--cache", str(opts.cache),
-           "--fanouts", *map(str, opts.fanouts)]
+           "--device", opts.device, "--fanouts", *map(str, opts.fanouts)]
     env = dict(os.environ, OMP_NUM_THREADS=str(opts.threads), PYTHONWARNINGS="ignore")
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -261,6 +266,7 @@ def main() -> None:
     p.add_argument("--degree", type=int, default=10)
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu | cuda: both implementations on this device")
     p.add_argument("--sample-above", type=int, default=100_000, help="graphnas's --sample-above-nodes")
     p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10])
     p.add_argument("--batch", type=int, default=1024)

@@ -7,6 +7,7 @@ the epoch of best validation and only reported.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -27,7 +28,7 @@ from evaluators.memory import PeakMemory
 from evaluators.metrics import get_metric
 from evaluators.result import TrialResult
 from search_spaces import Architecture, DataInfo, build_model, model_inputs
-from search_spaces.adjacency import uses_sparse_adjacency
+from search_spaces.adjacency import cached_normalisation, uses_sparse_adjacency
 
 Report = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial?
 
@@ -442,7 +443,11 @@ def train_model(arch: Architecture, bundle: DatasetBundle, config: TrainConfig,
     best_state = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
     epoch = 0
-    with PeakMemory(device) as peak:
+    # Full batch: every forward sees the one graph, so its GCN normalisation is computed once;
+    # not with edge masks, whose hardening removes edges mid-training
+    fixed_graph = isinstance(task, _NodeTask) and (arch.sparsity is None or arch.sparsity.edges == 0)
+    normalised_once = cached_normalisation(model) if fixed_graph else contextlib.nullcontext()
+    with PeakMemory(device) as peak, normalised_once:
         for epoch in range(config.epochs):
             if epoch == harden_at:  # masks made hard, pruned parts removed: select from here on
                 model.harden()

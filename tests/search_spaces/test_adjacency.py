@@ -124,3 +124,68 @@ def test_the_adjacency_is_built_once_per_dataset(cache_dir):
     assert first is not None and replace(bundle, splits=bundle.splits).sparse_adjacency() is first
     other = replace(bundle, data=bundle.data.clone())  # other edge tensors: built again
     assert other.sparse_adjacency() is not first
+
+
+def _propagating_model(channels: int = 8):
+    from search_spaces import Architecture
+
+    arch = Architecture(space="test", hidden_dim=MIN_SPARSE_WIDTH, num_layers=3, dropout=0.0, lr=0.01,
+                        weight_decay=0.0, layers=tuple({"mpnn": m, "attention": "none", "norm": "none"}
+                                                       for m in ("gcn", "dagnn", "appnp")))
+    torch.manual_seed(0)
+    return build_model(arch, DataInfo("node_classification", num_features=channels, num_outputs=3)).eval()
+
+
+@pytest.mark.parametrize("layout", ["edge_index", "adj_t"])
+def test_cached_normalisation_normalises_once_and_computes_the_same(monkeypatch, layout):
+    import torch_geometric.nn.conv.appnp as appnp
+    import torch_geometric.nn.conv.gcn_conv as gcn_conv
+
+    import search_spaces.operators.propagation as propagation
+    from search_spaces.adjacency import cached_normalisation
+
+    x, edge_index = directed_graph()
+    graph = edge_index if layout == "edge_index" else sparse_adjacency(edge_index, x.size(0))
+    model = _propagating_model()
+    plain = [model(x, graph) for _ in range(2)]
+    calls = []
+    for module in (gcn_conv, appnp, propagation):
+        real = module.gcn_norm
+        monkeypatch.setattr(module, "gcn_norm", lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k))
+    with cached_normalisation(model):
+        cached = [model(x, graph) for _ in range(3)]
+    assert len(calls) == 3  # once per normalising module (GCNConv, DAGNN, APPNP), not once per forward
+    for out in cached:
+        torch.testing.assert_close(out, plain[0], atol=1e-6, rtol=1e-5)
+    normalising = [m for m in model.modules() if hasattr(m, "_cached_adj_t")]
+    assert len(normalising) == 3
+    assert all(not m.cached and m._cached_adj_t is None and m._cached_edge_index is None for m in normalising)
+    calls.clear()
+    model(x, graph)
+    assert len(calls) == 3  # after the block, every forward normalises again
+
+
+def test_full_batch_training_normalises_once_per_trial_except_with_edge_masks(monkeypatch, cache_dir):
+    import torch_geometric.nn.conv.gcn_conv as gcn_conv
+
+    from evaluators import training
+    from evaluators.datasets import load_dataset
+    from search_spaces import Architecture
+
+    bundle = load_dataset("synthetic", cache_dir=cache_dir)
+    calls = []
+    real = gcn_conv.gcn_norm
+    monkeypatch.setattr(gcn_conv, "gcn_norm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    arch = Architecture(space="test", hidden_dim=MIN_SPARSE_WIDTH, num_layers=2, dropout=0.0, lr=0.01,
+                        weight_decay=0.0, layers=tuple({"mpnn": "gcn", "attention": "none", "norm": "none"}
+                                                       for _ in range(2)))
+    config = training.TrainConfig(epochs=6, patience=6, seed=0, device="cpu", latency_repeats=1)
+    training.train_model(arch, bundle, config)
+    cached = len(calls)
+    calls.clear()
+    masked = Architecture.model_validate({**arch.model_dump(), "sparsity": {"edges": 0.3}})
+    training.train_model(masked, bundle, config)
+    # 2 layers x 6 epochs x (a training and an eval forward): 24 normalisations uncached, as with
+    # edge masks (hardening changes the graph); cached, 2. The cost measurement's forwards on the
+    # model as built (FLOPs, latency) normalise each time in both.
+    assert len(calls) >= 24 and cached == len(calls) - 24 + 2
