@@ -203,7 +203,7 @@ def plain_epochs(name: str, graph_path: Path, epochs: int, sampled: bool, fanout
 
 
 def graphnas_epochs(name: str, graph_path: Path, epochs: int, sample_above: int, fanouts: list[int], batch: int,
-                    cache: Path, device: str = "cpu") -> list[float]:
+                    cache: Path, device: str = "cpu", amp: bool = True) -> list[float]:
     from evaluators.datasets import load_dataset
     from evaluators.training import TrainConfig, train_model
 
@@ -214,7 +214,7 @@ def graphnas_epochs(name: str, graph_path: Path, epochs: int, sample_above: int,
         stamps.append(time.perf_counter())
         return False
 
-    config = TrainConfig(epochs=epochs + 1, patience=epochs + 1, seed=0, device=device, sample_above_nodes=sample_above,
+    config = TrainConfig(epochs=epochs + 1, patience=epochs + 1, seed=0, device=device, amp=amp, sample_above_nodes=sample_above,
                          fanouts=tuple(fanouts), node_batch_size=batch, latency_repeats=1)
     train_model(architecture(name), bundle, config, report)
     return [b - a for a, b in zip(stamps, stamps[1:])]
@@ -233,7 +233,7 @@ def child(args: argparse.Namespace) -> None:
         times = plain_epochs(args.operator, path, args.epochs, sampled, args.fanouts, args.batch, args.device)
     else:
         times = graphnas_epochs(args.operator, path, args.epochs, args.sample_above, args.fanouts, args.batch,
-                                Path(args.cache), args.device)
+                                Path(args.cache), args.device, not args.fp32)
     gpu = {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2 ** 20} if args.device.startswith("cuda") else {}
     print(json.dumps({"epoch_s": statistics.median(times), "times": times,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **gpu}))
@@ -243,7 +243,7 @@ def measure(impl: str, operator: str, graph: Path, nodes: int, opts: argparse.Na
     cmd = [sys.executable, __file__, "--child", "--impl", impl, "--operator", operator, "--graph", str(graph),
            "--nodes", str(nodes), "--epochs", str(opts.epochs), "--threads", str(opts.threads),
            "--sample-above", str(opts.sample_above), "--batch", str(opts.batch), "--cache", str(opts.cache),
-           "--device", opts.device, "--fanouts", *map(str, opts.fanouts)]
+           "--device", opts.device, *(["--fp32"] if opts.fp32 else []), "--fanouts", *map(str, opts.fanouts)]
     env = dict(os.environ, OMP_NUM_THREADS=str(opts.threads), PYTHONWARNINGS="ignore")
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -267,6 +267,7 @@ def main() -> None:
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu | cuda: both implementations on this device")
+    p.add_argument("--fp32", action="store_true", help="graphnas without bf16 autocast (which it uses on CUDA only)")
     p.add_argument("--sample-above", type=int, default=100_000, help="graphnas's --sample-above-nodes")
     p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10])
     p.add_argument("--batch", type=int, default=1024)
