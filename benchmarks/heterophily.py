@@ -167,7 +167,7 @@ def same_model(export: str, design_out: Path) -> bool:
     """True when the search's export is the model a hand design's run trained (the same arch id once
     the space it came from is set aside): the search picked that design's reference trial."""
     sys.path.insert(0, str(ROOT))
-    from search_spaces.architecture import Architecture  # noqa: PLC0415
+    from graphnas.search_spaces.architecture import Architecture  # noqa: PLC0415
     arch_file = design_out / "split0" / "arch.json"
     if not arch_file.exists():
         return False
@@ -177,14 +177,14 @@ def same_model(export: str, design_out: Path) -> bool:
 
 def protocol(name: str) -> tuple[int, int]:
     sys.path.insert(0, str(ROOT))
-    from search_spaces.zoo import zoo_entry  # noqa: PLC0415
+    from graphnas.search_spaces.zoo import zoo_entry  # noqa: PLC0415
     p = zoo_entry(name).protocol
     return p.epochs, p.patience
 
 
 def published() -> dict:
     sys.path.insert(0, str(ROOT))
-    from search_spaces.zoo import zoo_entry  # noqa: PLC0415
+    from graphnas.search_spaces.zoo import zoo_entry  # noqa: PLC0415
     pub = {}
     for name in CHEAP + PLATONOV:
         try:

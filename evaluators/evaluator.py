@@ -25,15 +25,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
 
-from evaluators.datasets import DataInfo, DatasetBundle, load_dataset
-from evaluators.result import TrialResult
-from evaluators.splits import Splits, check_folds
-from evaluators.training import Report, TrainConfig, evaluate
-from search_spaces import Architecture, SearchSpace
-from search_spaces.registry import Registry
+from graphnas.evaluators.datasets import DataInfo, DatasetBundle, load_dataset
+from graphnas.evaluators.result import TrialResult
+from graphnas.evaluators.splits import Splits, check_folds
+from graphnas.evaluators.training import Report, TrainConfig, evaluate
+from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.search_spaces.registry import Registry
 
 if TYPE_CHECKING:
-    from nas.search import SearchConfig
+    from graphnas.nas.search import SearchConfig
 
 
 @runtime_checkable

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
-from evaluators.datasets import DATASETS, DatasetError, Loaded, load_graphs, working_root
-from evaluators.splits import Splits, scaffold_split
+from graphnas.evaluators.datasets import DATASETS, DatasetError, Loaded, load_graphs, working_root
+from graphnas.evaluators.splits import Splits, scaffold_split
 
 # name: (PyG MoleculeNet name, task, metric)
 MOLECULENET = {

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pandas as pd
 
-from evaluators.result import TrialResult
-from evaluators.evaluator import EVALUATORS
-from search_spaces import Architecture, SearchSpace
-from search_spaces.canonical import nas_bench_graph_hash
+from graphnas.evaluators.result import TrialResult
+from graphnas.evaluators.evaluator import EVALUATORS
+from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.search_spaces.canonical import nas_bench_graph_hash
 
 if TYPE_CHECKING:
-    from nas.search import SearchConfig
+    from graphnas.nas.search import SearchConfig
 
 NAS_BENCH_GRAPH_DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv",
                             "proteins")

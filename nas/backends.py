@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from filelock import ReadWriteLock, Timeout
 
-from nas.pruners import MULTI_OBJECTIVE_PRUNERS
-from search_spaces.registry import Entry, Registry
+from graphnas.nas.pruners import MULTI_OBJECTIVE_PRUNERS
+from graphnas.search_spaces.registry import Entry, Registry
 
 if TYPE_CHECKING:
     import optuna
 
-    from evaluators.evaluator import Evaluator
-    from nas.search import Observer, Search, SearchConfig
-    from results.objectives import Objective
+    from graphnas.evaluators.evaluator import Evaluator
+    from graphnas.nas.search import Observer, Search, SearchConfig
+    from graphnas.results.objectives import Objective
 
 
 class Backend:
@@ -100,7 +100,7 @@ class LocalBackend(Backend):
                    differentiable=False, tabular=False, parallel=True, multi_objective_pruning="ASHA")
 class RayBackend(Backend):
     def run(self, search, study, evaluator, objectives, observer) -> None:
-        from nas.ray_backend import run_ray  # Ray is an optional extra
+        from graphnas.nas.ray_backend import run_ray  # Ray is an optional extra
 
         run_ray(search, study, evaluator, objectives)
 

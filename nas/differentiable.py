@@ -31,18 +31,18 @@ import optuna
 import yaml
 from torch_geometric import seed_everything
 
-from evaluators.evaluator import TrainingEvaluator
-from evaluators.training import resolve_device
-from nas.architect import AlphaSearch, bilevel_batches
-from nas.darts import alphas_summary, narrow
-from nas.strategies import STRATEGIES, TPE, Random, Strategy
-from nas.supernet import Supernet
-from results.objectives import Objective
-from search_spaces import Architecture, SearchSpace
-from search_spaces.builder import model_inputs
+from graphnas.evaluators.evaluator import TrainingEvaluator
+from graphnas.evaluators.training import resolve_device
+from graphnas.nas.architect import AlphaSearch, bilevel_batches
+from graphnas.nas.darts import alphas_summary, narrow
+from graphnas.nas.strategies import STRATEGIES, TPE, Random, Strategy
+from graphnas.nas.supernet import Supernet
+from graphnas.results.objectives import Objective
+from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.search_spaces.builder import model_inputs
 
 if TYPE_CHECKING:
-    from nas.search import Observer, Search, SearchConfig
+    from graphnas.nas.search import Observer, Search, SearchConfig
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Any, Optional
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluators.result import TrialResult
-from results.store import NEIGHBOUR_ATTR
-from search_spaces import SearchSpace
+from graphnas.evaluators.result import TrialResult
+from graphnas.results.store import NEIGHBOUR_ATTR
+from graphnas.search_spaces import SearchSpace
 
 __all__ = ["NEIGHBOUR_ATTR", "neighbour_params"]
 
@@ -32,7 +32,7 @@ def neighbour_params(space: SearchSpace, best: FrozenTrial, trials: list[FrozenT
                      seed: int, maximize: bool) -> list[dict[str, Any]]:
     """The parameters of up to ``limit`` unseen neighbours of ``best``, the most promising
     first (see the module docstring); ties in a seeded random order."""
-    from nas.strategies import History, LocalSearch  # the strategies' own neighbour moves
+    from graphnas.nas.strategies import History, LocalSearch  # the strategies' own neighbour moves
 
     moves = LocalSearch(space, seed, 1)
     seen = {moves.canonical_id(t) for t in trials} - {None}

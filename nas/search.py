@@ -24,27 +24,27 @@ from filelock import FileLock
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
-from evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
-from evaluators.estimate import GraphSizes, TrialBudget, available_memory, estimate_cost
-from evaluators.evaluator import EVALUATORS, Evaluator
-from evaluators.splits import Splits, confirmation_folds
-from evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
-from nas.backends import BACKENDS, become_worker, refuse_live_workers, sigint_blocked
-from nas.darts import DartsConfig
-from nas.pruners import AUTO as AUTO_PRUNER, CURVE_ATTR, METRIC_RULES, PRUNERS, MetricHalvingRule
-from nas.knowledge import (FIRST_PROPOSALS, replay_count, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
+from graphnas.evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
+from graphnas.evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
+from graphnas.evaluators.estimate import GraphSizes, TrialBudget, available_memory, estimate_cost
+from graphnas.evaluators.evaluator import EVALUATORS, Evaluator
+from graphnas.evaluators.splits import Splits, confirmation_folds
+from graphnas.evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
+from graphnas.nas.backends import BACKENDS, become_worker, refuse_live_workers, sigint_blocked
+from graphnas.nas.darts import DartsConfig
+from graphnas.nas.pruners import AUTO as AUTO_PRUNER, CURVE_ATTR, METRIC_RULES, PRUNERS, MetricHalvingRule
+from graphnas.nas.knowledge import (FIRST_PROPOSALS, replay_count, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
                            transfer_for)
-from nas.outcome import OVER_BUDGET_ATTR, completed, failed, over_budget, pruned, tell
-from nas.refine import NEIGHBOUR_ATTR, neighbour_params
-from nas.strategies import STRATEGIES
-from nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
-from results.objectives import Objective, parse_objectives
-from results.store import (CONFIRM_ATTR, check_storage_url, JOURNAL_STORAGE, RunDirectoryError, RunStore, database_lock, ranked_trials,
+from graphnas.nas.outcome import OVER_BUDGET_ATTR, completed, failed, over_budget, pruned, tell
+from graphnas.nas.refine import NEIGHBOUR_ATTR, neighbour_params
+from graphnas.nas.strategies import STRATEGIES
+from graphnas.nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
+from graphnas.results.objectives import Objective, parse_objectives
+from graphnas.results.store import (CONFIRM_ATTR, check_storage_url, JOURNAL_STORAGE, RunDirectoryError, RunStore, database_lock, ranked_trials,
                            shared_database)
-from search_spaces import Architecture, SearchSpace
-from search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
+from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
 
 

@@ -37,14 +37,14 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.tpe import IncrementalTPESampler
-from results.store import INTERRUPTED
-from search_spaces import SearchSpace
-from search_spaces.registry import Registry
+from graphnas.nas.tpe import IncrementalTPESampler
+from graphnas.results.store import INTERRUPTED
+from graphnas.search_spaces import SearchSpace
+from graphnas.search_spaces.registry import Registry
 
 if TYPE_CHECKING:
-    from nas.knowledge import Transfer
-    from nas.search import SearchConfig
+    from graphnas.nas.knowledge import Transfer
+    from graphnas.nas.search import SearchConfig
 
 
 class Strategy(ABC):
@@ -550,7 +550,7 @@ class PredictorSearch(ProposalStrategy):
         the sources do not already say)."""
         if self.transfer is None:
             return self.initial
-        from nas.knowledge import FIRST_PROPOSALS
+        from graphnas.nas.knowledge import FIRST_PROPOSALS
 
         return min(self.initial, FIRST_PROPOSALS)
 

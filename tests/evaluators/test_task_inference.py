@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from evaluators import DatasetError, load_dataset
-from evaluators.datasets import TaskInference, infer_task, resolve_task
-from nas import Search, SearchConfig
+from graphnas.evaluators import DatasetError, load_dataset
+from graphnas.evaluators.datasets import TaskInference, infer_task, resolve_task
+from graphnas.nas import Search, SearchConfig
 
 
 def _node_graph(n: int = 30, float_labels: bool = False) -> Data:
