@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from graphnas.evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
 from graphnas.evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
 from graphnas.evaluators.estimate import GraphSizes, TrialBudget, available_memory, estimate_cost
-from graphnas.evaluators.evaluator import EVALUATORS, Evaluator
+from graphnas.evaluators.evaluator import EVALUATORS, Evaluator, EvaluatorSettings
 from graphnas.evaluators.splits import Splits, confirmation_folds
 from graphnas.evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
 from graphnas.nas.backends import BACKENDS, become_worker, refuse_live_workers, sigint_blocked
@@ -156,6 +156,11 @@ class SearchConfig(BaseModel):
         if self.evaluator not in EVALUATORS or not EVALUATORS.entry(self.evaluator).can("trains"):
             return 0
         return self.confirm if self.confirm is not None else (3 if self.trials >= 20 else 0)
+
+    def evaluator_settings(self) -> EvaluatorSettings:
+        """What the evaluator is prepared from: the data and the training settings."""
+        return EvaluatorSettings(dataset=self.dataset, dataset_args=self.dataset_args, task=self.task,
+                                 data_root=self.data_root, cache_dir=self.cache_dir, train=self.train)
 
     def resolved_run_dir(self) -> Path:
         if self.run_dir:
@@ -436,7 +441,7 @@ class Search:
         """The run's evaluator with what it answers from (the dataset, or a table), prepared
         once per search (the CLI asks for it before its banner)."""
         if self._prepared is None:
-            self._prepared = self.evaluator_entry.factory.prepare(self.config, self.space)
+            self._prepared = self.evaluator_entry.factory.prepare(self.config.evaluator_settings(), self.space)
         return self._prepared
 
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
