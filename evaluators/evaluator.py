@@ -37,7 +37,7 @@ from graphnas.search_spaces.registry import Registry
 
 
 class EvaluatorSettings(BaseModel):
-    """What an evaluator is prepared from: the data and how to train on it. A search's
+    """What an evaluator is prepared from: the data and how to train on it. A
     search derives it from its own settings; the evaluators know nothing else of a search."""
 
     model_config = ConfigDict(frozen=True)
