@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import numpy as np
 import optuna
@@ -21,6 +21,9 @@ from optuna.trial import FrozenTrial, TrialState
 from graphnas.results.store import INTERRUPTED
 from graphnas.nas.strategy_base import STRATEGIES, Strategy
 from graphnas.search_spaces import SearchSpace
+# moved to the space (nas.refine and every strategy share them); the former names stay for
+# sampler snapshots pickled before, whose memo holds _DrawTrial objects
+from graphnas.search_spaces.neighbours import DrawTrial as _DrawTrial, contains as _in, draw, moves as _moves  # noqa: F401
 
 if TYPE_CHECKING:
     from graphnas.nas.knowledge import Transfer
@@ -89,8 +92,7 @@ class ProposalStrategy(Strategy):
         key = tuple(sorted(params.items()))
         if key in self._memo:  # only complete sets are memoised: a hit draws nothing, as a miss would not
             return self._memo[key]
-        trial = _DrawTrial(params, self.rng)
-        arch_id = self.space.canonical_id(self.space.suggest(trial))
+        trial, arch_id = draw(self.space, params, self.rng)
         if not trial.drawn:
             self._memo[key] = (trial, arch_id)
         return trial, arch_id
@@ -104,20 +106,9 @@ class ProposalStrategy(Strategy):
         return params  # a space nearly exhausted: a repeat rather than no proposal
 
     def neighbours(self, params: dict[str, Any], history: History) -> Iterator[dict[str, Any]]:
-        """Every architecture one choice away from ``params`` and not yet seen, in a random
-        order: another value of a categorical or integer choice, a step of a float choice
-        (x2 or /2 on a log scale, a tenth of the range otherwise)."""
-        distributions = self._distributions(params)
-        moves = [(name, value) for name, dist in distributions.items() for value in _moves(dist, params[name])]
-        own = self.complete(params)[1]
-        found = {own}
-        for i in self.rng.permutation(len(moves)):
-            name, value = moves[i]
-            child, arch_id = self.complete({**params, name: value})
-            if arch_id in history.seen or arch_id in found:
-                continue
-            found.add(arch_id)
-            yield child
+        """The space's unseen one-choice neighbours of ``params`` (:meth:`SearchSpace.neighbours`),
+        drawn with this strategy's random state and memo."""
+        return self.space.neighbours(params, self.rng, history.seen, self._draw)
 
     def _distributions(self, params: dict[str, Any]) -> dict[str, BaseDistribution]:
         return self._draw(params)[0].distributions
@@ -358,62 +349,3 @@ def _rank(evaluated: list[Evaluated]) -> list[Evaluated]:
                      & (scores[None, :, :] > scores[:, None, :]).any(-1)).sum(1)
         order = np.lexsort(([e.number for e in evaluated], -scores[:, 0], dominated))
     return [evaluated[i] for i in order]
-
-
-def _moves(dist: BaseDistribution, value: Any) -> list[Any]:
-    """The values one step from ``value`` in ``dist``."""
-    if isinstance(dist, optuna.distributions.CategoricalDistribution):
-        return [c for c in dist.choices if c != value]
-    if isinstance(dist, optuna.distributions.IntDistribution):
-        return [v for v in range(dist.low, dist.high + 1, dist.step) if v != value]
-    if dist.log:
-        steps = [value * 2, value / 2]
-    else:
-        steps = [value + (dist.high - dist.low) / 10, value - (dist.high - dist.low) / 10]
-    return [float(min(max(s, dist.low), dist.high)) for s in steps if not math.isclose(s, value)]
-
-
-def _in(dist: BaseDistribution, value: Any) -> bool:
-    try:
-        return dist._contains(dist.to_internal_repr(value))
-    except (ValueError, TypeError):
-        return False
-
-
-@dataclass
-class _DrawTrial:
-    """A stand-in for an Optuna trial: answers each ``suggest_*`` from ``given`` where it
-    holds a valid value, otherwise from ``sample`` (a wrapped sampler) or at random, and
-    records what was asked."""
-
-    given: dict[str, Any]
-    rng: np.random.Generator
-    sample: Optional[Callable[[str, BaseDistribution], Any]] = None
-    params: dict[str, Any] = field(default_factory=dict)
-    distributions: dict[str, BaseDistribution] = field(default_factory=dict)
-    drawn: bool = False  # whether some answer was drawn at random
-
-    def _answer(self, name: str, dist: BaseDistribution, draw) -> Any:
-        value = self.given.get(name)
-        if name not in self.given or not _in(dist, value):
-            value, self.drawn = (self.sample(name, dist) if self.sample else draw()), True
-        self.params[name], self.distributions[name] = value, dist
-        return value
-
-    def suggest_categorical(self, name: str, choices) -> Any:
-        choices = list(choices)
-        return self._answer(name, optuna.distributions.CategoricalDistribution(choices),
-                            lambda: choices[int(self.rng.integers(len(choices)))])
-
-    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
-        def draw() -> int:
-            if log:
-                return int(min(high, math.floor(math.exp(self.rng.uniform(math.log(low), math.log(high + 1))))))
-            return int(low + step * self.rng.integers((high - low) // step + 1))
-        return self._answer(name, optuna.distributions.IntDistribution(low, high, log=log, step=step), draw)
-
-    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
-        def draw() -> float:
-            return float(math.exp(self.rng.uniform(math.log(low), math.log(high))) if log
-                         else self.rng.uniform(low, high))
-        return self._answer(name, optuna.distributions.FloatDistribution(low, high, log=log), draw)

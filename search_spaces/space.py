@@ -83,6 +83,24 @@ class SearchSpace:
             return cls.preset(str(name_or_path))
         return cls.from_yaml(name_or_path)
 
+    # --- neighbourhoods (search_spaces.neighbours) --------------------------------------
+    def complete(self, params: dict[str, Any], rng: np.random.Generator) -> tuple[dict[str, Any], str]:
+        """``params`` completed with random draws for the choices they lack (only those the
+        space asks), and the canonical id of the architecture they build."""
+        from graphnas.search_spaces.neighbours import draw
+
+        trial, arch_id = draw(self, params, rng)
+        return trial.params, arch_id
+
+    def neighbours(self, params: dict[str, Any], rng: np.random.Generator,
+                   seen: set[str] | frozenset[str] = frozenset(), complete=None) -> Iterator[dict[str, Any]]:
+        """The architectures one choice away from ``params`` whose canonical ids are not in
+        ``seen``, in a random order (naszilla's ``get_nbhd``); ``complete``: how a parameter
+        set is completed (default: :func:`search_spaces.neighbours.draw` with ``rng``)."""
+        from graphnas.search_spaces.neighbours import draw, neighbours
+
+        return neighbours(params, rng, seen, complete or (lambda p: draw(self, p, rng)))
+
     @property
     def name(self) -> str:
         return self.spec.name
