@@ -376,7 +376,8 @@ def contextual_sbm(num_nodes: int = 600, num_classes: int = 5, avg_degree: float
 
 
 @DATASETS.register("triangles", "Embedded graph regression: count the triangles of 600 random graphs "
-                   "(no node features: structure only; random walks of length 3 see triangles, 1-WL does not)")
+                   "(no node features: structure only; random walks of length 3 see triangles, 1-WL does not)",
+                   task="graph_regression")
 def triangles(root: Path, cache_dir: Path) -> Loaded:
     return Loaded(*triangle_graphs())
 
@@ -443,7 +444,7 @@ def _tu(name: str) -> Loader:
 
 
 @DATASETS.register("csl", "CSL (GNN benchmark): 150 circular skip-link graphs, 10 isomorphism classes, "
-                   "structure only; seeded stratified split")
+                   "structure only; seeded stratified split", task="graph_classification")
 def csl(root: Path, cache_dir: Path) -> Loaded:
     from torch_geometric.datasets import GNNBenchmarkDataset
 
