@@ -8,41 +8,38 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import multiprocessing.connection
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 import optuna
 import torch
 from filelock import FileLock
-from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 
-from graphnas.evaluators import Metric, TrainConfig, TrialPruned, TrialResult, get_metric
+from graphnas.evaluators import Metric, TrainConfig, get_metric
 from graphnas.evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
-from graphnas.evaluators.estimate import GraphSizes, TrialBudget, available_memory, estimate_cost
 from graphnas.evaluators.evaluator import EVALUATORS, Evaluator, EvaluatorSettings
 from graphnas.evaluators.splits import Splits, confirmation_folds
-from graphnas.evaluators.training import check_device, check_sampled_attention, resolve_device, trains_sampled
-from graphnas.nas.backends import BACKENDS, become_worker, refuse_live_workers, sigint_blocked
+from graphnas.evaluators.training import check_device, check_sampled_attention, trains_sampled
+from graphnas.nas.backends import BACKENDS, become_worker, refuse_live_workers
 from graphnas.nas.darts import DartsConfig
-from graphnas.nas.pruners import AUTO as AUTO_PRUNER, CURVE_ATTR, METRIC_RULES, PRUNERS, MetricHalvingRule
+from graphnas.nas.pruners import AUTO as AUTO_PRUNER, PRUNERS, MetricHalvingRule
 from graphnas.nas.knowledge import (FIRST_PROPOSALS, replay_count, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
                            KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
                            transfer_for)
-from graphnas.nas.outcome import OVER_BUDGET_ATTR, completed, failed, over_budget, pruned, tell
+# Progress and count_finished are the loop's, read here by the CLI and the tests
+from graphnas.nas.runner import Observer, Progress, TrialRunner, count_finished  # noqa: F401
 from graphnas.nas.refine import NEIGHBOUR_ATTR, neighbour_params
 from graphnas.nas.strategies import STRATEGIES
 from graphnas.nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
 from graphnas.results.objectives import Objective, parse_objectives
-from graphnas.results.store import (CONFIRM_ATTR, check_storage_url, JOURNAL_STORAGE, RunDirectoryError, RunStore, database_lock, ranked_trials,
-                           shared_database)
+from graphnas.results.store import (CONFIRM_ATTR, check_storage_url, JOURNAL_STORAGE, RunStore, ranked_trials,
+                                   shared_database)
 from graphnas.search_spaces import Architecture, SearchSpace
 from graphnas.search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
@@ -50,39 +47,6 @@ from graphnas.search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
 log = logging.getLogger(__name__)
 DEFAULT_THREADS = 1  # torch threads per trial unless --threads says otherwise (SearchConfig.threads)
-ESTIMATE_ATTR = "estimate"  # trial user attribute: the candidate's cost estimated before it trained
-MAX_REFUSED = 20  # over-budget proposals (at least; or the budget) before the search gives up on its space
-
-
-@dataclass
-class BudgetCount:
-    """Trials that take the budget (finished ones that count, and running ones) in a study
-    read in number order. The leading run of finished trials never changes, so it is counted
-    once: counting every trial before each proposal took 3 ms at 10,000 trials."""
-
-    prefix: int = 0  # leading trials, all finished
-    counted: int = 0  # of them, those that count (:func:`count_finished`)
-
-    def taken(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        while self.prefix < len(trials) and trials[self.prefix].state.is_finished():
-            self.counted += _counts(trials[self.prefix])
-            self.prefix += 1
-        rest = trials[self.prefix:]
-        return self.counted + sum(_counts(t) or t.state == TrialState.RUNNING for t in rest)
-
-
-def _counts(t: optuna.trial.FrozenTrial) -> bool:
-    """Completed, pruned, or failed by the candidate itself; not a trial interrupted by a dead
-    process (no error), nor one refused as over budget before it trained (``over_budget``)."""
-    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-        t.state == TrialState.FAIL and "error" in t.user_attrs and not t.user_attrs.get(OVER_BUDGET_ATTR))
-
-
-def count_finished(study: optuna.Study, trials: Optional[list[optuna.trial.FrozenTrial]] = None) -> int:
-    """Trials that count against the budget: completed, pruned, or failed by the candidate
-    itself. A trial interrupted by a killed process (FAIL without an error of its own) is
-    not counted, so a resumed search runs it again. ``trials``: the study's, already read."""
-    return sum(1 for t in (trials if trials is not None else study.get_trials(deepcopy=False)) if _counts(t))
 
 
 class SearchConfig(BaseModel):
@@ -170,20 +134,6 @@ class SearchConfig(BaseModel):
         return Path("runs") / f"{space}-{dataset_slug(self.dataset)}-{stamp}"  # a file's path stays out of it
 
 
-@dataclass
-class Progress:
-    """What the loop tells its observer after every trial."""
-
-    done: int
-    total: int
-    best_value: Optional[float]
-    pareto_size: int
-    last_state: str
-    note: str = ""  # what is running now, e.g. the epoch of a supernet
-
-
-Observer = Callable[[Progress], None]
-
 # Settings that make two runs different searches: resuming with another value is refused.
 IDENTITY_ATTR = "search_identity"  # study user attribute: what a joining search must match
 IDENTITY_KEYS = ("space", "dataset", "dataset_args", "evaluator", "objectives", "study_name", "train")
@@ -265,12 +215,9 @@ class Search:
         self._check_names()
         self.references = self._check_references()
         self._prepared: Optional[Evaluator] = None
-        self._budget = BudgetCount()
         self.deadline = math.inf  # run() sets it from --timeout
-        self._refused = 0  # proposals refused as over budget, never trained
-        self._sizes: Optional[GraphSizes] = None  # the dataset's sizes for cost estimates (_over_budget)
-        self._all_ids: Optional[set[str]] = None  # every architecture of a small space (_space_exhausted)
-        self._ids_enumerated = False
+        # the trial loop's port, for the backends and the differentiable strategies
+        self.runner = TrialRunner(config, self.space, self.store, self.run_dir, self.backend.sole_writer(), self.trains)
         self._transfer_planned = False  # plan_transfer ran (the CLI's banner asks before the run)
         self.knowledge = self._open_knowledge()
         self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
@@ -447,6 +394,7 @@ class Search:
     def run(self, observer: Optional[Observer] = None) -> optuna.Study:
         # --timeout bounds the whole search, confirmation included, from this moment
         self.deadline = time.monotonic() + self.config.timeout if self.config.timeout else math.inf
+        self.runner.deadline = self.deadline
         before = torch.get_num_threads()
         torch.set_num_threads(self.config.threads)
         try:
@@ -625,7 +573,7 @@ class Search:
                             row.trial, needs)
                 break
             if observer:
-                self._observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(finalists)})")
+                self.runner.observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(finalists)})")
             records[str(row.trial)] = self._confirmation(evaluator, Architecture.from_json(row.arch_json), row, folds)
             study.set_user_attr(CONFIRM_ATTR, records)  # after each trial: a resumed run keeps it
 
@@ -664,9 +612,9 @@ class Search:
                                      self.config.seed, metric.direction == "maximize")
         for n, params in enumerate(proposals):
             if observer:
-                self._observe(study, observer, "RUNNING", f"neighbour {n + 1}/{len(proposals)} of trial {base}")
+                self.runner.observe(study, observer, "RUNNING", f"neighbour {n + 1}/{len(proposals)} of trial {base}")
             study.enqueue_trial(params, user_attrs={NEIGHBOUR_ATTR: base})
-            self._one_trial(study, study.ask(), evaluator, objectives)
+            self.runner.one_trial(study, study.ask(), evaluator, objectives)
 
     def _check_fits(self, bundle: DatasetBundle) -> None:
         """Refuse, before the first trial, a space whose choices cannot train on this data."""
@@ -703,6 +651,10 @@ class Search:
             raise ValueError(f"--confirm-folds applies to a search on one holdout split; with --folds {cfg.train.folds} "
                              "every trial is already a cross-validation")
 
+    def narrow_space(self, space: SearchSpace) -> None:
+        """Go on over ``space`` (a differentiable search's second phase: its narrowed space)."""
+        self.space = self.runner.space = space
+
     def objectives(self, evaluator: Evaluator) -> tuple[Metric, list[Objective]]:
         metric = get_metric(self.config.train.metric or evaluator.metric)
         return metric, parse_objectives(self.config.objectives, metric.direction)
@@ -720,201 +672,6 @@ class Search:
         self.transfer = Transfer(record, self._origin()) if record else None
         study.sampler = self.make_sampler(seed, len(objectives))
         study.pruner = PRUNERS.get(self.config.pruner)()
-
-    def loop(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
-             observer: Optional[Observer] = None, worker: int = 0) -> None:
-        """Run trials until the budget is met: finished trials plus those other workers are
-        running now (so that N workers do not overshoot it by N - 1)."""
-        while time.monotonic() < self.deadline:
-            if self._refused > max(MAX_REFUSED, self.config.trials):
-                log.warning("the search stopped: its last %d proposals were all over budget (see the trials' errors); "
-                            "give a larger --timeout or --trial-timeout, or a space of cheaper candidates",
-                            self._refused)
-                break
-            if self._space_exhausted(study):
-                log.warning("space %s is exhausted: all its %d architectures have been evaluated, so the search "
-                            "stops at %d of %d trials", self.space.name, len(self._all_ids),
-                            count_finished(study), self.config.trials)
-                break
-            trial = self._reserve_trial(study)
-            if trial is None:
-                break
-            state = self._one_trial(study, trial, evaluator, objectives, worker)
-            if observer:
-                self._observe(study, observer, state)
-
-    EXHAUSTIBLE = 20_000  # labellings enumerated at most to tell whether a space can run out
-
-    def _space_exhausted(self, study: optuna.Study) -> bool:
-        """Has every architecture of a small discrete space been evaluated? Then another trial
-        could only repeat one (trained twice, listed twice on the front). A space with a float
-        range, or too many labellings to enumerate cheaply, is never exhausted by a search."""
-        if not self._ids_enumerated:
-            self._all_ids, self._ids_enumerated = self._architecture_ids(), True
-        if self._all_ids is None:
-            return False
-        seen = {self.space.canonical_id(Architecture.from_json(t.user_attrs["arch_json"]))
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-                if "arch_json" in t.user_attrs}
-        return self._all_ids <= seen
-
-    def _architecture_ids(self) -> Optional[set[str]]:
-        try:
-            if self.space.labelled_size() > self.EXHAUSTIBLE:
-                return None
-            ids = set()
-            for arch in self.space.enumerate():
-                try:  # enumerate() does not validate: a combination the space refuses is never proposed
-                    arch = Architecture.model_validate(arch.model_dump())
-                except ValueError:
-                    continue
-                ids.add(self.space.canonical_id(arch))
-            return ids
-        except ValueError:  # a float range: unbounded
-            return None
-
-    def _reserve_trial(self, study: optuna.Study) -> Optional[optuna.Trial]:
-        """Ask for the next trial unless the budget is met. Counting and asking hold a lock
-        file in the run directory, because without it two workers can both see one free
-        slot and both ask (CI measured 7 trials for a budget of 6); Optuna's
-        MaxTrialsCallback has the same check-then-ask gap. A single local process needs no
-        lock: search.lock keeps every other search out of its run directory."""
-        if shared_database(self.store.storage):  # workers on other machines: the database holds the lock
-            with database_lock(self.store.storage, f"graphnas budget {self.config.study_name}"):
-                return self._ask_within_budget(study)
-        if self.backend.sole_writer():
-            return self._ask_within_budget(study)
-        with FileLock(self.run_dir / "budget.lock"):
-            return self._ask_within_budget(study)
-
-    def _ask_within_budget(self, study: optuna.Study) -> Optional[optuna.Trial]:
-        trials = study.get_trials(deepcopy=False)  # one read for both counts
-        if self._budget.taken(trials) >= self.config.trials:
-            return None
-        return study.ask()
-
-    def _observe(self, study: optuna.Study, observer: Observer, state: str, note: str = "") -> None:
-        outputs = self.store.write_outputs(study, plots=False)
-        best = outputs.best["val_metric"] if outputs.best is not None else None
-        observer(Progress(count_finished(study), self.config.budget, best, len(outputs.front), state, note))
-
-    def _run_workers(self, study: optuna.Study, observer: Optional[Observer]) -> None:
-        """Start ``workers`` processes on the study, report progress while they run, then fail
-        the trials of any worker that died (the journal storage has no heartbeat). Workers die
-        with this process (:func:`nas.backends.become_worker`) and leave Ctrl-C to it."""
-        ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-        # the run directory by name: a worker must not stamp a default one of its own
-        config = self.config.model_copy(update={"run_dir": str(self.run_dir)}).model_dump_json()
-        procs = [ctx.Process(target=run_worker, args=(config, i), daemon=False) for i in range(self.config.workers)]
-        try:
-            with sigint_blocked():
-                for p in procs:
-                    p.start()
-            seen = -1
-            while any(p.is_alive() for p in procs):
-                # a worker's exit wakes the driver at once (a fixed sleep added up to half a second
-                # to every run's end); otherwise progress is read twice a second
-                multiprocessing.connection.wait([p.sentinel for p in procs if p.is_alive()], timeout=0.5)
-                done = count_finished(study)
-                if observer and done != seen:
-                    seen = done
-                    self._observe(study, observer, "COMPLETE")
-        finally:  # Ctrl-C or an error here: the workers stop now, their trials are left for --resume
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-            for p in procs:
-                if p.pid is not None:  # started
-                    p.join()
-        self.store.fail_stale_trials(study)
-
-    def _one_trial(self, study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
-                   objectives: list[Objective], worker: int = 0, tags: Optional[dict] = None) -> str:
-        trial.set_user_attr("worker", worker)
-        for key, value in (tags or {}).items():
-            trial.set_user_attr(key, value)
-        try:
-            arch = self.space.suggest(trial)
-            trial.set_user_attr("arch_id", arch.arch_id)
-            trial.set_user_attr("arch_json", arch.to_json())
-            refusal = self._over_budget(arch, evaluator, trial)
-            if refusal is not None:  # never trained: the sampler sees a failure, the budget does not count it
-                self._refused += 1
-                state = tell(study, trial, over_budget(f"over budget, not trained: {refusal}"))
-                log.warning("trial %d not trained: %s", trial.number, refusal)
-                return state
-            if self.backend.sole_writer():
-                # The sampler's state once this trial's proposal is drawn: if the process
-                # dies now, --resume retries this trial with its parameters (which draws
-                # nothing) and continues from this state, as the uninterrupted run would.
-                # Its parameters and attributes so far are committed with it, in one write.
-                self.store.save_sampler(study.sampler, trial.number)
-            outcome = completed(self._evaluate(study, arch, evaluator, trial), objectives)
-        except TrialPruned as stop:  # stopped early by the pruner: recorded, counted, not failed
-            outcome = pruned(str(stop))
-        except RunDirectoryError:  # the engine's own failure: the trial stays RUNNING, swept on --resume
-            raise
-        except Exception as err:  # any failure of a candidate fails only its trial
-            outcome = failed(err)
-        state = tell(study, trial, outcome)
-        log.info("trial %d %s", trial.number, outcome)  # formatted only when -v shows it
-        if state == "FAIL" and torch.cuda.is_available():
-            torch.cuda.empty_cache()  # outside the except: its traceback no longer pins the tensors
-        return state
-
-    def _evaluate(self, study: optuna.Study, arch: Architecture, evaluator: Evaluator,
-                  trial: optuna.Trial) -> TrialResult:
-        if not self.trains:  # a table lookup: nothing to reuse or to stop early
-            return evaluator.evaluate(arch)
-        for old in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if old.user_attrs.get("arch_id") == arch.arch_id:  # same seed, same result: reuse it
-                return TrialResult.from_attrs(old.user_attrs)
-
-        # a reference design is the baseline the search is measured against: it trains to the end
-        # (a deep reference learns slowly: zoo:luo_gcn was stopped at epoch 10 on its way to the best)
-        prunes = self.config.pruner != "none" and not trial.user_attrs.get("reference")
-        if self.config.pruner == "none" and self.deadline == math.inf:  # else the curve is kept, a reference's too
-            return evaluator.evaluate(arch)
-        curve: list[float] = []
-        rule = None
-        if len(study.directions) > 1 and prunes:  # Optuna prunes one objective: our rule
-            rule = METRIC_RULES[self.config.pruner](self.objectives(evaluator)[0].direction == "maximize")
-
-        def report(epoch: int, value: float) -> bool:  # the evaluator's early-stopping hook
-            curve.append(value)
-            if time.monotonic() > self.deadline:
-                raise TrialPruned(f"stopped at epoch {epoch}: the search's --timeout {self.config.timeout:g} s ran out")
-            if not prunes:
-                return False
-            if rule is not None:
-                return rule.should_prune(study, curve)
-            trial.report(value, epoch)
-            return trial.should_prune()
-
-        try:
-            return evaluator.evaluate(arch, report)
-        finally:  # complete or pruned, the curve is what later trials are compared with
-            trial.set_user_attr(CURVE_ATTR, curve)
-
-    def _over_budget(self, arch: Architecture, evaluator: Evaluator, trial: optuna.Trial) -> Optional[str]:
-        """Why ``arch`` cannot be trained within the trial's budget, from its estimated cost
-        (recorded on the trial before it trains), or None. The budget is the trial's
-        --trial-timeout and what is left of the search's --timeout, in seconds, and the
-        device's free memory for attention scores."""
-        bundle = getattr(evaluator, "bundle", None)
-        if not self.trains or bundle is None:
-            return None
-        train = self.config.train
-        device = resolve_device(train.device)
-        if self._sizes is None:  # the data's sizes, once per run: never per trial
-            self._sizes = GraphSizes.of(bundle, train.batch_size)
-        estimate = estimate_cost(arch, bundle, train.batch_size, device, self._sizes)
-        trial.set_user_attr(ESTIMATE_ATTR, {"flops": estimate.flops, "attention_mib": estimate.attention_bytes / 2 ** 20,
-                                            "seconds_per_epoch": estimate.seconds_per_epoch})
-        limits = [t for t in (train.trial_timeout, self.deadline - time.monotonic()) if t != math.inf and t is not None]
-        budget = TrialBudget(min(limits) if limits else None, available_memory(device))
-        # the epochs a candidate runs at least unless a pruner stops it: early stopping needs patience
-        return budget.refusal(estimate, min(train.epochs, train.patience + 1))
 
 
 # What config.yaml records beside the settings (not settings: a resume does not take them)
@@ -966,4 +723,4 @@ def run_worker(config_json: str, index: int) -> None:
     _, objectives = search.objectives(evaluator)
     study = search.store.load_study(config.study_name)
     search.attach(study, objectives, config.seed + 1000 * (index + 1))
-    search.loop(study, evaluator, objectives, worker=index)
+    search.runner.loop(study, evaluator, objectives, worker=index)

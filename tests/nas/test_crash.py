@@ -215,10 +215,11 @@ def test_a_kill_between_a_trials_end_and_the_next_proposal_loses_none_of_its_fig
     from graphnas.evaluators import TrainConfig
     from graphnas.evaluators.result import TrialResult
     from graphnas.nas import Search, SearchConfig
+    from graphnas.nas.runner import TrialRunner
 
     config = SearchConfig(space="tiny", run_dir=str(tmp_path / "r"), cache_dir=str(cache_dir), trials=3,
                           strategy="random", train=TrainConfig(epochs=5, patience=5, latency_repeats=1))
-    reserve, asked = Search._reserve_trial, []
+    reserve, asked = TrialRunner.reserve_trial, []
 
     def killed_before_the_second_proposal(self, study):
         asked.append(1)
@@ -226,10 +227,10 @@ def test_a_kill_between_a_trials_end_and_the_next_proposal_loses_none_of_its_fig
             raise _Killed
         return reserve(self, study)
 
-    monkeypatch.setattr(Search, "_reserve_trial", killed_before_the_second_proposal)
+    monkeypatch.setattr(TrialRunner, "reserve_trial", killed_before_the_second_proposal)
     with pytest.raises(_Killed):
         Search(config).run()
-    monkeypatch.setattr(Search, "_reserve_trial", reserve)
+    monkeypatch.setattr(TrialRunner, "reserve_trial", reserve)
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path / 'r' / 'study.db'}")
     (first,) = study.trials
     assert first.state.name == "COMPLETE"

@@ -157,7 +157,7 @@ def test_two_workers_cannot_both_take_the_last_slot(tmp_path):
 
     study.ask = slow_ask
     got = []
-    threads = [threading.Thread(target=lambda: got.append(search._reserve_trial(study))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: got.append(search.runner.reserve_trial(study))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
