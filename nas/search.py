@@ -9,24 +9,21 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import optuna
 import torch
-from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphnas.evaluators import Metric, TrainConfig, get_metric
 from graphnas.evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
 from graphnas.evaluators.evaluator import EVALUATORS, Evaluator, EvaluatorSettings
-from graphnas.evaluators.splits import Splits, confirmation_folds
 from graphnas.evaluators.training import check_device, check_sampled_attention, trains_sampled
-from graphnas.nas.backends import BACKENDS, become_worker, refuse_live_workers
+from graphnas.nas.backends import BACKENDS, become_worker
 from graphnas.nas.darts import DartsConfig
 from graphnas.nas.pruners import AUTO as AUTO_PRUNER, PRUNERS, MetricHalvingRule
 from graphnas.nas.knowledge import (FIRST_PROPOSALS, replay_count, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
@@ -34,13 +31,13 @@ from graphnas.nas.knowledge import (FIRST_PROPOSALS, replay_count, KNOWLEDGE_ATT
                            transfer_for)
 # Progress and count_finished are the loop's, read here by the CLI and the tests
 from graphnas.nas.runner import Observer, Progress, TrialRunner, count_finished  # noqa: F401
-from graphnas.nas.refine import NEIGHBOUR_ATTR, neighbour_params
+from graphnas.nas.run_directory import IDENTITY_ATTR, RunDirectory, space_content
+from graphnas.nas.confirmation import Confirmation
 from graphnas.nas.strategies import STRATEGIES
 from graphnas.nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
 from graphnas.results.objectives import Objective, parse_objectives
-from graphnas.results.store import (CONFIRM_ATTR, check_storage_url, JOURNAL_STORAGE, RunStore, ranked_trials,
-                                   shared_database)
-from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.results.store import check_storage_url, JOURNAL_STORAGE, RunStore
+from graphnas.search_spaces import SearchSpace
 from graphnas.search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
 
@@ -134,18 +131,6 @@ class SearchConfig(BaseModel):
         return Path("runs") / f"{space}-{dataset_slug(self.dataset)}-{stamp}"  # a file's path stays out of it
 
 
-# Settings that make two runs different searches: resuming with another value is refused.
-IDENTITY_ATTR = "search_identity"  # study user attribute: what a joining search must match
-IDENTITY_KEYS = ("space", "dataset", "dataset_args", "evaluator", "objectives", "study_name", "train")
-# Training settings that do not change what a trial measures.
-NEUTRAL_TRAIN_KEYS = ("device", "latency_repeats", "trial_timeout")
-
-
-def _identity(config: dict) -> dict:
-    train = {k: v for k, v in (config.get("train") or {}).items() if k not in NEUTRAL_TRAIN_KEYS}
-    return {**config, "train": train}
-
-
 def auto_pruner(config: SearchConfig, trains_each: bool) -> str:
     """``--pruner auto``: multi-fidelity (successive halving over epochs) where each candidate
     trains long enough for its rungs to rank anything, at least two rungs below the last
@@ -192,25 +177,25 @@ class Search:
         if config.pruner == "auto":
             config = config.model_copy(update={"pruner": auto_pruner(config, self.trains and not self.differentiable)})
             self.config = config
+        backend = BACKENDS.entry(config.backend)  # raises, listing the backends
+        self.backend = backend.factory(config)
         # another machine's search on the same shared database and run name: this one joins it
-        self.joining = not resume and self._joins_a_shared_study()
+        self.directory = RunDirectory(self.store, config, resume, self.backend.sole_writer())
         if resume:
-            self._check_resume()
-        elif self._holds_a_run() and not self.joining:
+            self.directory.check_resume(SearchConfig().model_dump(mode="json"))
+        elif self.directory.holds_a_run() and not self.joining:
             raise ValueError(f"{self.run_dir} already holds a run (study {config.study_name!r}); "
                              "continue it with --resume or choose another --run-dir")
         self.space = SearchSpace.load(config.space)
         if resume:
-            self._check_space_unchanged()
+            self.directory.check_space_unchanged(self.space)
         if self.joining:  # before any work, as a resume's checks
-            self._check_joined_identity(self.store.load_study(config.study_name))
+            self.directory.check_joined_identity(self.store.load_study(config.study_name), self.space)
         self._check_evaluator()
         self.space = self.strategy.factory.space_of(self.space, self.run_dir, resume)
         self._check_strategy()
         PRUNERS.get(config.pruner)  # raises, listing the pruners
-        backend = BACKENDS.entry(config.backend)  # raises, listing the backends
         backend.factory.check(backend, config, self.differentiable, self.trains)
-        self.backend = backend.factory(config)
         self.resume = resume
         self._check_names()
         self.references = self._check_references()
@@ -222,7 +207,8 @@ class Search:
         self.knowledge = self._open_knowledge()
         self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
         # the driving process holds the run directory until its run ends; its workers do not
-        self._claim = self._claim_run_dir() if claim else None
+        if claim:
+            self.directory.claim()
 
     def _check_strategy(self) -> None:
         """What the strategy declared at registration, against the run's settings."""
@@ -235,36 +221,6 @@ class Search:
             raise ValueError(f"--strategy {config.strategy} trains one supernet in one process: use --workers 1")
         if config.workers > 1 and not entry.can("parallel"):
             raise ValueError(f"--strategy {config.strategy} is not safe with several workers: use --workers 1")
-
-    def _claim_run_dir(self) -> FileLock:
-        """The run directory, held; after every other check, so that a refused search leaves
-        nothing behind. A fresh run is checked again under the lock: another search started
-        at the same moment may have created its study since."""
-        self._created_run_dir = not self.run_dir.exists()
-        lock = self.store.claim()
-        try:
-            refuse_live_workers(self.run_dir)  # a killed search's worker may outlive it by a moment
-        except ValueError:
-            lock.release()
-            raise
-        # a shared study that appeared since __init__ (another machine's, created meanwhile) is joined
-        if not self.resume and not self.joining and self._holds_a_run() and not self._joins_a_shared_study():
-            lock.release()
-            raise ValueError(f"{self.run_dir} already holds a run (study {self.config.study_name!r}), started at "
-                             "the same moment; continue it with --resume or choose another --run-dir")
-        if self.backend.sole_writer():  # nothing else writes the study
-            self.store.write_alone()
-        return lock
-
-    def _holds_a_run(self) -> bool:
-        return self.store.config_path.is_file() or self.store.has_study(self.config.study_name)
-
-    def _joins_a_shared_study(self) -> bool:
-        """A fresh run directory whose shared database (PostgreSQL, MySQL) already holds the
-        study: started by the same command on another machine, which this search joins as
-        one more worker, as Optuna's ``load_if_exists`` does."""
-        return (shared_database(self.store.storage) and not self.store.config_path.is_file()
-                and self.store.has_study(self.config.study_name))
 
     def _check_names(self) -> None:
         """Objectives, metric and device, which need no dataset: checked before it loads."""
@@ -358,32 +314,6 @@ class Search:
         if self.differentiable and not self.trains:
             raise ValueError(f"--strategy {cfg.strategy} trains a supernet; it cannot use a tabular evaluator")
 
-    def _check_space_unchanged(self) -> None:
-        """Refuse to resume a run whose space file now says something else: its finished
-        trials were drawn from the old space, and Optuna cannot mix the two."""
-        stored = self.store.read_config().get("space_spec")
-        if stored is None:  # a run from before the space was stored: nothing to compare with
-            return
-        changed = _changed_paths(stored, space_content(self.space))
-        if changed:
-            raise ValueError(f"cannot resume {self.run_dir}: space {self.config.space!r} has changed since the run "
-                             f"began ({', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); restore it or "
-                             "start a new run")
-
-    def _check_resume(self) -> None:
-        self.store.check_study(self.config.study_name)  # a deleted or damaged study: one line, nothing created
-        # Settings added since the run was written take their defaults (older runs resume).
-        defaults, stored = SearchConfig().model_dump(mode="json"), self.store.read_config()
-        # one level down too: a train setting added since (split) takes its default in an older run
-        old = _identity({**defaults, **stored, "train": {**defaults["train"], **(stored.get("train") or {})}})
-        new = _identity(self.config.model_dump(mode="json"))
-        # each changed setting by its own path (train.epochs), not the two whole sections
-        diffs = [f"{path}: run has {_at(old, path)!r}, now {_at(new, path)!r}" for k in IDENTITY_KEYS
-                 if old.get(k) != new.get(k) for path in _changed_paths(old.get(k), new.get(k), f"{k}.")]
-        if diffs:
-            raise ValueError(f"cannot resume {self.run_dir} with different settings: " + "; ".join(diffs))
-        self.store.check_sampler()  # a snapshot this user's graphnas did not sign is refused before any work
-
     def prepare(self) -> Evaluator:
         """The run's evaluator with what it answers from (the dataset, or a table), prepared
         once per search (the CLI asks for it before its banner)."""
@@ -432,7 +362,7 @@ class Search:
             try:
                 study = self._create(evaluator, metric, objectives)
             except optuna.exceptions.DuplicatedStudyError:  # another machine created it a moment ago
-                self.joining = True
+                self.directory.joining = True
         if self.joining:
             study = self._join(objectives)
         study.set_user_attr("dataset", evaluator.name)  # what export needs to rebuild models
@@ -444,7 +374,7 @@ class Search:
                                                                                 observer)
             else:
                 self.backend.run(self, study, evaluator, objectives, observer)
-            self.confirm(study, evaluator, objectives, observer)
+            Confirmation(self.config, self.store, self.runner).run(study, evaluator, objectives, observer)
         finally:
             self.store.write_outputs(study)
             self.release()  # before registering: the run is finished
@@ -458,7 +388,7 @@ class Search:
         self.plan_transfer(evaluator)
         study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
                                         metric.name)
-        study.set_user_attr(IDENTITY_ATTR, self._shared_identity())
+        study.set_user_attr(IDENTITY_ATTR, self.directory.shared_identity(self.space))
         study.pruner = PRUNERS.get(cfg.pruner)()
         if fingerprint is not None:
             study.set_user_attr("fingerprint", asdict(fingerprint))
@@ -485,141 +415,33 @@ class Search:
         replays = replay_count(self.config.trials, self.config.trials - refs) if transfer is not None else 0
         return {"references": refs, "knowledge": replays, "strategy": self.config.trials - refs - replays}
 
-    def _check_joined_identity(self, study: optuna.Study) -> None:
-        theirs = study.user_attrs.get(IDENTITY_ATTR)
-        if theirs is None:  # the creating machine has not written it yet
-            return
-        mine = self._shared_identity()
-        diffs = [k for k in mine if theirs.get(k) != mine[k]]
-        if diffs:
-            raise ValueError(f"{self.store.storage}: study {self.config.study_name!r} was started with other "
-                             f"settings ({', '.join(diffs)}); give the same command, or another --run-dir name")
+    @property
+    def joining(self) -> bool:
+        return self.directory.joining
 
-    def _shared_identity(self) -> dict[str, Any]:
-        """What every machine's search on one shared study must agree on: the settings a
-        resume must keep, with the space by its content (its file's path may differ)."""
-        identity = _identity(self.config.model_dump(mode="json"))
-        return {**{k: identity.get(k) for k in IDENTITY_KEYS if k != "space"}, "space_spec": space_content(self.space)}
+    def release(self) -> None:
+        """Let another search open the run directory (``run`` does this as it ends)."""
+        self.directory.release()
+
+    def abandon(self) -> None:
+        """Release the run directory of a search refused before it wrote anything, and remove
+        what it wrote (:meth:`RunDirectory.abandon`)."""
+        self.directory.abandon()
 
     def _join(self, objectives: list[Objective]) -> optuna.Study:
         """The study another machine's search created: the same settings, or a one-line refusal;
         then this search is one more worker on it (its own sampler seed, no sweep of trials
         that may be other machines')."""
         study = self.store.load_study(self.config.study_name)
-        self._check_joined_identity(study)  # again: after a creation race it is checked only now
+        self.directory.check_joined_identity(study, self.space)  # again: after a creation race it is checked only now
         # a seed no other worker has: the trials so far and this process
         self.attach(study, objectives, self.config.seed + 1000 * (len(study.trials) + 1) + os.getpid() % 1000)
         return study
 
-    def release(self) -> None:
-        """Let another search open the run directory (``run`` does this as it ends)."""
-        if self._claim is not None:
-            self._claim.release()
-
-    def abandon(self) -> None:
-        """Release the run directory of a search refused before it wrote anything (a dataset
-        that cannot be loaded), and remove it if this search created it: nothing left behind."""
-        self.release()
-        if self._claim is None or self.resume or self.joining:
-            return
-        if self._started_nothing():  # what a failed start wrote would block the next start (issue 43)
-            for name in self.STARTED_FILES:
-                (self.run_dir / name).unlink(missing_ok=True)
-        if self._created_run_dir and {p.name for p in self.run_dir.iterdir()} <= {RunStore.LOCK}:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    # what a fresh start writes before its first trial: config.yaml, then the study's storage
-    STARTED_FILES = ("config.yaml", "study.db", "study.db-wal", "study.db-shm", "journal.log", "sampler.pkl")
-
-    def _started_nothing(self) -> bool:
-        """No trial of this fresh run has begun: its study is absent, or empty."""
-        try:
-            return not self.store.has_study(self.config.study_name) or \
-                not self.store.load_study(self.config.study_name).get_trials(deepcopy=False)
-        except Exception:  # a storage that cannot even be read holds no trial worth keeping
-            return True
-
-    def confirm(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
-                observer: Optional[Observer] = None) -> None:
-        """Train the top ``confirm_top`` completed trials by validation (one per architecture),
-        the reference designs and the neighbours :meth:`add_neighbours` adds, again: with seeds
-        ``seed + 1 .. seed + confirm_seeds``, or on ``confirm_folds`` folds. Every figure is recorded in the study
-        (:data:`CONFIRM_ATTR`): :func:`results.store.best_row` then selects on the mean.
-        Validation only selects; test figures are recorded to be reported. Trials confirmed
-        before (a resumed run) are not trained again."""
-        top = self.config.confirm_top
-        if top == 0 or not any(o.name == "metric" for o in objectives):
-            return
-        self.add_neighbours(study, evaluator, objectives, observer)
-        frame = self.store.trials_frame(study)
-        done = frame[frame["state"] == "COMPLETE"].drop_duplicates("arch_id")
-        neighbours = set(done.loc[done[NEIGHBOUR_ATTR].notna(), "trial"]) if NEIGHBOUR_ATTR in done else set()
-        # the zoo's reference designs are finalists too: the search should not prefer a design
-        # to the textbook one on the noise of one split (PROTEINS: zoo:gin measured 75.7 over
-        # 10 folds where the search's pick measured 73.1; benchmarks/README.md)
-        references = set(done.loc[done["reference"].fillna("") != "", "trial"])
-        finalists = ranked_trials(done, objectives)  # the order best_row selects in
-        finalists = finalists[finalists["trial"].isin(set(finalists["trial"].head(top)) | neighbours | references)]
-        records = dict(study.user_attrs.get(CONFIRM_ATTR, {}))
-        folds = confirmation_folds(evaluator.bundle, self.config.confirm_folds) if self.config.confirm_folds else None
-        for n, row in enumerate(finalists.itertuples()):
-            if str(row.trial) in records:
-                continue
-            # --timeout covers the confirmation: a finalist whose trainings would not fit is not begun
-            needs = float(row.train_time_s) * (len(folds) if folds is not None else self.config.confirm_seeds)
-            if time.monotonic() + needs > self.deadline:
-                log.warning("confirmation stopped at %d of %d finalists: the search's --timeout %g s leaves too "
-                            "little time for trial %d (about %.0f s)", n, len(finalists), self.config.timeout,
-                            row.trial, needs)
-                break
-            if observer:
-                self.runner.observe(study, observer, "RUNNING", f"confirming trial {row.trial} ({n + 1}/{len(finalists)})")
-            records[str(row.trial)] = self._confirmation(evaluator, Architecture.from_json(row.arch_json), row, folds)
-            study.set_user_attr(CONFIRM_ATTR, records)  # after each trial: a resumed run keeps it
-
-    def _confirmation(self, evaluator: Evaluator, arch: Architecture, row: Any,
-                      folds: Optional[list[Splits]]) -> dict[str, Any]:
-        """One finalist's confirmation record: its figures on each of ``folds``, or its own
-        seed's and ``confirm_seeds`` more seeds' figures."""
-        if folds is not None:
-            results = [evaluator.evaluate_splits(arch, splits) for splits in folds]
-            return {"folds": len(folds), "val": [r.val_metric for r in results],
-                    "test": [r.test_metric for r in results]}
-        seed = self.config.train.seed
-        seeds = [seed + 1 + i for i in range(self.config.confirm_seeds)]
-        results = [evaluator.evaluate(arch, seed=other) for other in seeds]
-        return {"seeds": [seed, *seeds], "val": [float(row.val_metric), *(r.val_metric for r in results)],
-                "test": [float(row.test_metric), *(r.test_metric for r in results)]}
-
-    def add_neighbours(self, study: optuna.Study, evaluator: Evaluator, objectives: list[Objective],
-                       observer: Optional[Observer] = None) -> None:
-        """Evaluate up to ``confirm_neighbours`` unseen one-choice neighbours of the best trial
-        by validation as trials tagged :data:`NEIGHBOUR_ATTR` (see :mod:`nas.refine`), for
-        the confirmation to rank with the finalists. A resumed run adds only those missing,
-        around the same trial."""
-        limit = self.config.confirm_neighbours
-        trials = study.get_trials(deepcopy=False)
-        added = [t for t in trials if NEIGHBOUR_ATTR in t.user_attrs]
-        if limit <= len(added):
-            return
-        done = self.store.trials_frame(study)
-        done = done[done["state"] == "COMPLETE"]
-        if done.empty:
-            return
-        base = added[0].user_attrs[NEIGHBOUR_ATTR] if added else int(ranked_trials(done, objectives).iloc[0]["trial"])
-        metric = next(o for o in objectives if o.name == "metric")
-        proposals = neighbour_params(self.space, trials[base], trials, limit - len(added),
-                                     self.config.seed, metric.direction == "maximize")
-        for n, params in enumerate(proposals):
-            if observer:
-                self.runner.observe(study, observer, "RUNNING", f"neighbour {n + 1}/{len(proposals)} of trial {base}")
-            study.enqueue_trial(params, user_attrs={NEIGHBOUR_ATTR: base})
-            self.runner.one_trial(study, study.ask(), evaluator, objectives)
-
     def _check_fits(self, bundle: DatasetBundle) -> None:
         """Refuse, before the first trial, a space whose choices cannot train on this data."""
         cfg, spec = self.config, self.space.spec
-        self._check_confirmation(bundle)
+        Confirmation.check(self.config, bundle)
         sampled = trains_sampled(bundle, cfg.train)
         if not bundle.info.graph_level:
             check_sampled_attention(spec.layers.attention.values(), bundle.data.num_nodes, cfg.train,
@@ -636,20 +458,6 @@ class Search:
                              "one graph trained whole; this dataset is "
                              f"{'graph-level' if bundle.info.graph_level else 'trained on sampled mini-batches'}: "
                              "use edge_method: teddy")
-
-    def _check_confirmation(self, bundle: DatasetBundle) -> None:
-        cfg = self.config
-        if (cfg.confirm_folds or cfg.confirm_neighbours) and cfg.confirm_top == 0:
-            raise ValueError("--confirm-folds and --confirm-neighbours act in the confirmation of the top trials: "
-                             f"give --confirm K (K >= 1; the default is 0 below 20 trials, and this run has {cfg.trials})")
-        if cfg.confirm_folds == 1:
-            raise ValueError("--confirm-folds K: K is the number of folds, at least 2 (0 confirms on seeds)")
-        if cfg.confirm_folds and not bundle.info.graph_level:
-            raise ValueError(f"--confirm-folds applies to graph-level datasets; {bundle.name} is one graph "
-                             "(confirm on seeds: --confirm K)")
-        if cfg.confirm_folds and cfg.train.folds > 1:
-            raise ValueError(f"--confirm-folds applies to a search on one holdout split; with --folds {cfg.train.folds} "
-                             "every trial is already a cross-validation")
 
     def narrow_space(self, space: SearchSpace) -> None:
         """Go on over ``space`` (a differentiable search's second phase: its narrowed space)."""
@@ -682,26 +490,6 @@ def run_facts(space: SearchSpace, evaluator: Evaluator) -> dict:
     info = evaluator.info
     return {"space_source": space.source, "space_spec": space_content(space),
             "node_features": info.node_features if info is not None else None}
-
-
-def space_content(space: SearchSpace) -> dict:
-    """The space as config.yaml records it: its validated content, not its path."""
-    return space.spec.model_dump(mode="json", by_alias=True)
-
-
-def _at(config: dict, path: str) -> Any:
-    """The value at a dotted path of a nested dict (None where it is absent)."""
-    for key in path.split("."):
-        config = config.get(key) if isinstance(config, dict) else None
-    return config
-
-
-def _changed_paths(old: object, new: object, prefix: str = "") -> list[str]:
-    """Dotted paths at which two JSON-like values differ (``global.dropout``)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [p for key in sorted(set(old) | set(new), key=str)
-                for p in _changed_paths(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [prefix.rstrip(".") or "(the whole space)"]
 
 
 def available_cores() -> int:
