@@ -20,9 +20,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphnas.evaluators import Metric, TrainConfig, get_metric
-from graphnas.evaluators.datasets import DatasetBundle, dataset_slug, dataset_task, default_space, resolve_task
+from graphnas.evaluators.datasets import dataset_slug, dataset_task, default_space, resolve_task
 from graphnas.evaluators.evaluator import EVALUATORS, Evaluator, EvaluatorSettings
-from graphnas.evaluators.training import check_device, check_sampled_attention, trains_sampled
 from graphnas.nas.backends import BACKENDS, become_worker
 from graphnas.nas.darts import DartsConfig
 from graphnas.nas.pruners import AUTO as AUTO_PRUNER, PRUNERS, MetricHalvingRule
@@ -33,12 +32,12 @@ from graphnas.nas.knowledge import (FIRST_PROPOSALS, replay_count, KNOWLEDGE_ATT
 from graphnas.nas.runner import Observer, Progress, TrialRunner, count_finished  # noqa: F401
 from graphnas.nas.run_directory import IDENTITY_ATTR, RunDirectory, space_content
 from graphnas.nas.confirmation import Confirmation
+from graphnas.nas.plan import Plan
 from graphnas.nas.strategies import STRATEGIES
 from graphnas.nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
 from graphnas.results.objectives import Objective, parse_objectives
 from graphnas.results.store import check_storage_url, JOURNAL_STORAGE, RunStore
 from graphnas.search_spaces import SearchSpace
-from graphnas.search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
 
 
 
@@ -191,14 +190,15 @@ class Search:
             self.directory.check_space_unchanged(self.space)
         if self.joining:  # before any work, as a resume's checks
             self.directory.check_joined_identity(self.store.load_study(config.study_name), self.space)
-        self._check_evaluator()
-        self.space = self.strategy.factory.space_of(self.space, self.run_dir, resume)
-        self._check_strategy()
+        self.plan = Plan(config, self.space, self.strategy, self.evaluator_entry)
+        self.plan.check_evaluator()
+        self.space = self.plan.space = self.strategy.factory.space_of(self.space, self.run_dir, resume)
+        self.plan.check_strategy()
         PRUNERS.get(config.pruner)  # raises, listing the pruners
         backend.factory.check(backend, config, self.differentiable, self.trains)
         self.resume = resume
-        self._check_names()
-        self.references = self._check_references()
+        self.plan.check_names()
+        self.references = self.plan.references()
         self._prepared: Optional[Evaluator] = None
         self.deadline = math.inf  # run() sets it from --timeout
         # the trial loop's port, for the backends and the differentiable strategies
@@ -209,25 +209,6 @@ class Search:
         # the driving process holds the run directory until its run ends; its workers do not
         if claim:
             self.directory.claim()
-
-    def _check_strategy(self) -> None:
-        """What the strategy declared at registration, against the run's settings."""
-        config, entry = self.config, self.strategy
-        if len(config.objectives.split(",")) > 1 and not entry.can("multi_objective"):
-            raise ValueError(f"--strategy {config.strategy} optimises one objective: give --objectives metric, "
-                             "or a multi-objective strategy (" + ", ".join(STRATEGIES.with_capability(
-                                 "multi_objective")) + ")")
-        if config.workers > 1 and self.differentiable:
-            raise ValueError(f"--strategy {config.strategy} trains one supernet in one process: use --workers 1")
-        if config.workers > 1 and not entry.can("parallel"):
-            raise ValueError(f"--strategy {config.strategy} is not safe with several workers: use --workers 1")
-
-    def _check_names(self) -> None:
-        """Objectives, metric and device, which need no dataset: checked before it loads."""
-        parse_objectives(self.config.objectives, "maximize")
-        if self.config.train.metric:
-            get_metric(self.config.train.metric)
-        check_device(self.config.train.device)
 
     def _open_knowledge(self) -> Optional[KnowledgeStore]:
         """The store of --knowledge, opened before any work (a black-box search only)."""
@@ -273,47 +254,6 @@ class Search:
         except Exception as err:  # a store gone away or locked must not fail a finished search
             log.warning("could not register the run in the knowledge store %s: %s", self.knowledge.url, err)
 
-    def _check_references(self) -> list[ZooEntry]:
-        """The zoo entries to run first, each checked to be in the space (before any work)."""
-        cfg = self.config
-        if cfg.references is None:  # the default: what the zoo has for this task, where the space holds it
-            task = cfg.task or dataset_task(cfg.dataset)
-            if self.differentiable or not self.trains or task is None:
-                return []
-            held = [e for e in zoo_entries(task) if e.reference and self.space.contains(e.architecture_for(cfg.dataset))]
-            # a share of the budget, as for the knowledge store's replays: the strategy proposes the rest
-            return held[:replay_count(cfg.trials, cfg.trials)]
-        if cfg.references and (self.differentiable or not self.trains):
-            raise ValueError("--reference adds trained trials to a black-box search (tpe, random, nsga2, ...); "
-                             f"not to --strategy {cfg.strategy} or --evaluator {cfg.evaluator}")
-        entries = [zoo_entry(ref) for ref in cfg.references]
-        for entry in entries:
-            if not self.space.contains(entry.architecture_for(cfg.dataset)):
-                raise ValueError(f"--reference {entry.ref}: the design is not in space {self.space.name!r}, so it "
-                                 "cannot be one of its trials; use a space that holds it (the node preset holds "
-                                 "zoo:gcn and zoo:gat) or --reference none")
-        return entries
-
-    def _enqueue_references(self, study: optuna.Study) -> None:
-        """Queue the reference designs as the first trials of a new study: real trials,
-        counted in the budget, selected and plotted like any other, and seen by the sampler."""
-        for entry in self.references[:self.config.trials]:  # beyond the budget they would wait forever
-            study.enqueue_trial(self.space.trial_params(entry.architecture_for(self.config.dataset)),
-                                user_attrs={"reference": entry.ref})
-
-    def _check_evaluator(self) -> None:
-        """What the evaluator declared at registration, against the space and the objectives."""
-        cfg, entry = self.config, self.evaluator_entry
-        answers = entry.capabilities.get("space")  # a table answers the cells of one space only
-        if answers is not None and self.space.spec.canonical != answers:
-            raise ValueError(f"--evaluator {cfg.evaluator} answers the cells of space {answers!r} only: use --space "
-                             f"{answers} (or {answers}_proteins), not {self.space.name!r}")
-        if not entry.can("flops") and "flops" in [o.strip() for o in cfg.objectives.split(",")]:
-            raise ValueError(f"--evaluator {cfg.evaluator}: the benchmark has no FLOPs; use --objectives "
-                             "metric,latency or metric,params")
-        if self.differentiable and not self.trains:
-            raise ValueError(f"--strategy {cfg.strategy} trains a supernet; it cannot use a tabular evaluator")
-
     def prepare(self) -> Evaluator:
         """The run's evaluator with what it answers from (the dataset, or a table), prepared
         once per search (the CLI asks for it before its banner)."""
@@ -337,7 +277,7 @@ class Search:
         cfg = self.config
         evaluator = self.prepare()
         if self.trains:
-            self._check_fits(evaluator.bundle)
+            self.plan.check_fits(evaluator.bundle)
         metric, objectives = self.objectives(evaluator)
         log.info("%s search of %s (%s) on %s: strategy %s, objectives %s, %d trials, %d worker(s), %d torch thread(s), "
                  "storage %s", "resumed" if self.resume else "joining" if self.joining else "new", self.space.name,
@@ -392,7 +332,7 @@ class Search:
         study.pruner = PRUNERS.get(cfg.pruner)()
         if fingerprint is not None:
             study.set_user_attr("fingerprint", asdict(fingerprint))
-        self._enqueue_references(study)
+        self.plan.enqueue_references(study, self.references)
         self._start_from_knowledge(study)
         return study
 
@@ -437,27 +377,6 @@ class Search:
         # a seed no other worker has: the trials so far and this process
         self.attach(study, objectives, self.config.seed + 1000 * (len(study.trials) + 1) + os.getpid() % 1000)
         return study
-
-    def _check_fits(self, bundle: DatasetBundle) -> None:
-        """Refuse, before the first trial, a space whose choices cannot train on this data."""
-        cfg, spec = self.config, self.space.spec
-        Confirmation.check(self.config, bundle)
-        sampled = trains_sampled(bundle, cfg.train)
-        if not bundle.info.graph_level:
-            check_sampled_attention(spec.layers.attention.values(), bundle.data.num_nodes, cfg.train,
-                                    where=f"space {self.space.name!r} (layers.attention)")
-        if sampled and self.differentiable:
-            raise ValueError(f"--strategy {cfg.strategy} trains its supernet full-batch, and this graph has "
-                             f"{bundle.data.num_nodes:,} nodes (> sample_above_nodes="
-                             f"{cfg.train.sample_above_nodes:,}): use a black-box strategy (tpe, random, "
-                             "nsga2), which trains each candidate on sampled mini-batches")
-        learned_edges = (spec.sparsity is not None and max(spec.sparsity.edges.values()) > 0
-                         and "learned" in spec.sparsity.edge_method.values())
-        if learned_edges and (bundle.info.graph_level or sampled):
-            raise ValueError(f"space {self.space.name!r}: sparsity.edge_method 'learned' learns a gate per edge of "
-                             "one graph trained whole; this dataset is "
-                             f"{'graph-level' if bundle.info.graph_level else 'trained on sampled mini-batches'}: "
-                             "use edge_method: teddy")
 
     def narrow_space(self, space: SearchSpace) -> None:
         """Go on over ``space`` (a differentiable search's second phase: its narrowed space)."""
