@@ -6,12 +6,14 @@ from __future__ import annotations
 import optuna
 
 from graphnas.evaluators import get_metric
-from graphnas.evaluators.datasets import DatasetBundle, dataset_task
+from graphnas.evaluators.datasets import DatasetBundle, dataset_task, default_space, resolve_task
 from graphnas.evaluators.training import check_device, check_sampled_attention, trains_sampled
 from graphnas.nas.confirmation import Confirmation
 from graphnas.nas.knowledge import replay_count
+from graphnas.nas.pruners import AUTO as AUTO_PRUNER, MetricHalvingRule
 from graphnas.nas.strategies import STRATEGIES
 from graphnas.results.objectives import parse_objectives
+from graphnas.results.store import JOURNAL_STORAGE, check_storage_url
 from graphnas.search_spaces import SearchSpace
 from graphnas.search_spaces.registry import Entry
 from graphnas.search_spaces.zoo import ZooEntry, zoo_entries, zoo_entry
@@ -112,3 +114,50 @@ class Plan:
                              "one graph trained whole; this dataset is "
                              f"{'graph-level' if bundle.info.graph_level else 'trained on sampled mini-batches'}: "
                              "use edge_method: teddy")
+
+DEFAULT_THREADS = 1  # torch threads per trial unless --threads says otherwise (SearchConfig.threads)
+
+
+def settled(config):
+    """A ``SearchConfig`` with its defaults decided (the task of a file or class, its default
+    space, the study name, threads, the storage of several workers, ``--pruner auto``), and its
+    task; what needs no run directory is checked first, each failure one line."""
+    from graphnas.evaluators.evaluator import EVALUATORS
+
+    # the task picks the default space and the references: a file or class is loaded once
+    # here to show it (issue 42), and the run records it (workers and resumes need no load)
+    task = resolve_task(config.dataset, config.task, config.data_root, config.cache_dir, config.dataset_args)
+    if task is not None and config.task is None and dataset_task(config.dataset) is None:
+        config = config.model_copy(update={"task": task.task})
+    if config.space is None:
+        config = config.model_copy(update={"space": default_space(config.dataset, config.task)})
+    if config.protocol == "errica":
+        raise ValueError("protocol errica runs one search per outer fold: use nas.assessment.assess")
+    if config.run_dir is None:  # the default name, stamped once
+        config = config.model_copy(update={"run_dir": str(config.resolved_run_dir())})
+    if config.study_name is None:
+        config = config.model_copy(update={"study_name": config.resolved_run_dir().resolve().name})
+    if config.threads is None:
+        config = config.model_copy(update={"threads": DEFAULT_THREADS})
+    if config.workers > 1 and config.storage is None:  # SQLite is for one writing process
+        config = config.model_copy(update={"storage": JOURNAL_STORAGE})
+    if config.workers > 1 and (config.storage or "").startswith("sqlite"):
+        raise ValueError("--workers > 1 cannot share an SQLite storage (one writing process only): leave "
+                         "--storage unset for a journal file, or give a PostgreSQL/MySQL URL")
+    check_storage_url(config.storage, "--storage")
+    check_storage_url(config.knowledge, "--knowledge")
+    strategy = STRATEGIES.entry(config.strategy)  # raises, listing the strategies
+    evaluator = EVALUATORS.entry(config.evaluator)  # raises, listing the evaluators
+    if config.pruner == "auto":
+        trains_each = evaluator.can("trains") and not strategy.can("differentiable")
+        config = config.model_copy(update={"pruner": auto_pruner(config, trains_each)})
+    return config, task
+
+
+def auto_pruner(config, trains_each: bool) -> str:
+    """``--pruner auto``: multi-fidelity (successive halving over epochs) where each candidate
+    trains long enough for its rungs to rank anything, at least two rungs below the last
+    epoch (10 and 30 epochs); none for a table or a supernet (it trains once) and for runs
+    of a few epochs."""
+    rule = MetricHalvingRule(maximize=True)
+    return AUTO_PRUNER if trains_each and config.train.epochs >= rule.min_epochs * rule.reduction_factor else "none"

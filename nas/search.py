@@ -20,29 +20,27 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphnas.evaluators import Metric, TrainConfig, get_metric
-from graphnas.evaluators.datasets import dataset_slug, dataset_task, default_space, resolve_task
+from graphnas.evaluators.datasets import dataset_slug, default_space
 from graphnas.evaluators.evaluator import EVALUATORS, Evaluator, EvaluatorSettings
 from graphnas.nas.backends import BACKENDS, become_worker
 from graphnas.nas.darts import DartsConfig
-from graphnas.nas.pruners import AUTO as AUTO_PRUNER, PRUNERS, MetricHalvingRule
-from graphnas.nas.knowledge import (FIRST_PROPOSALS, replay_count, KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint,
-                           KnowledgeStore, Origin, Transfer, default_url, open_store, queue_transfer, register_run,
-                           transfer_for)
+from graphnas.nas.pruners import PRUNERS
+from graphnas.nas.knowledge import KnowledgeStore, Transfer, replay_count
 # Progress and count_finished are the loop's, read here by the CLI and the tests
 from graphnas.nas.runner import Observer, Progress, TrialRunner, count_finished  # noqa: F401
 from graphnas.nas.run_directory import IDENTITY_ATTR, RunDirectory, space_content
 from graphnas.nas.confirmation import Confirmation
-from graphnas.nas.plan import Plan
+from graphnas.nas.plan import Plan, settled
+from graphnas.nas.knowledge_link import KnowledgeLink
 from graphnas.nas.strategies import STRATEGIES
 from graphnas.nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
 from graphnas.results.objectives import Objective, parse_objectives
-from graphnas.results.store import check_storage_url, JOURNAL_STORAGE, RunStore
+from graphnas.results.store import RunStore
 from graphnas.search_spaces import SearchSpace
 
 
 
 log = logging.getLogger(__name__)
-DEFAULT_THREADS = 1  # torch threads per trial unless --threads says otherwise (SearchConfig.threads)
 
 
 class SearchConfig(BaseModel):
@@ -130,52 +128,17 @@ class SearchConfig(BaseModel):
         return Path("runs") / f"{space}-{dataset_slug(self.dataset)}-{stamp}"  # a file's path stays out of it
 
 
-def auto_pruner(config: SearchConfig, trains_each: bool) -> str:
-    """``--pruner auto``: multi-fidelity (successive halving over epochs) where each candidate
-    trains long enough for its rungs to rank anything, at least two rungs below the last
-    epoch (10 and 30 epochs); none for a table or a supernet (it trains once) and for runs
-    of a few epochs."""
-    rule = MetricHalvingRule(maximize=True)
-    return AUTO_PRUNER if trains_each and config.train.epochs >= rule.min_epochs * rule.reduction_factor else "none"
-
-
 class Search:
     """One search run over ``config``; ``run()`` executes or resumes it."""
 
     def __init__(self, config: SearchConfig, resume: bool = False, claim: bool = True) -> None:
-        # the task picks the default space and the references: a file or class is loaded once
-        # here to show it (issue 42), and the run records it (workers and resumes need no load)
-        self.task = resolve_task(config.dataset, config.task, config.data_root, config.cache_dir, config.dataset_args)
-        if self.task is not None and config.task is None and dataset_task(config.dataset) is None:
-            config = config.model_copy(update={"task": self.task.task})
-        if config.space is None:
-            config = config.model_copy(update={"space": default_space(config.dataset, config.task)})
-        if config.protocol == "errica":
-            raise ValueError("protocol errica runs one search per outer fold: use nas.assessment.assess")
-        self.config = config
-        self.run_dir = config.resolved_run_dir()
-        if config.study_name is None:
-            config = config.model_copy(update={"study_name": self.run_dir.resolve().name})
-            self.config = config
-        if config.threads is None:
-            config = config.model_copy(update={"threads": DEFAULT_THREADS})
-            self.config = config
-        if config.workers > 1 and config.storage is None:  # SQLite is for one writing process
-            config = config.model_copy(update={"storage": JOURNAL_STORAGE})
-            self.config = config
-        if config.workers > 1 and (config.storage or "").startswith("sqlite"):
-            raise ValueError("--workers > 1 cannot share an SQLite storage (one writing process only): leave "
-                             "--storage unset for a journal file, or give a PostgreSQL/MySQL URL")
-        check_storage_url(config.storage, "--storage")
-        check_storage_url(config.knowledge, "--knowledge")
+        config, self.task = settled(config)  # defaults decided, storage and names checked
+        self.config, self.run_dir = config, config.resolved_run_dir()
         self.store = RunStore(self.run_dir, config.storage)
-        self.strategy = STRATEGIES.entry(config.strategy)  # raises, listing the strategies
-        self.evaluator_entry = EVALUATORS.entry(config.evaluator)  # raises, listing the evaluators
+        self.strategy = STRATEGIES.entry(config.strategy)
+        self.evaluator_entry = EVALUATORS.entry(config.evaluator)
         self.trains = self.evaluator_entry.can("trains")  # else a table answers: no seeds, no model
         self.differentiable = self.strategy.can("differentiable")
-        if config.pruner == "auto":
-            config = config.model_copy(update={"pruner": auto_pruner(config, self.trains and not self.differentiable)})
-            self.config = config
         backend = BACKENDS.entry(config.backend)  # raises, listing the backends
         self.backend = backend.factory(config)
         # another machine's search on the same shared database and run name: this one joins it
@@ -203,56 +166,10 @@ class Search:
         self.deadline = math.inf  # run() sets it from --timeout
         # the trial loop's port, for the backends and the differentiable strategies
         self.runner = TrialRunner(config, self.space, self.store, self.run_dir, self.backend.sole_writer(), self.trains)
-        self._transfer_planned = False  # plan_transfer ran (the CLI's banner asks before the run)
-        self.knowledge = self._open_knowledge()
-        self.transfer: Optional[Transfer] = None  # what the run took from the knowledge (run, attach)
+        self.link = KnowledgeLink(config, self.strategy, self.evaluator_entry, self.run_dir)
         # the driving process holds the run directory until its run ends; its workers do not
         if claim:
             self.directory.claim()
-
-    def _open_knowledge(self) -> Optional[KnowledgeStore]:
-        """The store of --knowledge, opened before any work (a black-box search only)."""
-        if self.differentiable:
-            return None
-        try:
-            return open_store(self.config.knowledge)
-        except Exception as err:  # any storage error: a path that cannot be written, a bad URL
-            raise ValueError(f"--knowledge {self.config.knowledge or default_url()}: cannot open the knowledge "
-                             f"store ({type(err).__name__}: {err}); give another URL or --knowledge none") from None
-
-    def _origin(self) -> Origin:
-        # a search answered by NAS-Bench-Graph's table of dataset X learns from the other tables
-        bench = self.config.dataset if self.evaluator_entry.capabilities.get("space") == "nas_bench_graph" else None
-        return Origin(self.knowledge.url if self.knowledge else None, self.space, bench)
-
-    def _fingerprint(self, evaluator: Evaluator) -> Optional[Fingerprint]:
-        if not self.trains:  # a table: the benchmark's own fingerprint of its dataset, if it has one
-            return NAS_BENCH_GRAPH_FINGERPRINTS.get(evaluator.name)
-        return Fingerprint.of_bundle(evaluator.bundle)
-
-    def _start_from_knowledge(self, study: optuna.Study) -> None:
-        """Queue the best architectures of the closest earlier searches after the references
-        (queries like any other, none asked twice) and record which searches they are."""
-        if self.transfer is None:
-            return
-        # the ids of the references as queued (trial_params may replace a moot value), as a
-        # source's trials were recorded
-        skip = [self.space.canonical_id(self.space.suggest(optuna.trial.FixedTrial(
-            self.space.trial_params(e.architecture_for(self.config.dataset))))) for e in self.references]
-        room = max(self.config.trials - len(self.references), 0)
-        queue_transfer(study, self.transfer, replay_count(self.config.trials, room), skip)
-        study.set_user_attr(KNOWLEDGE_ATTR, self.transfer.record)
-
-    def _register(self, study: optuna.Study) -> None:
-        """Add the finished run to the knowledge store (trained runs only: a table is not news)."""
-        if self.knowledge is None or not self.trains or "fingerprint" not in study.user_attrs:
-            return
-        try:
-            register_run(self.knowledge, self.run_dir)
-        except ValueError as err:  # no completed trial: nothing to learn from
-            log.info("not registered in the knowledge store: %s", err)
-        except Exception as err:  # a store gone away or locked must not fail a finished search
-            log.warning("could not register the run in the knowledge store %s: %s", self.knowledge.url, err)
 
     def prepare(self) -> Evaluator:
         """The run's evaluator with what it answers from (the dataset, or a table), prepared
@@ -318,13 +235,13 @@ class Search:
         finally:
             self.store.write_outputs(study)
             self.release()  # before registering: the run is finished
-        self._register(study)
+        self.link.register(study)
         return study
 
     def _create(self, evaluator: Evaluator, metric: Metric, objectives: list[Objective]) -> optuna.Study:
         """A fresh run's study, with its references and what it takes from the knowledge store."""
         cfg = self.config
-        fingerprint = self._fingerprint(evaluator)
+        fingerprint = self.link.fingerprint(evaluator)
         self.plan_transfer(evaluator)
         study = self.store.create_study(cfg.study_name, objectives, self.make_sampler(cfg.seed, len(objectives)),
                                         metric.name)
@@ -333,20 +250,21 @@ class Search:
         if fingerprint is not None:
             study.set_user_attr("fingerprint", asdict(fingerprint))
         self.plan.enqueue_references(study, self.references)
-        self._start_from_knowledge(study)
+        self.link.start_from(study, self.space, self.references)
         return study
 
+    @property
+    def knowledge(self) -> Optional[KnowledgeStore]:
+        return self.link.store
+
+    @property
+    def transfer(self) -> Optional[Transfer]:
+        """What the run took from the knowledge store (None: nothing)."""
+        return self.link.transfer
+
     def plan_transfer(self, evaluator: Evaluator) -> Optional[Transfer]:
-        """What a fresh run takes from the knowledge store (once; the CLI's banner asks first):
-        None for a strategy that does not transfer (random), without a store, or with no
-        source close enough."""
-        if self._transfer_planned:
-            return self.transfer
-        self._transfer_planned = True
-        fingerprint = self._fingerprint(evaluator)
-        if self.knowledge is not None and self.strategy.can("transfers") and fingerprint is not None:
-            self.transfer = transfer_for(fingerprint, self._origin(), exclude_source=str(self.run_dir))
-        return self.transfer
+        """What a fresh run takes from the knowledge store (:meth:`KnowledgeLink.plan_transfer`)."""
+        return self.link.plan_transfer(evaluator, self.space)
 
     def trial_sources(self, evaluator: Evaluator) -> dict[str, int]:
         """Where a fresh run's trials come from: references, knowledge replays, the strategy."""
@@ -395,8 +313,7 @@ class Search:
         """Give an opened study this run's sampler (seeded with ``seed``) and pruner: they
         live in the process, not in the storage. A run that started from knowledge goes on
         with the same sources (read again when first needed)."""
-        record = study.user_attrs.get(KNOWLEDGE_ATTR)
-        self.transfer = Transfer(record, self._origin()) if record else None
+        self.link.resume_transfer(study, self.space)
         study.sampler = self.make_sampler(seed, len(objectives))
         study.pruner = PRUNERS.get(self.config.pruner)()
 
