@@ -4,6 +4,7 @@ is the predictor with the knowledge of earlier searches as its prior."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -100,9 +101,7 @@ class PredictorSearch(ProposalStrategy):
         super().__init__(space, seed, n_objectives, transfer)
         self._fitted_on, self._ensembles = 0, None
         self._by_prior: Optional[list[list[tuple[dict[str, Any], str]]]] = None  # the sources' best, once
-        self._columns: dict[tuple[str, Any], int] = {}  # (choice, value) -> column; (choice, None) for a float
-        # (a float's name is in self._floats; a categorical None value shares the key shape, not the name)
-        self._floats: dict[str, optuna.distributions.FloatDistribution] = {}
+        self._encoding = OneHotEncoding()
 
     @property
     def start_up(self) -> int:
@@ -204,12 +203,17 @@ class PredictorSearch(ProposalStrategy):
     def __getstate__(self) -> dict:
         return {**super().__getstate__(), "_by_prior": None}
 
+    def __setstate__(self, state: dict) -> None:
+        if "_columns" in state:  # a snapshot from before OneHotEncoding held the columns
+            state["_encoding"] = OneHotEncoding(state.pop("_columns"), state.pop("_floats"))
+        self.__dict__.update(state)
+
     def _refit(self, ranked: list[Evaluated]) -> None:
         step = self.refit_after[0] if self.n_objectives == 1 else self.refit_after[1]
         if self._ensembles is not None and len(ranked) < max(self._fitted_on + step, self._fitted_on * 1.1):
             return
         for e in ranked:  # the encoding's columns: every (choice, value) seen so far
-            self._add_columns(e.params)
+            self._encoding.add(e.params, self._distributions(e.params))
         x, targets = self._encode([e.params for e in ranked]), self._targets(ranked)
         last = self._ensembles if self.warm_steps is not None else None
         self._ensembles = [MLPEnsemble.fit(x, targets[:, j], self.members, seed=int(self.rng.integers(2 ** 31)),
@@ -217,29 +221,44 @@ class PredictorSearch(ProposalStrategy):
                            for j in range(targets.shape[1])]
         self._fitted_on = len(ranked)
 
-    def _add_columns(self, params: dict[str, Any]) -> None:
-        for name, dist in self._distributions(params).items():
-            if isinstance(dist, optuna.distributions.FloatDistribution):
-                self._columns.setdefault((name, None), len(self._columns))
-                self._floats[name] = dist
-            else:
-                self._columns.setdefault((name, params[name]), len(self._columns))
-
     def _encode(self, batch: list[dict[str, Any]]) -> np.ndarray:
-        x = np.zeros((len(batch), len(self._columns)))
+        x = self._encoding.encode(batch)
+        if self.transfer is not None:
+            x = np.hstack([x, self.transfer.features([self.complete(params)[1] for params in batch])])
+        return x
+
+
+@dataclass
+class OneHotEncoding:
+    """The predictor's input: one column per (choice, value) seen so far, and one per float
+    choice holding its position in the range (on a log scale where the choice is log)."""
+
+    columns: dict[tuple[str, Any], int] = field(default_factory=dict)  # (choice, value); (choice, None): a float
+    # a float's name is in floats; a categorical None value shares the key shape, not the name
+    floats: dict[str, optuna.distributions.FloatDistribution] = field(default_factory=dict)
+
+    def add(self, params: dict[str, Any], distributions: dict[str, Any]) -> None:
+        """Columns for what ``params`` chose (new ones appended: earlier columns keep their place)."""
+        for name, dist in distributions.items():
+            if isinstance(dist, optuna.distributions.FloatDistribution):
+                self.columns.setdefault((name, None), len(self.columns))
+                self.floats[name] = dist
+            else:
+                self.columns.setdefault((name, params[name]), len(self.columns))
+
+    def encode(self, batch: list[dict[str, Any]]) -> np.ndarray:
+        x = np.zeros((len(batch), len(self.columns)))
         for i, params in enumerate(batch):
             for name, value in params.items():
                 # a float: its position in the range. Asked by name, not by the (name, None)
                 # column: a categorical choice may hold None itself (input_dropout: [null, 0.0])
-                if name in self._floats:
-                    dist = self._floats[name]
+                if name in self.floats:
+                    dist = self.floats[name]
                     lo, hi, v = (map(math.log, (dist.low, dist.high, value)) if dist.log
                                  else (dist.low, dist.high, value))
-                    x[i, self._columns[(name, None)]] = (v - lo) / ((hi - lo) or 1.0)
-                elif (name, value) in self._columns:  # a value no evaluated trial had stays all-zero
-                    x[i, self._columns[(name, value)]] = 1.0
-        if self.transfer is not None:
-            x = np.hstack([x, self.transfer.features([self.complete(params)[1] for params in batch])])
+                    x[i, self.columns[(name, None)]] = (v - lo) / ((hi - lo) or 1.0)
+                elif (name, value) in self.columns:  # a value no evaluated trial had stays all-zero
+                    x[i, self.columns[(name, value)]] = 1.0
         return x
 
 

@@ -188,9 +188,9 @@ def test_predictor_with_a_transfer_adds_each_source_as_an_input(bench_space, pub
     predictor = PredictorSearch(bench_space, 0, 1, transfer=transfer)
     params = [t.params for t in transfer.initial_proposals(12)]
     for p in params:
-        predictor._add_columns(p)
+        predictor._encoding.add(p, predictor._distributions(p))
     x = predictor._encode(params)
-    assert x.shape == (12, len(predictor._columns) + 3)
+    assert x.shape == (12, len(predictor._encoding.columns) + 3)
     assert x[0, -3:].max() > 0.99  # the first proposal is the top of the prior
 
 
