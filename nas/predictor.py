@@ -93,7 +93,10 @@ class PredictorSearch(ProposalStrategy):
     # (benchmarks/surrogate_refit.py, 20 seeds, auto with knowledge, warm - fresh paired by
     # seed): 100 warm steps made the 30-query search 0.83x as long (the fit 0.46x) but raised
     # cora's regret at 200 queries by 0.08 ± 0.04 and lowered pubmed's hypervolume at 200 by
-    # 0.017 ± 0.006, so fits stay fresh.
+    # 0.017 ± 0.006; 200 warm steps (0.95x the search, the fit 0.75x) still raised cora's regret
+    # at 100 and 200 by 0.09 ± 0.03 and lowered pubmed's hypervolume at 200 by 0.015 ± 0.006.
+    # Fits stay fresh: a member refitted from its last fit keeps its place, and the ensemble's
+    # disagreement, which Thompson sampling explores with, shrinks.
     warm_steps: Optional[int] = None
 
     def __init__(self, space: SearchSpace, seed: int, n_objectives: int,
