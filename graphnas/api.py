@@ -248,13 +248,13 @@ class SearchResult:
         run's training settings unless ``train_settings`` say otherwise), at its best validation
         epoch, in eval mode."""
         store, _ = self._store_and_study
-        config = search_config(**{k: v for k, v in store.read_config().items() if k in _CONFIG_FIELDS()})
+        config = search_config(**{k: v for k, v in store.read_config().items() if k in _config_fields()})
         arch = self.best
         bundle = _bundle(config.dataset, arch, config)
         return _train_one(arch, bundle, config.train.model_copy(update={"seed": seed, **train_settings}))
 
 
-def _CONFIG_FIELDS() -> set[str]:  # noqa: N802 (a constant, computed when first needed)
+def _config_fields() -> set[str]:  # noqa: N802 (a constant, computed when first needed)
     from graphnas.nas import SearchConfig
 
     return set(SearchConfig.model_fields)
