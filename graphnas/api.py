@@ -254,7 +254,7 @@ class SearchResult:
         return _train_one(arch, bundle, config.train.model_copy(update={"seed": seed, **train_settings}))
 
 
-def _config_fields() -> set[str]:  # noqa: N802 (a constant, computed when first needed)
+def _config_fields() -> set[str]:
     from graphnas.nas import SearchConfig
 
     return set(SearchConfig.model_fields)
