@@ -19,7 +19,6 @@ import typer
 import typer.core
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -59,9 +58,9 @@ MODEL_DEFAULTS = {
 
 
 def _model_default(section: str, name: str) -> str:
-    from evaluators import TrainConfig
-    from nas import SearchConfig
-    from nas.darts import DartsConfig
+    from graphnas.evaluators import TrainConfig
+    from graphnas.nas import SearchConfig
+    from graphnas.nas.darts import DartsConfig
 
     field = {"search": SearchConfig, "train": TrainConfig, "darts": DartsConfig}[section].model_fields[name]
     value = field.get_default(call_default_factory=True)
@@ -137,7 +136,7 @@ class _GroupedOptions(typer.core.TyperCommand):
 
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Architecture search for graph neural networks and graph transformers.")
-LIBRARY_LOGGERS = ("nas", "evaluators", "results", "search_spaces")
+LIBRARY_LOGGERS = ("graphnas",)  # every module logs under it: graphnas.nas.search, graphnas.evaluators.datasets, ...
 
 
 @app.callback()
@@ -148,7 +147,7 @@ def _global_options(verbose: int = typer.Option(0, "--verbose", "-v", count=True
 
 
 def _configure_logging(verbose: int) -> None:
-    """The library packages log through ``logging`` (``nas.search``, ``evaluators.datasets``, ...);
+    """The library packages log through ``logging`` (``graphnas.nas.search``, ``graphnas.evaluators.datasets``, ...);
     warnings and errors are shown by default, more with ``-v``."""
     from rich.logging import RichHandler
 
@@ -275,15 +274,15 @@ def search(
     """Search a space on a dataset; write trials, the Pareto front and the best architecture."""
     from pydantic import ValidationError
 
-    from evaluators import DatasetError
-    from evaluators.external import check_dataset_origin
-    from nas import Search, SearchConfig
-    from nas.assessment import ASSESSMENT_FILE, Assessment
-    from nas.search import RUN_FACTS
-    from results.report import results_table
-    from results.store import RunStore, RunDirectoryError
-    from search_spaces import SpaceError
-    from search_spaces.registry import UnknownNameError
+    from graphnas.evaluators import DatasetError
+    from graphnas.evaluators.external import check_dataset_origin
+    from graphnas.nas import Search, SearchConfig
+    from graphnas.nas.assessment import ASSESSMENT_FILE, Assessment
+    from graphnas.nas.search import RUN_FACTS
+    from graphnas.results.report import results_table
+    from graphnas.results.store import RunStore, RunDirectoryError
+    from graphnas.search_spaces import SpaceError
+    from graphnas.search_spaces.registry import UnknownNameError
 
     given = {k: v for k, v in dict(space=space, dataset=dataset, strategy=strategy, objectives=objectives,
                                      trials=trials, timeout=timeout, seed=seed, storage=storage, workers=workers,
@@ -350,7 +349,7 @@ def search(
             console.print(f"task: {runner.task.task} ({runner.task.how})", highlight=False)
         if not resume and not runner.differentiable:
             console.print(_trial_sources_line(runner), highlight=False)
-        from nas.search import available_cores
+        from graphnas.nas.search import available_cores
 
         if config.threads is None and config.workers * runner.config.threads < available_cores():
             console.print(f"{runner.config.threads} torch thread per trial, {config.workers} worker(s) on "
@@ -358,7 +357,7 @@ def search(
                           highlight=False)
         bundle = getattr(runner.prepare(), "bundle", None)
         if bundle is not None and "auto" in runner.space.spec.global_.feature_norm.values():
-            from evaluators.datasets import auto_feature_norm
+            from graphnas.evaluators.datasets import auto_feature_norm
 
             chosen = auto_feature_norm(bundle)
             console.print(f"feature_norm auto: {chosen} for these features ("
@@ -368,7 +367,7 @@ def search(
                       f"({runner.space.size():,} architectures), dataset [cyan]{config.dataset}[/], "
                       f"strategy {config.strategy}, objectives {config.objectives}, run dir {runner.run_dir}")
     try:
-        from nas.noise import known_noise_silenced
+        from graphnas.nas.noise import known_noise_silenced
 
         with known_noise_silenced():
             study = _run_with_progress(runner, config.budget, quiet)
@@ -414,23 +413,6 @@ def _figure(field: str, value: float) -> str:
     return f"{value:,.2f}" if field.endswith(("_ms", "_s")) else f"{value:.4f}"
 
 
-def _plain_progress(total: int):
-    """An observer that prints one line per finished trial (and per confirmation step)."""
-    import time
-
-    start, seen = time.monotonic(), [-1]
-
-    def observe(p) -> None:
-        if p.done == seen[0] and not p.note:
-            return
-        seen[0] = p.done
-        best = f"{p.best_value:.4f}" if p.best_value is not None else "-"
-        console.print(f"[{time.monotonic() - start:7.0f} s] trials {p.done}/{total} {p.last_state.lower()}, best {best}, "
-                      f"Pareto {p.pareto_size}{'; ' + p.note if p.note else ''}", highlight=False, markup=False,
-                      soft_wrap=True)
-    return observe
-
-
 def _fail_no_trial(frame, run_dir: Path) -> None:
     """Every trial failed (or none ran): say why, grouped by error, and exit 1."""
     errors = frame["error"].fillna("").replace("", "interrupted: its process ended mid-trial") if len(frame) else []
@@ -443,7 +425,7 @@ def _fail_no_trial(frame, run_dir: Path) -> None:
 
 def _assess(config, resume: bool, quiet: bool) -> None:
     """Errica et al.'s protocol: a search per outer fold, then the table of folds."""
-    from nas.assessment import assess
+    from graphnas.nas.assessment import assess
 
     config = config.model_copy(update={"run_dir": str(config.resolved_run_dir())})  # one time stamp
     total = config.train.folds
@@ -461,7 +443,7 @@ def _assess(config, resume: bool, quiet: bool) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from nas.noise import known_noise_silenced
+    from graphnas.nas.noise import known_noise_silenced
 
     with known_noise_silenced():
         result = assess(config, resume=resume, observer_for=observer_for)
@@ -479,7 +461,7 @@ def _assess(config, resume: bool, quiet: bool) -> None:
 
 def _settings_error(err, config_file: Optional[Path]) -> str:
     """A pydantic error of the run's settings in one line: each field and what was wrong."""
-    from search_spaces.schema import format_loc
+    from graphnas.search_spaces.schema import format_loc
 
     where = f"--config {config_file}: " if config_file else ""
     problems = []
@@ -496,7 +478,7 @@ def _run_settings(path: Path) -> dict:
     features): a replay is a new run, so those are left out."""
     import yaml
 
-    from nas.search import RUN_FACTS
+    from graphnas.nas.search import RUN_FACTS
 
     try:
         settings = yaml.safe_load(path.read_text())
@@ -546,24 +528,9 @@ def _key_values(items: list[str], option: str) -> dict:
 
 
 def _run_with_progress(runner, total: int, quiet: bool):
-    import optuna
+    from graphnas.api import run_with_progress  # the Python API's, one source for both
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if quiet:
-        return runner.run()
-    if not console.is_terminal:  # a logged run: a plain line per finished trial, no bar redrawn in place
-        return runner.run(_plain_progress(total))
-    columns = [TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("best {task.fields[best]}  Pareto {task.fields[pareto]}  {task.fields[note]}"),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("search", total=total, best="-", pareto=0, note="")
-
-        def observe(p) -> None:
-            best = f"{p.best_value:.4f}" if p.best_value is not None else "-"
-            bar.update(task, completed=p.done, best=best, pareto=p.pareto_size, note=p.note)
-
-        return runner.run(observe)
+    return run_with_progress(runner, total, quiet, console)
 
 
 @app.command()
@@ -575,8 +542,8 @@ def export(
     output: Path = typer.Option(Path("arch.json"), "-o", "--output", help="Where to write the export file."),
 ) -> None:
     """Write one trial's architecture with what rebuilding the exact model needs."""
-    from results.export import ExportError, export_record, write_export
-    from results.store import RunDirectoryError
+    from graphnas.results.export import ExportError, export_record, write_export
+    from graphnas.results.store import RunDirectoryError
 
     if sum([trial is not None, pareto is not None, best]) > 1:
         _fail("give at most one of --trial, --best, --pareto")
@@ -615,12 +582,12 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings."),
 ) -> None:
     """Retrain an architecture from scratch over several seeds; report mean and std."""
-    from evaluators import DatasetError, TrainConfig, load_dataset
-    from evaluators.training import check_device
-    from results.export import ExportError, read_export
-    from evaluators.datasets import over_splits
-    from results.retrain import RetrainReport, check_compatible, check_output_dir, retrain, staged_output
-    from search_spaces.zoo import zoo_entry
+    from graphnas.evaluators import DatasetError, TrainConfig, load_dataset
+    from graphnas.evaluators.training import check_device
+    from graphnas.results.export import ExportError, read_export
+    from graphnas.evaluators.datasets import over_splits
+    from graphnas.results.retrain import RetrainReport, check_compatible, check_output_dir, retrain, staged_output
+    from graphnas.search_spaces.zoo import zoo_entry
 
     if fmt not in (None, "pt2", "onnx"):
         _fail(f"--format must be pt2 or onnx, got {fmt!r}")
@@ -631,7 +598,7 @@ def train(
             check_output_dir(output, overwrite)
         check_device(device)
         arch, info, record = read_export(arch_file)
-        from results.export import export_recipe
+        from graphnas.results.export import export_recipe
 
         name = dataset or record.get("dataset")
         if not name:
@@ -648,7 +615,7 @@ def train(
         if splits > 1 and config.folds > 1:
             _fail(f"--splits {splits} and folds {config.folds}: figures over fixed splits or over folds, not both")
         bundles = over_splits(bundle, splits, split)
-        from nas.noise import known_noise_silenced
+        from graphnas.nas.noise import known_noise_silenced
 
         # one retrain per split, its files in split<K>/ when several; all of them in place at once
         with known_noise_silenced(), staged_output(output, overwrite) as out:
@@ -678,9 +645,9 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON instead of a table."),
 ) -> None:
     """Top trials and Pareto front in the terminal; writes RUN_DIR/report.html."""
-    from results.html import LoadedRun, write_report
-    from results.report import pareto_table, results_table
-    from results.store import RunDirectoryError
+    from graphnas.results.html import LoadedRun, write_report
+    from graphnas.results.report import pareto_table, results_table
+    from graphnas.results.store import RunDirectoryError
 
     try:
         run = LoadedRun.open(run_dir)
@@ -718,8 +685,8 @@ def compare(
     overlaid Pareto fronts and best-so-far curves in an HTML page."""
     from dataclasses import asdict
 
-    from results.html import CompareError, compare_runs, settings_differences, write_compare
-    from results.store import RunDirectoryError
+    from graphnas.results.html import CompareError, compare_runs, settings_differences, write_compare
+    from graphnas.results.store import RunDirectoryError
 
     try:
         runs, ref = compare_runs(run_dirs, allow_mixed)
@@ -763,7 +730,7 @@ def compare(
 @app.command()
 def ops(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List every registered operator by kind, with a one-line description."""
-    from search_spaces import REGISTRIES
+    from graphnas.search_spaces import REGISTRIES
 
     listing = {kind: {e.name: e.description for e in reg} for kind, reg in REGISTRIES.items()}
     if as_json:
@@ -781,7 +748,7 @@ def ops(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> No
 @app.command()
 def zoo(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the zoo of reference designs: architecture, protocol, source, published figures."""
-    from search_spaces.zoo import zoo_entries
+    from graphnas.search_spaces.zoo import zoo_entries
 
     listing = [e.summary() for e in zoo_entries()]
     if as_json:
@@ -810,7 +777,7 @@ KNOWLEDGE_URL = typer.Option(None, "--knowledge", help="Store URL [default: $GRA
 def _knowledge_store(url: Optional[str]):
     import optuna
 
-    from nas.knowledge import KnowledgeStore, default_url
+    from graphnas.nas.knowledge import KnowledgeStore, default_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study it creates
     try:
@@ -870,7 +837,7 @@ def knowledge_show(name: str = typer.Argument(..., help="An entry's name or its 
 def knowledge_add(run_dir: Path = typer.Argument(..., help="A finished run directory."),
                   url: Optional[str] = KNOWLEDGE_URL) -> None:
     """Register a run (again, replacing its earlier entry)."""
-    from nas.knowledge import register_run
+    from graphnas.nas.knowledge import register_run
 
     store = _knowledge_store(url)
     try:
@@ -899,8 +866,8 @@ def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     """List the preset spaces with their sizes."""
     if ctx.invoked_subcommand is not None:
         return
-    from evaluators.datasets import DEFAULT_SPACES, FALLBACK_SPACE
-    from search_spaces import SearchSpace, preset_names
+    from graphnas.evaluators.datasets import DEFAULT_SPACES, FALLBACK_SPACE
+    from graphnas.search_spaces import SearchSpace, preset_names
 
     listing = []
     for name in preset_names():
@@ -928,7 +895,7 @@ def spaces(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
 @spaces_app.command("validate")
 def spaces_validate(file: Path = typer.Argument(..., help="Space YAML file.")) -> None:
     """Check a space file; print its size or every problem with its field path."""
-    from search_spaces import SearchSpace, SpaceError
+    from graphnas.search_spaces import SearchSpace, SpaceError
 
     try:
         sp = SearchSpace.from_yaml(file)

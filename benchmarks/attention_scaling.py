@@ -16,7 +16,7 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, time, torch
-from search_spaces.operators import ATTENTION, OpContext
+from graphnas.search_spaces.operators import ATTENTION, OpContext
 name, n, c, h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.manual_seed(0)
 op = ATTENTION.get(name)(OpContext(channels=c, heads=h)).eval()
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
-    from search_spaces.operators import ATTENTION
+    from graphnas.search_spaces.operators import ATTENTION
 
     names = [n for n in ATTENTION.names() if n != "none"]
     print(f"channels {args.channels}, heads {args.heads}, edges 4N; forward time (median of 3) and peak memory")

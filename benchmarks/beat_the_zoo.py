@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 import yaml
 
-from evaluators import TrainConfig, load_dataset
-from results.export import read_export
-from results.retrain import retrain
-from search_spaces import Architecture
-from search_spaces.zoo import zoo_entry
+from graphnas.evaluators import TrainConfig, load_dataset
+from graphnas.results.export import read_export
+from graphnas.results.retrain import retrain
+from graphnas.search_spaces import Architecture
+from graphnas.search_spaces.zoo import zoo_entry
 
 
 def best_within_flops(run_dir: str, reference: str) -> tuple[Architecture, dict]:

@@ -34,10 +34,17 @@ CHILD = r"""
 import json, sys, time
 import torch
 torch.set_num_threads(1)
-import evaluators
-from evaluators.datasets import load_dataset
-from evaluators.training import TrainConfig, train_model
-from search_spaces import Architecture
+import os
+if os.path.isdir("graphnas"):  # the packages import under graphnas (issue 44)
+    from graphnas import evaluators
+    from graphnas.evaluators.datasets import load_dataset
+    from graphnas.evaluators.training import TrainConfig, train_model
+    from graphnas.search_spaces import Architecture
+else:  # a tree from before: top-level packages, imported from the working directory
+    import evaluators
+    from evaluators.datasets import load_dataset
+    from evaluators.training import TrainConfig, train_model
+    from search_spaces import Architecture
 graph, cache, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 bundle = load_dataset(graph, cache_dir=cache)
 arch = Architecture.model_validate(json.loads(sys.argv[4]))

@@ -31,7 +31,7 @@ def timed(args: list[str]) -> float:
 
 def to_first_trial(root: Path, k: int) -> float:
     """Seconds from launching ``graphnas search`` to its first trial's start."""
-    from results.store import RunStore
+    from graphnas.results.store import RunStore
 
     run_dir = root / f"search{k}"
     start = time.time()

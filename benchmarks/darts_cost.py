@@ -36,13 +36,13 @@ def _measure(kind: str, what: dict, data_root: str, repeats: int) -> tuple[float
     import torch
     import torch.nn.functional as F
 
-    from evaluators import load_dataset
-    from evaluators.training import resolve_device
-    from nas.architect import AlphaSearch, bilevel_batches
-    from nas.darts import DartsConfig
-    from nas.supernet import Supernet
-    from search_spaces import SearchSpace, build_model
-    from search_spaces.builder import model_inputs
+    from graphnas.evaluators import load_dataset
+    from graphnas.evaluators.training import resolve_device
+    from graphnas.nas.architect import AlphaSearch, bilevel_batches
+    from graphnas.nas.darts import DartsConfig
+    from graphnas.nas.supernet import Supernet
+    from graphnas.search_spaces import SearchSpace, build_model
+    from graphnas.search_spaces.builder import model_inputs
 
     torch.manual_seed(0)
     device = resolve_device("auto")
@@ -121,7 +121,7 @@ def epoch_costs(data_root: str, repeats: int) -> None:
 
 
 def search_versus_random(data_root: str, seed: int) -> None:
-    from nas import Search, SearchConfig
+    from graphnas.nas import Search, SearchConfig
 
     results = {}
     budget = None

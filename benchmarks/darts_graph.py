@@ -21,9 +21,9 @@ os.environ.setdefault("GRAPHNAS_KNOWLEDGE", "none")  # the strategies on their o
 
 import torch  # noqa: E402
 
-from evaluators import TrainConfig, load_dataset  # noqa: E402
-from nas import Search, SearchConfig  # noqa: E402
-from results.report import arch_label  # noqa: E402
+from graphnas.evaluators import TrainConfig, load_dataset  # noqa: E402
+from graphnas.nas import Search, SearchConfig  # noqa: E402
+from graphnas.results.report import arch_label  # noqa: E402
 
 
 def majority_share(dataset: str, data_root: str) -> float:

@@ -28,7 +28,7 @@ def _run(kind: str, n: int, steps: int, queue) -> None:
     from torch_geometric.data import Data
     from torch_geometric.transforms import AddLaplacianEigenvectorPE, AddRandomWalkPE
 
-    from search_spaces.operators.random_walk import return_probabilities
+    from graphnas.search_spaces.operators.random_walk import return_probabilities
 
     torch.set_num_threads(2)
     edge_index = graph(n)

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from nas import Search, SearchConfig
+from graphnas.nas import Search, SearchConfig
 
 
 def run(storage: str, trials: int, strategy: str, root: Path) -> tuple[list[float], float]:
     """Per-trial intervals (s) and the wall time of one tabular search on ``storage``."""
-    import results.store as store
+    import graphnas.results.store as store
 
     shared = "://" in storage  # a database URL (postgresql://...): the storage of several machines
     run_dir = root / ("shared" if shared else storage)

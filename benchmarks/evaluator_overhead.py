@@ -54,9 +54,9 @@ from torch import nn
 from torch_geometric import seed_everything
 from torch_geometric.nn import GCNConv
 
-from evaluators import TrainConfig, evaluate, load_dataset
-from search_spaces import build_model, model_inputs
-from search_spaces.zoo import zoo_entry
+from graphnas.evaluators import TrainConfig, evaluate, load_dataset
+from graphnas.search_spaces import build_model, model_inputs
+from graphnas.search_spaces.zoo import zoo_entry
 
 ARCH = zoo_entry("gcn").architecture
 HIDDEN, DROPOUT, LR, WEIGHT_DECAY = ARCH.hidden_dim, ARCH.dropout, ARCH.lr, ARCH.weight_decay

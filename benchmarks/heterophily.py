@@ -148,26 +148,47 @@ def train(arch: str, dataset: str, out: Path, splits: int, data_root: str, logfi
     return split_figures(out, splits, first), wall, args
 
 
+def salvaged(out: Path, have: set[int]) -> list[dict]:
+    """The finished splits (not in ``have``) that interrupted runs of this design left in their
+    staging folders (``graphnas train -o`` writes into ``.OUT*.partial-PID`` and renames it
+    into place only at the end): every split's run is seeded and independent of the others, so
+    a finished split's figures are those a complete run gives."""
+    found: dict[int, dict] = {}
+    for staging in sorted(out.parent.glob(f".{out.name}*.partial-*")):
+        for figures in staging.glob("split*/figures.json"):
+            k = int(figures.parent.name[len("split"):])
+            if k not in have and k not in found:
+                found[k] = split_figures(figures.parent.parent, 1, k)["per_split"][0] | {"salvaged_from": staging.name}
+    return [found[k] for k in sorted(found)]
+
+
 def extend(entry: dict, arch: str, dataset: str, out: Path, splits: int, data_root: str, logfile: Path,
            epochs: int | None = None, patience: int | None = None) -> dict:
-    """ENTRY (a result over its first K splits) carried on to SPLITS: only splits K.. are trained,
-    into OUT-fromK. Each split's run is seeded and independent of the others, so the figures are
-    those a single ``--splits SPLITS`` run gives (checked: zoo:gcn on chameleon_filtered's split 2
-    alone gives split 2 of the 10-split run to the last digit)."""
-    have = entry["splits_run"]
-    figs, wall, args = train(arch, dataset, out.with_name(f"{out.name}-from{have}"), splits - have, data_root,
-                             logfile, epochs, patience, first=have)
-    merged = summarise(entry["per_split"] + figs["per_split"])
-    commands = entry.get("commands") or [entry["command"]]
-    return {**entry, **merged, "wall_s": entry.get("wall_s", 0.0) + wall,
-            "commands": commands + ["graphnas " + " ".join(args)]}
+    """ENTRY (a result over some splits) carried on to splits 0..SPLITS-1: splits an interrupted
+    run finished are taken from its staging folder (:func:`salvaged`), the others are trained,
+    each contiguous range into OUT-fromK. Each split's run is seeded and independent of the
+    others, so the figures are those a single ``--splits SPLITS`` run gives (checked: zoo:gcn on
+    chameleon_filtered's split 2 alone gives split 2 of the 10-split run to the last digit)."""
+    per = list(entry["per_split"])
+    per += salvaged(out, {p["split"] for p in per})
+    wall, commands = entry.get("wall_s", 0.0), list(entry.get("commands") or [entry["command"]])
+    missing = [k for k in range(splits) if k not in {p["split"] for p in per}]
+    while missing:
+        first = missing[0]
+        count = next((i for i, k in enumerate(missing) if k != first + i), len(missing))
+        figs, took, args = train(arch, dataset, out.with_name(f"{out.name}-from{first}"), count, data_root,
+                                 logfile, epochs, patience, first=first)
+        per += figs["per_split"]
+        wall, missing = wall + took, missing[count:]
+        commands.append("graphnas " + " ".join(args))
+    return {**entry, **summarise(sorted(per, key=lambda p: p["split"])), "wall_s": wall, "commands": commands}
 
 
 def same_model(export: str, design_out: Path) -> bool:
     """True when the search's export is the model a hand design's run trained (the same arch id once
     the space it came from is set aside): the search picked that design's reference trial."""
     sys.path.insert(0, str(ROOT))
-    from search_spaces.architecture import Architecture  # noqa: PLC0415
+    from graphnas.search_spaces.architecture import Architecture  # noqa: PLC0415
     arch_file = design_out / "split0" / "arch.json"
     if not arch_file.exists():
         return False
@@ -177,14 +198,14 @@ def same_model(export: str, design_out: Path) -> bool:
 
 def protocol(name: str) -> tuple[int, int]:
     sys.path.insert(0, str(ROOT))
-    from search_spaces.zoo import zoo_entry  # noqa: PLC0415
+    from graphnas.search_spaces.zoo import zoo_entry  # noqa: PLC0415
     p = zoo_entry(name).protocol
     return p.epochs, p.patience
 
 
 def published() -> dict:
     sys.path.insert(0, str(ROOT))
-    from search_spaces.zoo import zoo_entry  # noqa: PLC0415
+    from graphnas.search_spaces.zoo import zoo_entry  # noqa: PLC0415
     pub = {}
     for name in CHEAP + PLATONOV:
         try:

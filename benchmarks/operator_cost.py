@@ -13,8 +13,8 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from evaluators.cost import flops_of, latency_ms, params_of
-from search_spaces.operators import ATTENTION, MPNN, OpContext
+from graphnas.evaluators.cost import flops_of, latency_ms, params_of
+from graphnas.search_spaces.operators import ATTENTION, MPNN, OpContext
 
 
 def main() -> None:

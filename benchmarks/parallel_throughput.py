@@ -59,7 +59,7 @@ def run(name: str, extra: list[str], root: Path, trials: int, epochs: int) -> tu
     start = time.perf_counter()
     subprocess.run(args, check=True, env=env, cwd=REPO, capture_output=True, timeout=3600)
     wall = time.perf_counter() - start
-    from results.store import RunStore
+    from graphnas.results.store import RunStore
 
     _, study = RunStore.open(run_dir)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]

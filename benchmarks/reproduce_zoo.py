@@ -41,10 +41,10 @@ from torch_geometric import seed_everything
 from torch_geometric.loader import DataLoader
 from torch_geometric.transforms import NormalizeFeatures
 
-from evaluators import TrainConfig, load_dataset, train_model
-from evaluators.splits import fold_splits
-from evaluators.training import cross_validate
-from search_spaces.zoo import zoo_entry
+from graphnas.evaluators import TrainConfig, load_dataset, train_model
+from graphnas.evaluators.splits import fold_splits
+from graphnas.evaluators.training import cross_validate
+from graphnas.search_spaces.zoo import zoo_entry
 
 PAIRS = [("gcn", "cora"), ("gcn", "citeseer"), ("gat", "cora"), ("gat", "citeseer"), ("sage", "cora"),
          ("gin", "mutag"), ("gin", "proteins")]
@@ -277,9 +277,9 @@ def heterophily_bundle(dataset: str, data_root: str, split: int = 0):
     from torch_geometric.data import Data
     from torch_geometric.utils import to_undirected
 
-    from evaluators.datasets import DatasetBundle
-    from evaluators.splits import Splits
-    from search_spaces import DataInfo
+    from graphnas.evaluators.datasets import DatasetBundle
+    from graphnas.evaluators.splits import Splits
+    from graphnas.search_spaces import DataInfo
 
     raw = np.load(f"{data_root}/heterophily/{dataset}.npz")
     x = torch.tensor(raw["node_features"], dtype=torch.float)

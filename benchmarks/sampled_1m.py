@@ -81,7 +81,7 @@ def main() -> None:
         import optuna
         import torch
 
-        from evaluators.result import TrialResult
+        from graphnas.evaluators.result import TrialResult
 
         study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}")
         trial = TrialResult.from_attrs(study.trials[0].user_attrs)

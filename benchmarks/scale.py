@@ -61,7 +61,7 @@ ARCHS = {
 
 
 def architecture(name: str):
-    from search_spaces import Architecture
+    from graphnas.search_spaces import Architecture
 
     spec = {"space": "scale", "hidden_dim": HIDDEN, "num_layers": len(ARCHS[name]["layers"]), "dropout": 0.5,
             "input_dropout": 0.0, "lr": 0.01, "weight_decay": 5e-4, "optimizer": "adam", "feature_norm": "none",
@@ -204,8 +204,8 @@ def plain_epochs(name: str, graph_path: Path, epochs: int, sampled: bool, fanout
 
 def graphnas_epochs(name: str, graph_path: Path, epochs: int, sample_above: int, fanouts: list[int], batch: int,
                     cache: Path, device: str = "cpu", amp: bool = True) -> list[float]:
-    from evaluators.datasets import load_dataset
-    from evaluators.training import TrainConfig, train_model
+    from graphnas.evaluators.datasets import load_dataset
+    from graphnas.evaluators.training import TrainConfig, train_model
 
     bundle = load_dataset(str(graph_path), cache_dir=cache)
     stamps: list[float] = []

@@ -37,8 +37,8 @@ DEFAULT = "auto+knowledge"  # the engine's default strategy, with the knowledge 
 
 def run_one(job: tuple[str, str, int, bool]) -> dict:
     """One search; returns the per-query validation/test/latency sequence."""
-    from evaluators.tabular import NasBenchGraph
-    from search_spaces import SearchSpace
+    from graphnas.evaluators.tabular import NasBenchGraph
+    from graphnas.search_spaces import SearchSpace
 
     dataset, strategy, seed, multi = job
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -66,8 +66,8 @@ def new_study(strategy: str, space, dataset: str, seed: int, directions: list[st
     """An in-memory study of ``strategy``; ``NAME+knowledge``: with the shipped knowledge of
     the other NAS-Bench-Graph datasets (never ``dataset``'s own table), its first proposals
     queued as the engine queues them."""
-    from nas.knowledge import FIRST_PROPOSALS, NAS_BENCH_GRAPH_FINGERPRINTS, Origin, queue_transfer, transfer_for
-    from nas.strategies import STRATEGIES
+    from graphnas.nas.knowledge import FIRST_PROPOSALS, NAS_BENCH_GRAPH_FINGERPRINTS, Origin, queue_transfer, transfer_for
+    from graphnas.nas.strategies import STRATEGIES
 
     name, _, knowledge = strategy.partition("+")
     transfer = (transfer_for(NAS_BENCH_GRAPH_FINGERPRINTS[dataset], Origin(None, space, dataset))
@@ -82,8 +82,8 @@ def new_study(strategy: str, space, dataset: str, seed: int, directions: list[st
 def proposal_time(strategy: str, trials: int = 1000, dataset: str = "cora") -> float:
     """Milliseconds per proposal (ask + the space's suggest) over the last 100 of ``trials``
     proposals of one single-objective search, answered by the table."""
-    from evaluators.tabular import NasBenchGraph
-    from search_spaces import SearchSpace
+    from graphnas.evaluators.tabular import NasBenchGraph
+    from graphnas.search_spaces import SearchSpace
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
@@ -104,7 +104,7 @@ def proposal_time(strategy: str, trials: int = 1000, dataset: str = "cora") -> f
 
 
 def true_front_hv(dataset: str) -> tuple[float, tuple[float, float]]:
-    from evaluators.tabular import NasBenchGraph
+    from graphnas.evaluators.tabular import NasBenchGraph
 
     frame = NasBenchGraph(dataset).frame()
     ref = (float(frame["val_metric"].min()), float(frame["latency_ms"].max()))
@@ -122,9 +122,9 @@ def _partial_tables(datasets: list[str]) -> str:
     """'the NAME table holds N of the space's M cells' for each table that lacks cells of the
     space (NAS-Bench-Graph trained proteins with fewer operators: 2,021 cells), before any
     search starts."""
-    from evaluators.tabular import NasBenchGraph
-    from nas.knowledge import _cells
-    from search_spaces import SearchSpace
+    from graphnas.evaluators.tabular import NasBenchGraph
+    from graphnas.nas.knowledge import _cells
+    from graphnas.search_spaces import SearchSpace
 
     cells = len(_cells(SearchSpace.preset("nas_bench_graph")))
     sizes = {d: len(NasBenchGraph(d).table) for d in datasets}
@@ -132,7 +132,7 @@ def _partial_tables(datasets: list[str]) -> str:
 
 
 def summarise(results: list[dict], datasets: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from evaluators.tabular import NasBenchGraph
+    from graphnas.evaluators.tabular import NasBenchGraph
 
     best_val = {d: float(NasBenchGraph(d).frame()["val_metric"].max()) for d in datasets}
     fronts = {d: true_front_hv(d) for d in datasets}
@@ -163,7 +163,7 @@ def main() -> None:
                         help="trials of the proposal-time search per strategy (0: skip it)")
     args = parser.parse_args()
     datasets, strategies = args.datasets.split(","), args.strategies.split(",")
-    from nas.strategies import STRATEGIES
+    from graphnas.nas.strategies import STRATEGIES
 
     partial = _partial_tables(datasets)
     if partial:

@@ -69,7 +69,7 @@ def run_all(data_root: str, only: list[str]) -> dict[str, list[dict]]:
             if only and name not in only:
                 continue
             run_dir = Path(tmp) / name
-            cmd = [sys.executable, "-m", "cli", "search", *options, "--seed", "0", "--quiet", "--knowledge", "none",
+            cmd = [sys.executable, "-m", "graphnas", "search", *options, "--seed", "0", "--quiet", "--knowledge", "none",
                    "--run-dir", str(run_dir), "--data-root", data_root, "--cache-dir", str(Path(tmp) / "cache")]
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
             if done.returncode != 0:

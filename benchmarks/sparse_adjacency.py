@@ -23,9 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from default_search_time import heterophilous_sbm  # noqa: E402
-from evaluators import training  # noqa: E402
-from evaluators.datasets import load_dataset  # noqa: E402
-from search_spaces.zoo import zoo_entry  # noqa: E402
+from graphnas.evaluators import training  # noqa: E402
+from graphnas.evaluators.datasets import load_dataset  # noqa: E402
+from graphnas.search_spaces.zoo import zoo_entry  # noqa: E402
 
 DESIGNS = {"luo_gcn (chameleon: 5 x 512)": ("luo_gcn", "chameleon_filtered"),
            "luo_sage (squirrel: 4 x 256, BN, linear skip)": ("luo_sage", "squirrel_filtered"),

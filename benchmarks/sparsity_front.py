@@ -21,10 +21,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluators import TrainConfig  # noqa: E402
-from evaluators.cost import flops_of  # noqa: E402
-from nas import Search, SearchConfig  # noqa: E402
-from search_spaces import Architecture, build_model, model_inputs  # noqa: E402
+from graphnas.evaluators import TrainConfig  # noqa: E402
+from graphnas.evaluators.cost import flops_of  # noqa: E402
+from graphnas.nas import Search, SearchConfig  # noqa: E402
+from graphnas.search_spaces import Architecture, build_model, model_inputs  # noqa: E402
 
 
 def dense_flops(arch: Architecture, bundle) -> int:

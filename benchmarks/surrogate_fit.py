@@ -79,7 +79,7 @@ def main() -> None:
 def _print_ceilings(y: np.ndarray, one_hot: np.ndarray, links: np.ndarray) -> None:
     from sklearn.linear_model import Ridge
 
-    from nas.strategies import MLPEnsemble, PredictorSearch
+    from graphnas.nas.strategies import MLPEnsemble, PredictorSearch
 
     best = y.max()
     fitted = {"ridge": Ridge(alpha=1.0).fit(one_hot, y).predict(one_hot),
@@ -113,10 +113,10 @@ def _problem(dataset: str):
     """The validation accuracy in points of the cells of ``dataset``'s table, their
     encodings, the sources' pooled prior of each (the knowledge's mean rank score), and
     each one's topology (``links``)."""
-    from nas.knowledge import NAS_BENCH_GRAPH_FINGERPRINTS, Origin, _cells, transfer_for
-    from nas.strategies import PredictorSearch
+    from graphnas.nas.knowledge import NAS_BENCH_GRAPH_FINGERPRINTS, Origin, _cells, transfer_for
+    from graphnas.nas.strategies import PredictorSearch
     from nas_bench_graph import light_read
-    from search_spaces import SearchSpace
+    from graphnas.search_spaces import SearchSpace
 
     space = SearchSpace.preset("nas_bench_graph")
     table = light_read(dataset)
@@ -137,7 +137,7 @@ def _problem(dataset: str):
 @functools.cache
 def _tokens() -> list[str]:
     """The path tokens: the input, the space's operators but skip (not on a path), the output."""
-    from search_spaces.canonical import NAS_BENCH_GRAPH_OPS
+    from graphnas.search_spaces.canonical import NAS_BENCH_GRAPH_OPS
 
     return ["in"] + [o for o in NAS_BENCH_GRAPH_OPS if o != "skip"] + ["out"]
 
@@ -163,14 +163,14 @@ def _path_features(params: dict) -> np.ndarray:
 
 
 def _fit_mlp(x, y, everything, seed: int) -> np.ndarray:
-    from nas.strategies import PredictorSearch, MLPEnsemble
+    from graphnas.nas.strategies import PredictorSearch, MLPEnsemble
 
     return MLPEnsemble.fit(x, y, PredictorSearch.members, seed=seed).predict(everything).mean(0)
 
 
 def _fit_pretrained(one_hot: np.ndarray, prior: np.ndarray):
     """A fit that starts from an ensemble trained on the prior over every cell."""
-    from nas.strategies import PredictorSearch, MLPEnsemble
+    from graphnas.nas.strategies import PredictorSearch, MLPEnsemble
 
     base = MLPEnsemble.fit(one_hot, prior, PredictorSearch.members, seed=0, steps=500)
 

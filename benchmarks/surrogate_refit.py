@@ -40,7 +40,7 @@ def refit_mode(mode: str):
     """PredictorSearch.warm_steps for one measurement: None refits from scratch (the behaviour
     before warm starts). Set on the class because the engine builds its strategy from the
     registry by name; restored on exit."""
-    from nas.strategies import PredictorSearch
+    from graphnas.nas.strategies import PredictorSearch
 
     saved = PredictorSearch.warm_steps
     PredictorSearch.warm_steps = saved if MODES[mode] == "default" else MODES[mode]
@@ -54,8 +54,8 @@ def timed_search(mode: str) -> tuple[float, float]:
     """(wall seconds, seconds in MLPEnsemble.fit) of the 30-query tabular search."""
     import optuna
 
-    from nas import Search, SearchConfig
-    from nas.strategies import MLPEnsemble
+    from graphnas.nas import Search, SearchConfig
+    from graphnas.nas.strategies import MLPEnsemble
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     spent = [0.0]

@@ -96,9 +96,9 @@ def plain_gcn(graph: Path):
 
 
 def graphnas_trial(graph: Path, cache: Path):
-    from evaluators import load_dataset
-    from evaluators.training import TrainConfig, train_model
-    from search_spaces import Architecture, LayerArch
+    from graphnas.evaluators import load_dataset
+    from graphnas.evaluators.training import TrainConfig, train_model
+    from graphnas.search_spaces import Architecture, LayerArch
 
     bundle = load_dataset(str(graph), cache_dir=cache)
     arch = Architecture(space="threads", hidden_dim=WIDTH, num_layers=2, dropout=0.0, lr=0.01, weight_decay=0.0,

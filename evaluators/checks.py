@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from evaluators.datasets import DatasetError
+from graphnas.evaluators.datasets import DatasetError
 
 CLASS_TASKS = ("node_classification", "graph_classification")
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from search_spaces.sparsity import pruned_weights
+from graphnas.search_spaces.sparsity import pruned_weights
 
 aten = torch.ops.aten
 

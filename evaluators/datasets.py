@@ -29,10 +29,10 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import degree, stochastic_blockmodel_graph
 
-from search_spaces import DataInfo
-from search_spaces.operators import ENCODING
-from evaluators.splits import Splits, from_masks, stratified_splits
-from search_spaces.registry import Registry
+from graphnas.search_spaces import DataInfo
+from graphnas.search_spaces.operators import ENCODING
+from graphnas.evaluators.splits import Splits, from_masks, stratified_splits
+from graphnas.search_spaces.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class DatasetBundle:
         """``data``'s graph as a sparse ``adj_t`` (``search_spaces.adjacency.sparse_adjacency``,
         ``None`` where it does not apply), built on the first call. Kept with the
         ``edge_index`` it was built from: a copy with other edges builds its own."""
-        from search_spaces.adjacency import sparse_adjacency
+        from graphnas.search_spaces.adjacency import sparse_adjacency
 
         edge_index = self.data.edge_index
         built = self.derived.get("adj_t")
@@ -179,7 +179,7 @@ def resolve_task(dataset: str, task: Optional[str] = None, data_root: Optional[s
 
 
 def check_known_task(task: str) -> None:
-    from search_spaces.builder import TASKS
+    from graphnas.search_spaces.builder import TASKS
 
     if task not in TASKS:
         raise DatasetError(f"task {task!r}: expected one of {', '.join(TASKS)}")
@@ -376,7 +376,8 @@ def contextual_sbm(num_nodes: int = 600, num_classes: int = 5, avg_degree: float
 
 
 @DATASETS.register("triangles", "Embedded graph regression: count the triangles of 600 random graphs "
-                   "(no node features: structure only; random walks of length 3 see triangles, 1-WL does not)")
+                   "(no node features: structure only; random walks of length 3 see triangles, 1-WL does not)",
+                   task="graph_regression")
 def triangles(root: Path, cache_dir: Path) -> Loaded:
     return Loaded(*triangle_graphs())
 
@@ -443,7 +444,7 @@ def _tu(name: str) -> Loader:
 
 
 @DATASETS.register("csl", "CSL (GNN benchmark): 150 circular skip-link graphs, 10 isomorphism classes, "
-                   "structure only; seeded stratified split")
+                   "structure only; seeded stratified split", task="graph_classification")
 def csl(root: Path, cache_dir: Path) -> Loaded:
     from torch_geometric.datasets import GNNBenchmarkDataset
 
@@ -533,7 +534,7 @@ def _load_dataset(name: str, root: Path, cache_dir: Path, encodings: Optional[di
         loaded = DATASETS.get(name)(root, cache_dir)
     else:
         loaded = _source_of(name, root).load(name, dataset_args or {}, root, cache_dir, task)
-    from evaluators.checks import check_data  # it imports this module
+    from graphnas.evaluators.checks import check_data  # it imports this module
 
     if isinstance(loaded.data, list):
         meta = {"task": loaded.task.task, **loaded.meta} if loaded.task else loaded.meta
@@ -611,7 +612,7 @@ def add_feature_norms(bundle: DatasetBundle, norms: Iterable[str], cache_dir: Op
     ``NormalizeFeatures``, each node's features summing to 1) as ``data.x_row``, computed
     once per dataset and cached like encodings (not cached without ``cache_dir``).
     Integer (embedded) features are refused."""
-    from search_spaces.builder import FEATURE_NORM_ATTRS, precomputed_feature_norms
+    from graphnas.search_spaces.builder import FEATURE_NORM_ATTRS, precomputed_feature_norms
 
     norms = sorted(precomputed_feature_norms(norms))  # auto brings row, which it may be
     if not norms:
@@ -642,7 +643,7 @@ def auto_feature_norm(bundle: DatasetBundle) -> str:
     """What ``feature_norm: auto`` is for this dataset, decided once on all its node
     features (``search_spaces.builder.resolve_feature_norm``): row for non-negative
     integer features (bag-of-words counts, binary), none for signed or real ones."""
-    from search_spaces.builder import resolve_feature_norm
+    from graphnas.search_spaces.builder import resolve_feature_norm
 
     return resolve_feature_norm("auto", _raw_x(bundle))
 

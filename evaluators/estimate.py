@@ -31,9 +31,9 @@ from typing import Optional
 import psutil
 import torch
 
-from evaluators.datasets import DatasetBundle
-from search_spaces import Architecture, build_model
-from search_spaces.operators.attention import quadratic_forms
+from graphnas.evaluators.datasets import DatasetBundle
+from graphnas.search_spaces import Architecture, build_model
+from graphnas.search_spaces.operators.attention import quadratic_forms
 
 FLOAT_BYTES = 4
 TRAINING_PASSES = 3  # forward + backward, in forward passes

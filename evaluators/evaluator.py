@@ -12,7 +12,7 @@ Lifecycle:
      store. A table (NAS-Bench-Graph) answers from one seed's figures, none of that applies.
    * ``space``: the canonical form of the only space it answers (a table knows its cells).
    * ``flops``: whether it reports FLOPs (a table may not).
-2. **Preparation**, once per process: ``EVALUATORS.get(name).prepare(config, space)`` loads
+2. **Preparation**, once per process: ``EVALUATORS.get(name).prepare(settings, space)`` loads
    what it answers from (the dataset, or the table) before the banner and the first trial.
 3. **evaluate(arch, report=None)** per trial. ``report(epoch, value)`` is the early-stopping
    hook of a training evaluator (it returns True to stop); a table ignores it.
@@ -23,17 +23,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, runtime_checkable
 
-from evaluators.datasets import DataInfo, DatasetBundle, load_dataset
-from evaluators.result import TrialResult
-from evaluators.splits import Splits, check_folds
-from evaluators.training import Report, TrainConfig, evaluate
-from search_spaces import Architecture, SearchSpace
-from search_spaces.registry import Registry
+from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from nas.search import SearchConfig
+from graphnas.evaluators.datasets import DataInfo, DatasetBundle, load_dataset
+from graphnas.evaluators.result import TrialResult
+from graphnas.evaluators.splits import Splits, check_folds
+from graphnas.evaluators.training import Report, TrainConfig, evaluate
+from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.search_spaces.registry import Registry
+
+
+
+class EvaluatorSettings(BaseModel):
+    """What an evaluator is prepared from: the data and how to train on it. A
+    search derives it from its own settings; the evaluators know nothing else of a search."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset: str
+    dataset_args: dict = Field(default_factory=dict)
+    task: Optional[str] = None
+    data_root: Optional[str] = None
+    cache_dir: Optional[str] = None
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
 
 @runtime_checkable
@@ -68,13 +82,13 @@ class TrainingEvaluator:
     train: TrainConfig
 
     @classmethod
-    def prepare(cls, config: "SearchConfig", space: SearchSpace) -> "TrainingEvaluator":
-        bundle = load_dataset(config.dataset, config.data_root, Path(config.cache_dir) if config.cache_dir else None,
-                              encodings=space.encodings(), dataset_args=config.dataset_args,
-                              feature_norms=space.feature_norms(), task=config.task,
-                              split=config.train.split)
-        check_folds(bundle, config.train.folds)  # once, before the first trial
-        return cls(bundle, config.train)
+    def prepare(cls, settings: EvaluatorSettings, space: SearchSpace) -> "TrainingEvaluator":
+        bundle = load_dataset(settings.dataset, settings.data_root,
+                              Path(settings.cache_dir) if settings.cache_dir else None,
+                              encodings=space.encodings(), dataset_args=settings.dataset_args,
+                              feature_norms=space.feature_norms(), task=settings.task, split=settings.train.split)
+        check_folds(bundle, settings.train.folds)  # once, before the first trial
+        return cls(bundle, settings.train)
 
     @property
     def name(self) -> str:

@@ -17,10 +17,10 @@ from typing import Any, Optional
 import torch
 from torch_geometric.data import Data, Dataset
 
-from evaluators.checks import class_label_problem
-from evaluators.datasets import (DATA_SOURCES, DataSource, DatasetError, Loaded, TaskInference, check_task_shape,
+from graphnas.evaluators.checks import class_label_problem
+from graphnas.evaluators.datasets import (DATA_SOURCES, DataSource, DatasetError, Loaded, TaskInference, check_task_shape,
                                  copied_into_cache, infer_task, inside, load_graphs, repairing)
-from evaluators.splits import from_masks, holdout_splits
+from graphnas.evaluators.splits import from_masks, holdout_splits
 
 
 def _is_file(name: str) -> bool:
@@ -69,7 +69,7 @@ def dataset_class(path: str) -> type:
 
 def is_dataset_class(name: str) -> bool:
     """Whether ``name`` is taken as a dataset class by dotted path (not a registered name)."""
-    from evaluators.datasets import DATASETS
+    from graphnas.evaluators.datasets import DATASETS
 
     return name not in DATASETS and _is_class(name)
 

@@ -16,8 +16,8 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from evaluators.datasets import DATASETS, DatasetError, Loaded, Loader
-from evaluators.splits import from_masks
+from graphnas.evaluators.datasets import DATASETS, DatasetError, Loaded, Loader
+from graphnas.evaluators.splits import from_masks
 
 HETEROPHILY = {
     "chameleon_filtered": "Wikipedia chameleon pages, duplicates removed: 890 nodes, 5 classes",

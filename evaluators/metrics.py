@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from search_spaces.registry import Registry
+from graphnas.search_spaces.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
-from evaluators.datasets import DATASETS, DatasetError, Loaded, load_graphs, working_root
-from evaluators.splits import Splits, scaffold_split
+from graphnas.evaluators.datasets import DATASETS, DatasetError, Loaded, load_graphs, working_root
+from graphnas.evaluators.splits import Splits, scaffold_split
 
 # name: (PyG MoleculeNet name, task, metric)
 MOLECULENET = {
@@ -56,11 +56,11 @@ def _moleculenet(key: str, name: str, task: str, metric: str):
 
 for _key, (_name, _task, _metric) in MOLECULENET.items():
     DATASETS.register(_key, f"MoleculeNet {_name} ({'classification, ROC-AUC' if _metric == 'roc_auc' else 'regression, MAE'}), "
-                      "scaffold split; needs rdkit")(_moleculenet(_key, _name, _task, _metric))
+                      "scaffold split; needs rdkit", task=_task)(_moleculenet(_key, _name, _task, _metric))
 
 
 @DATASETS.register("peptides-func", "LRGB Peptides-func: 15,535 peptides, 10 binary labels, average precision; "
-                   "original CSV release and split; needs rdkit")
+                   "original CSV release and split; needs rdkit", task="graph_multilabel")
 def peptides_func(root: Path, cache_dir: Path):
     _rdkit()
     import pandas as pd

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from evaluators.datasets import DatasetBundle
+    from graphnas.evaluators.datasets import DatasetBundle
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def fold_splits(bundle: "DatasetBundle", folds: int, seed: int = 0) -> list[Spli
 def check_folds(bundle: "DatasetBundle", folds: int) -> None:
     """Refuse, in one line, more folds than the smallest class has graphs (sklearn would only
     warn, and a fold would lack the class); before the first trial (the evaluator's prepare)."""
-    from evaluators.checks import check_folds as check  # it imports evaluators.datasets, which imports this
+    from graphnas.evaluators.checks import check_folds as check  # it imports evaluators.datasets, which imports this
 
     if folds > 1 and bundle.info.graph_level:
         check(bundle.name, _strata(bundle, range(len(bundle.graphs))), folds)

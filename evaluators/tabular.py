@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pandas as pd
 
-from evaluators.result import TrialResult
-from evaluators.evaluator import EVALUATORS
-from search_spaces import Architecture, SearchSpace
-from search_spaces.canonical import nas_bench_graph_hash
+from graphnas.evaluators.result import TrialResult
+from graphnas.evaluators.evaluator import EVALUATORS
+from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.search_spaces.canonical import nas_bench_graph_hash
 
 if TYPE_CHECKING:
-    from nas.search import SearchConfig
+    from graphnas.evaluators.evaluator import EvaluatorSettings
 
 NAS_BENCH_GRAPH_DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv",
                             "proteins")
@@ -63,8 +63,8 @@ class NasBenchGraph:
         return self.table[key]
 
     @classmethod
-    def prepare(cls, config: "SearchConfig", space: SearchSpace) -> "NasBenchGraph":
-        return cls(config.dataset)
+    def prepare(cls, settings: "EvaluatorSettings", space: SearchSpace) -> "NasBenchGraph":
+        return cls(settings.dataset)
 
     def evaluate(self, arch: Architecture, report: Optional[Any] = None) -> TrialResult:
         """The table's row of ``arch``; ``report`` (early stopping) has nothing to stop."""

@@ -21,14 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from torch import Tensor, nn
 from torch_geometric import seed_everything
 
-from evaluators.cost import measure_cost
-from evaluators.datasets import DatasetBundle
-from evaluators.splits import fold_splits
-from evaluators.memory import PeakMemory
-from evaluators.metrics import get_metric
-from evaluators.result import TrialResult
-from search_spaces import Architecture, DataInfo, build_model, model_inputs
-from search_spaces.adjacency import cached_normalisation, uses_sparse_adjacency
+from graphnas.evaluators.cost import measure_cost
+from graphnas.evaluators.datasets import DatasetBundle
+from graphnas.evaluators.splits import fold_splits
+from graphnas.evaluators.memory import PeakMemory
+from graphnas.evaluators.metrics import get_metric
+from graphnas.evaluators.result import TrialResult
+from graphnas.search_spaces import Architecture, DataInfo, build_model, model_inputs
+from graphnas.search_spaces.adjacency import cached_normalisation, uses_sparse_adjacency
 
 Report = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial?
 
@@ -197,7 +197,7 @@ class _SampledNodeTask:
     batch, as SGFormer and Polynormer do in their own mini-batch training."""
 
     def __init__(self, bundle: DatasetBundle, arch: Architecture, device: torch.device, config: TrainConfig) -> None:
-        from evaluators.sampling import neighbor_loader, neighbor_sampler
+        from graphnas.evaluators.sampling import neighbor_loader, neighbor_sampler
 
         num_nodes = bundle.data.num_nodes
         check_sampled_attention([layer.attention for layer in arch.layers], num_nodes, config)
@@ -240,7 +240,7 @@ def check_sampled_attention(attentions: list[str], num_nodes: int, config: Train
     """Refuse attention forms that score all node pairs on a graph trained in sampled
     batches (more than ``config.sample_above_nodes`` nodes): they would need the whole
     N x N graph at once, and within a sampled batch they would no longer be global."""
-    from search_spaces.operators.attention import forms_costing, quadratic_forms
+    from graphnas.search_spaces.operators.attention import forms_costing, quadratic_forms
 
     if num_nodes <= config.sample_above_nodes:
         return
@@ -354,8 +354,8 @@ def with_feature_norm(bundle: DatasetBundle, arch: Architecture) -> DatasetBundl
     """``bundle`` with the features ``arch.feature_norm`` reads. A search precomputes them
     once for its space (``load_dataset(feature_norms=...)``); a bundle loaded without them
     gets them here, in memory."""
-    from evaluators.datasets import add_feature_norms
-    from search_spaces.builder import FEATURE_NORM_ATTRS
+    from graphnas.evaluators.datasets import add_feature_norms
+    from graphnas.search_spaces.builder import FEATURE_NORM_ATTRS
 
     attr = FEATURE_NORM_ATTRS.get(arch.feature_norm)
     if attr is None or getattr(bundle.data, attr, None) is not None:

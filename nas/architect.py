@@ -13,12 +13,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from evaluators.datasets import DatasetBundle
-from evaluators.training import TrainingDiverged, task_loss
-from nas.darts import DartsConfig
-from nas.supernet import Supernet
-from search_spaces import Architecture
-from search_spaces.builder import model_inputs
+from graphnas.evaluators.datasets import DatasetBundle
+from graphnas.evaluators.training import TrainingDiverged, task_loss
+from graphnas.nas.darts import DartsConfig
+from graphnas.nas.supernet import Supernet
+from graphnas.search_spaces import Architecture
+from graphnas.search_spaces.builder import model_inputs
 
 Step = Callable[[Callable[..., Tensor]], tuple[Tensor, Tensor]]  # forward -> (weight loss, alpha loss)
 

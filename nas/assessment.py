@@ -23,8 +23,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from nas.search import Observer, Search, SearchConfig
-from search_spaces import Architecture
+from graphnas.nas.search import Observer, Search, SearchConfig
+from graphnas.search_spaces import Architecture
 
 ASSESSMENT_FILE = "assessment.json"
 PROTOCOLS = ("xu", "errica")  # xu: every trial is a k-fold CV; errica: a search inside every fold

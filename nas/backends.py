@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from filelock import ReadWriteLock, Timeout
 
-from nas.pruners import MULTI_OBJECTIVE_PRUNERS
-from search_spaces.registry import Entry, Registry
+from graphnas.nas.pruners import MULTI_OBJECTIVE_PRUNERS
+from graphnas.search_spaces.registry import Entry, Registry
 
 if TYPE_CHECKING:
     import optuna
 
-    from evaluators.evaluator import Evaluator
-    from nas.search import Observer, Search, SearchConfig
-    from results.objectives import Objective
+    from graphnas.evaluators.evaluator import Evaluator
+    from graphnas.nas.search import Observer, Search, SearchConfig
+    from graphnas.results.objectives import Objective
 
 
 class Backend:
@@ -91,16 +91,49 @@ class LocalBackend(Backend):
 
     def run(self, search, study, evaluator, objectives, observer) -> None:
         if self.config.workers > 1:
-            search._run_workers(study, observer)
+            self.run_workers(search, study, observer)
         # one process, or after the workers: the retries of trials whose worker died
-        search.loop(study, evaluator, objectives, observer)
+        search.runner.loop(study, evaluator, objectives, observer)
+
+    def run_workers(self, search, study, observer) -> None:
+        """Start ``workers`` processes on the study, report progress while they run, then fail
+        the trials of any worker that died (the journal storage has no heartbeat). Workers die
+        with this process (:func:`nas.backends.become_worker`) and leave Ctrl-C to it."""
+        from graphnas.nas.runner import count_finished
+        from graphnas.nas.search import run_worker  # the worker builds a Search of its own
+
+        ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+        # the run directory by name: a worker must not stamp a default one of its own
+        config = search.config.model_copy(update={"run_dir": str(search.run_dir)}).model_dump_json()
+        procs = [ctx.Process(target=run_worker, args=(config, i), daemon=False) for i in range(search.config.workers)]
+        try:
+            with sigint_blocked():
+                for p in procs:
+                    p.start()
+            seen = -1
+            while any(p.is_alive() for p in procs):
+                # a worker's exit wakes the driver at once (a fixed sleep added up to half a second
+                # to every run's end); otherwise progress is read twice a second
+                multiprocessing.connection.wait([p.sentinel for p in procs if p.is_alive()], timeout=0.5)
+                done = count_finished(study)
+                if observer and done != seen:
+                    seen = done
+                    search.runner.observe(study, observer, "COMPLETE")
+        finally:  # Ctrl-C or an error here: the workers stop now, their trials are left for --resume
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            for p in procs:
+                if p.pid is not None:  # started
+                    p.join()
+        search.store.fail_stale_trials(study)
 
 
 @BACKENDS.register("ray", "Ray Tune trials on this machine or a cluster (--address), ASHA early stopping",
                    differentiable=False, tabular=False, parallel=True, multi_objective_pruning="ASHA")
 class RayBackend(Backend):
     def run(self, search, study, evaluator, objectives, observer) -> None:
-        from nas.ray_backend import run_ray  # Ray is an optional extra
+        from graphnas.nas.ray_backend import run_ray  # Ray is an optional extra
 
         run_ray(search, study, evaluator, objectives)
 

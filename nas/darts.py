@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from search_spaces import SearchSpace
-from search_spaces.param_key import ParamKey, layer_key
-from search_spaces.schema import Categorical, FloatRange, IntRange
+from graphnas.search_spaces import SearchSpace
+from graphnas.search_spaces.param_key import ParamKey, layer_key
+from graphnas.search_spaces.schema import Categorical, FloatRange, IntRange
 
 if TYPE_CHECKING:
-    from nas.supernet import Supernet
+    from graphnas.nas.supernet import Supernet
 
 OPERATOR_FIELDS = ("mpnn", "attention", "kv_source")
 DIFFERENTIABLE = ("darts", "gdas", "darts+tpe")

@@ -31,18 +31,18 @@ import optuna
 import yaml
 from torch_geometric import seed_everything
 
-from evaluators.evaluator import TrainingEvaluator
-from evaluators.training import resolve_device
-from nas.architect import AlphaSearch, bilevel_batches
-from nas.darts import alphas_summary, narrow
-from nas.strategies import STRATEGIES, TPE, Random, Strategy
-from nas.supernet import Supernet
-from results.objectives import Objective
-from search_spaces import Architecture, SearchSpace
-from search_spaces.builder import model_inputs
+from graphnas.evaluators.evaluator import TrainingEvaluator
+from graphnas.evaluators.training import resolve_device
+from graphnas.nas.architect import AlphaSearch, bilevel_batches
+from graphnas.nas.darts import alphas_summary, narrow
+from graphnas.nas.strategies import STRATEGIES, TPE, Random, Strategy
+from graphnas.nas.supernet import Supernet
+from graphnas.results.objectives import Objective
+from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.search_spaces.builder import model_inputs
 
 if TYPE_CHECKING:
-    from nas.search import Observer, Search, SearchConfig
+    from graphnas.nas.search import Observer, Search, SearchConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,10 @@ class DifferentiableStrategy(Strategy):
             net, arch = supernet_search(search, evaluator, self.mode, lam, study, observer)
             self.derived(search, net, lam)
             study.enqueue_trial(search.space.trial_params(arch))
-            state = search._one_trial(study, study.ask(), evaluator, objectives,
+            state = search.runner.one_trial(study, study.ask(), evaluator, objectives,
                                       tags={"strategy": self.mode, "cost_weight": lam})
             if observer:
-                search._observe(study, observer, state)
+                search.runner.observe(study, observer, state)
 
     def derived(self, search: "Search", net: Supernet, cost_weight: float) -> None:
         """What the strategy does with a trained supernet beyond recording its derived architecture."""
@@ -118,11 +118,11 @@ class DartsThenTPE(DifferentiableStrategy):
             observer: Optional["Observer"]) -> None:
         if not (search.run_dir / NARROWED_SPACE).is_file():  # else narrowed already: its second phase goes on
             super().run(search, study, evaluator, objectives, observer)
-        search.loop(study, evaluator, objectives, observer)
+        search.runner.loop(study, evaluator, objectives, observer)
 
     def derived(self, search: "Search", net: Supernet, cost_weight: float) -> None:
-        search.space = narrow(search.space, net, search.config.darts.top_k,
-                              search.config.darts.keeps_none(cost_weight))
+        search.narrow_space(narrow(search.space, net, search.config.darts.top_k,
+                                   search.config.darts.keeps_none(cost_weight)))
         (search.run_dir / NARROWED_SPACE).write_text(
             yaml.safe_dump(search.space.spec.model_dump(mode="json", by_alias=True), sort_keys=False))
 
@@ -140,7 +140,7 @@ def supernet_search(search: "Search", evaluator: TrainingEvaluator, mode: str, c
 
     def on_epoch(epoch: int) -> None:
         if observer and (epoch + 1) % 10 == 0:
-            search._observe(study, observer, "RUNNING", f"{mode} lambda={cost_weight:g} epoch {epoch + 1}/{dcfg.epochs}")
+            search.runner.observe(study, observer, "RUNNING", f"{mode} lambda={cost_weight:g} epoch {epoch + 1}/{dcfg.epochs}")
 
     start = time.perf_counter()
     rows = AlphaSearch(net, dcfg, cost_weight).run(steps, on_epoch)

@@ -41,9 +41,9 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from evaluators.evaluator import EVALUATORS
-from search_spaces import SearchSpace
-from search_spaces.param_key import layer_key
+from graphnas.evaluators.evaluator import EVALUATORS
+from graphnas.search_spaces import SearchSpace
+from graphnas.search_spaces.param_key import layer_key
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ CLUSTERING_SAMPLE = 5000  # nodes (or graphs) the clustering coefficient is aver
 
 def default_url() -> str:
     """$GRAPHNAS_KNOWLEDGE (a URL, or ``none``), or an SQLite file next to the dataset cache."""
-    from evaluators.datasets import default_cache_dir
+    from graphnas.evaluators.datasets import default_cache_dir
 
     return os.environ.get("GRAPHNAS_KNOWLEDGE") or f"sqlite:///{default_cache_dir() / 'knowledge.db'}"
 
@@ -239,7 +239,7 @@ class KnowledgeStore:
     """The store at ``url`` (any Optuna storage URL, ``journal:///PATH`` included)."""
 
     def __init__(self, url: str) -> None:
-        from results.store import open_storage
+        from graphnas.results.store import open_storage
 
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -311,7 +311,7 @@ def open_store(url: Optional[str]) -> Optional[KnowledgeStore]:
 
 def entry_of_run(run_dir: str | Path) -> tuple[KnowledgeEntry, dict[str, dict]]:
     """The knowledge a finished run holds, and its trials' distributions (for the store)."""
-    from results.store import RunStore
+    from graphnas.results.store import RunStore
 
     store, study = RunStore.open(run_dir)
     config = store.read_config()
@@ -338,7 +338,7 @@ def entry_of_run(run_dir: str | Path) -> tuple[KnowledgeEntry, dict[str, dict]]:
 def _fingerprint_of_config(config: dict) -> Fingerprint:
     """The fingerprint of a run from before fingerprints were recorded: its dataset, loaded
     as the run loaded it (from the processed cache when it is still there)."""
-    from evaluators.datasets import load_dataset
+    from graphnas.evaluators.datasets import load_dataset
 
     bundle = load_dataset(config["dataset"], config.get("data_root"),
                           Path(config["cache_dir"]) if config.get("cache_dir") else None,
@@ -348,7 +348,7 @@ def _fingerprint_of_config(config: dict) -> Fingerprint:
 
 def _space_of(config: dict) -> SearchSpace:
     """The space a run searched, from its recorded content (the file may have moved)."""
-    from search_spaces.schema import SpaceSpec
+    from graphnas.search_spaces.schema import SpaceSpec
 
     return SearchSpace(SpaceSpec.model_validate(config["space_spec"]), source=config.get("space_source"))
 
@@ -420,7 +420,7 @@ _CELLS: dict[str, dict[int, tuple[dict[str, Any], str]]] = {}
 def _enumerate_cells(space: SearchSpace) -> dict[int, tuple[dict[str, Any], str]]:
     from nas_bench_graph import Arch
 
-    from search_spaces.canonical import NAS_BENCH_GRAPH_OPS
+    from graphnas.search_spaces.canonical import NAS_BENCH_GRAPH_OPS
 
     glob, layers = space.spec.global_, space.spec.layers
     links, ops = glob.links.values(), layers.mpnn.values()

@@ -11,8 +11,8 @@ from typing import Any, Optional
 import optuna
 from optuna.trial import TrialState
 
-from evaluators.result import TrialResult
-from results.objectives import Objective
+from graphnas.evaluators.result import TrialResult
+from graphnas.results.objectives import Objective
 
 ERROR_CHARS = 2000  # an error message is kept to this length in the trial's attributes
 

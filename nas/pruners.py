@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from search_spaces.registry import Registry
+from graphnas.search_spaces.registry import Registry
 
 PRUNERS: Registry[Callable[[], optuna.pruners.BasePruner]] = Registry("pruner")
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import optuna
 
-from evaluators import get_metric
-from evaluators.evaluator import TrainingEvaluator
-from evaluators.result import TrialResult
-from nas.outcome import completed, failed, pruned, tell
-from search_spaces import Architecture
+from graphnas.evaluators import get_metric
+from graphnas.evaluators.evaluator import TrainingEvaluator
+from graphnas.evaluators.result import TrialResult
+from graphnas.nas.outcome import completed, failed, pruned, tell
+from graphnas.search_spaces import Architecture
 
 try:
     from ray.tune.search import Searcher
@@ -31,7 +31,7 @@ except ImportError:  # without the extra, run_ray says how to install it
     Searcher = object
 
 if TYPE_CHECKING:
-    from nas.search import Search
+    from graphnas.nas.search import Search
 
 
 def _require_ray():
@@ -127,7 +127,7 @@ def run_ray(search: "Search", study: optuna.Study, evaluator: TrainingEvaluator,
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
-    from nas.search import count_finished
+    from graphnas.nas.search import count_finished
 
     cfg = search.config
     remaining = cfg.trials - count_finished(study)

@@ -19,11 +19,12 @@ import math
 from typing import Any, Optional
 
 import numpy as np
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluators.result import TrialResult
-from results.store import NEIGHBOUR_ATTR
-from search_spaces import SearchSpace
+from graphnas.evaluators.result import TrialResult
+from graphnas.results.store import NEIGHBOUR_ATTR
+from graphnas.search_spaces import SearchSpace
 
 __all__ = ["NEIGHBOUR_ATTR", "neighbour_params"]
 
@@ -32,11 +33,8 @@ def neighbour_params(space: SearchSpace, best: FrozenTrial, trials: list[FrozenT
                      seed: int, maximize: bool) -> list[dict[str, Any]]:
     """The parameters of up to ``limit`` unseen neighbours of ``best``, the most promising
     first (see the module docstring); ties in a seeded random order."""
-    from nas.strategies import History, LocalSearch  # the strategies' own neighbour moves
-
-    moves = LocalSearch(space, seed, 1)
-    seen = {moves.canonical_id(t) for t in trials} - {None}
-    children = list(moves.neighbours(dict(best.params), History(ranked=[], seen=seen, next_number=len(trials))))
+    seen = {_canonical_id(space, t) for t in trials} - {None}
+    children = list(space.neighbours(dict(best.params), np.random.default_rng(seed), seen))
     effects = _main_effects(trials)
     fallback = float(np.mean(list(effects.values()))) if effects else 0.0
 
@@ -47,6 +45,15 @@ def neighbour_params(space: SearchSpace, best: FrozenTrial, trials: list[FrozenT
         return delta if maximize else -delta
 
     return sorted(children, key=gain, reverse=True)[:limit]  # sorted is stable: ties keep the random order
+
+
+def _canonical_id(space: SearchSpace, trial: FrozenTrial) -> Optional[str]:
+    """The canonical id of a trial's architecture; None while its parameters are partial."""
+    params = trial.system_attrs.get("fixed_params") or trial.params
+    try:
+        return space.canonical_id(space.suggest(optuna.trial.FixedTrial(params)))
+    except (ValueError, KeyError):  # a running trial that has not drawn every choice yet
+        return None
 
 
 def _main_effects(trials: list[FrozenTrial]) -> dict[tuple[str, Any], float]:

@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from evaluators.cost import flops_of
-from nas.darts import OPERATOR_FIELDS, default_value
-from search_spaces import Architecture, SearchSpace
-from search_spaces.builder import AttentionBranch, DataInfo, KVSource, OperatorBuilder, build_model
-from search_spaces.operators import OpContext
-from search_spaces.operators.attention import takes_kv
-from search_spaces.param_key import ParamKey, layer_key
-from search_spaces.schema import Categorical
+from graphnas.evaluators.cost import flops_of
+from graphnas.nas.darts import OPERATOR_FIELDS, default_value
+from graphnas.search_spaces import Architecture, SearchSpace
+from graphnas.search_spaces.builder import AttentionBranch, DataInfo, KVSource, OperatorBuilder, build_model
+from graphnas.search_spaces.operators import OpContext
+from graphnas.search_spaces.operators.attention import takes_kv
+from graphnas.search_spaces.param_key import ParamKey, layer_key
+from graphnas.search_spaces.schema import Categorical
 
 
 class MixedOp(nn.Module):

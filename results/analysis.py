@@ -12,8 +12,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from results.objectives import Objective
-from search_spaces.param_key import ParamKey
+from graphnas.results.objectives import Objective
+from graphnas.search_spaces.param_key import ParamKey
 
 
 def completed(frame: pd.DataFrame) -> pd.DataFrame:

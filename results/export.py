@@ -23,11 +23,11 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
-from evaluators.result import TrialResult
-from results.pareto import ParetoFront, front_objectives
-from results.store import RunStore, best_row
-from search_spaces import Architecture, DataInfo, build_model
-from search_spaces.registry import UnknownNameError
+from graphnas.evaluators.result import TrialResult
+from graphnas.results.pareto import ParetoFront, front_objectives
+from graphnas.results.store import RunStore, best_row
+from graphnas.search_spaces import Architecture, DataInfo, build_model
+from graphnas.search_spaces.registry import UnknownNameError
 
 EXPORT_FORMAT = "graphnas-architecture"
 
@@ -95,8 +95,8 @@ def explain(arch: Architecture, info: Optional[DataInfo], train: dict[str, Any])
     """The export's ``model`` section (the module tree, :func:`search_spaces.model_tree.model_tree`)
     and ``training`` section (:func:`evaluators.training.training_recipe`). Without data info
     (a run that stored none) there is no model to describe."""
-    from evaluators.training import TrainConfig, training_recipe
-    from search_spaces.model_tree import model_tree
+    from graphnas.evaluators.training import TrainConfig, training_recipe
+    from graphnas.search_spaces.model_tree import model_tree
 
     if info is None:
         return {}
@@ -153,7 +153,7 @@ def write_export(record: dict[str, Any], path: str | Path) -> Path:
 def read_export(path: str | Path) -> tuple[Architecture, Optional[DataInfo], dict[str, Any]]:
     """Architecture, data info (``None`` for a bare architecture file or a zoo entry) and the
     whole record. ``zoo:NAME`` reads a zoo entry: its record holds ``zoo`` and ``protocol``."""
-    from search_spaces.zoo import ZooError, is_zoo_ref, zoo_entry
+    from graphnas.search_spaces.zoo import ZooError, is_zoo_ref, zoo_entry
 
     if is_zoo_ref(str(path)):
         try:

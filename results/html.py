@@ -15,11 +15,11 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from results import analysis
-from results.objectives import Objective
-from results.pareto import ParetoFront, front_objectives
-from results.report import COST_AXIS_LABELS, arch_label
-from results.store import RunStore, best_row, ranked_trials
+from graphnas.results import analysis
+from graphnas.results.objectives import Objective
+from graphnas.results.pareto import ParetoFront, front_objectives
+from graphnas.results.report import COST_AXIS_LABELS, arch_label
+from graphnas.results.store import RunStore, best_row, ranked_trials
 
 
 class CompareError(ValueError):

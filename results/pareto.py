@@ -7,7 +7,7 @@ import moocore
 import numpy as np
 import pandas as pd
 
-from results.objectives import Objective
+from graphnas.results.objectives import Objective
 
 
 @dataclass(frozen=True)

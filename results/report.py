@@ -8,9 +8,9 @@ from typing import Any, Optional
 import pandas as pd
 from rich.table import Table
 
-from results import analysis
-from results.pareto import ParetoFront
-from search_spaces.param_key import layer_key
+from graphnas.results import analysis
+from graphnas.results.pareto import ParetoFront
+from graphnas.search_spaces.param_key import layer_key
 
 
 

@@ -12,11 +12,11 @@ from typing import Iterator, Optional
 
 import torch
 
-from evaluators import TrainConfig, TrialResult, train_model
-from evaluators.training import cross_validate, one_fold
-from evaluators.datasets import DatasetBundle
-from results.export import ExportError, export_program
-from search_spaces import Architecture, DataInfo, model_inputs
+from graphnas.evaluators import TrainConfig, TrialResult, train_model
+from graphnas.evaluators.training import cross_validate, one_fold
+from graphnas.evaluators.datasets import DatasetBundle
+from graphnas.results.export import ExportError, export_program
+from graphnas.search_spaces import Architecture, DataInfo, model_inputs
 
 
 @dataclass

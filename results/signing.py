@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import pickle
 import secrets
@@ -29,7 +30,7 @@ class UntrustedFile(ValueError):
 
 
 def key_path(cache_dir: Optional[Path] = None) -> Path:
-    from evaluators.datasets import default_cache_dir  # the user's cache: $GRAPHNAS_CACHE or ~/.cache/graphnas
+    from graphnas.evaluators.datasets import default_cache_dir  # the user's cache: $GRAPHNAS_CACHE or ~/.cache/graphnas
 
     return (cache_dir or default_cache_dir()) / KEY_FILE
 
@@ -77,5 +78,26 @@ def verified_payload(blob: bytes, source: str, cache_dir: Optional[Path] = None)
     return payload
 
 
+# The packages' import names before they moved under graphnas (graphnas.nas, ...): a snapshot
+# that an older graphnas signed names its classes there.
+FORMER_PACKAGES = ("nas", "search_spaces", "evaluators", "results")
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads a snapshot signed before the packages moved under ``graphnas``: its classes are
+    found at their new paths (``nas.strategies.X`` -> ``graphnas.nas.strategies.X``)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.partition(".")[0] in FORMER_PACKAGES:
+            module = f"graphnas.{module}"
+        return super().find_class(module, name)
+
+
+def unpickle(payload: bytes) -> Any:
+    """The object of a payload :func:`verified_payload` returned, its classes found at their
+    current paths."""
+    return _Unpickler(io.BytesIO(payload)).load()
+
+
 def loads(blob: bytes, source: str, cache_dir: Optional[Path] = None) -> Any:
-    return pickle.loads(verified_payload(blob, source, cache_dir))
+    return unpickle(verified_payload(blob, source, cache_dir))

@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-import pickle  # only of payloads results.signing has verified
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -39,12 +38,12 @@ import yaml
 from filelock import FileLock, Timeout
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluators.result import TrialResult
-from results.objectives import Objective
-from results.pareto import ParetoFront, front_objectives
-from results import signing
-from search_spaces import Architecture, LayerArch
-from search_spaces.param_key import ParamKey
+from graphnas.evaluators.result import TrialResult
+from graphnas.results.objectives import Objective
+from graphnas.results.pareto import ParetoFront, front_objectives
+from graphnas.results import signing
+from graphnas.search_spaces import Architecture, LayerArch
+from graphnas.search_spaces.param_key import ParamKey
 
 BASE_COLUMNS = ["trial", "state", "val_metric", "test_metric", "flops", "params", "latency_ms",
                 "train_time_s", "arch_id", "arch_json", "peak_memory_mib"]
@@ -313,7 +312,7 @@ class RunStore:
 
     @staticmethod
     def _sole_writer(backend):
-        from results.sole_writer import SoleWriterStorage
+        from graphnas.results.sole_writer import SoleWriterStorage
 
         return backend if isinstance(backend, SoleWriterStorage) else SoleWriterStorage(backend)
 
@@ -454,7 +453,7 @@ class RunStore:
         payload = self._sampler_payload()
         if payload is None:
             return None
-        saved = pickle.loads(payload)  # signed by this user's graphnas: checked just above
+        saved = signing.unpickle(payload)  # signed by this user's graphnas: checked just above
         if isinstance(saved, optuna.samplers.BaseSampler):  # an older run: its stale trials are all retried
             return SamplerSnapshot(saved, trial=None)
         return saved
@@ -515,7 +514,7 @@ class RunStore:
         return outputs
 
     def _write_outputs(self, study: optuna.Study, outputs: "RunOutputs", plots: bool) -> None:
-        from results.report import plot_alphas, plot_pareto, write_summary  # matplotlib only when needed
+        from graphnas.results.report import plot_alphas, plot_pareto, write_summary  # matplotlib only when needed
 
         frame, front, best = outputs.frame, outputs.front, outputs.best
         frame.to_csv(self.run_dir / "trials.csv", index=False)

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from torch import Tensor
 
-from search_spaces.architecture import Architecture
-from search_spaces.builder import DataInfo
-from search_spaces.operators import MPNN
-from search_spaces.operators.pyg import utils
+from graphnas.search_spaces.architecture import Architecture
+from graphnas.search_spaces.builder import DataInfo
+from graphnas.search_spaces.operators import MPNN
+from graphnas.search_spaces.operators.pyg import utils
 
 if TYPE_CHECKING:
     import torch

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from search_spaces.param_key import ParamKey, layer_key
+from graphnas.search_spaces.param_key import ParamKey, layer_key
 
 
 HeadMerge = Literal["auto", "concat", "mean"]
@@ -228,7 +228,7 @@ def unused_choices(arch: Any) -> list[set[str]]:
     MPNN or an attention form; ``head_merge`` without a multi-head MPNN with heads > 1 (and
     in NAS-Bench-Graph cells, which always merge as the operator does); ``top_m`` without an
     attention form that declares ``top_m``; ``kv_source`` without one that ``takes_kv``."""
-    from search_spaces.operators import ATTENTION, MPNN
+    from graphnas.search_spaces.operators import ATTENTION, MPNN
 
     def attention_can(layer: LayerArch, capability: str) -> bool:
         return layer.attention in ATTENTION and ATTENTION.entry(layer.attention).can(capability)
@@ -265,7 +265,7 @@ def choice_constraints(arch: Any) -> list[tuple[str, Any, Any, str]]:
     have, why)``, whether or not the value already is that one. The space sets them to that value, so one model has one id; an
     architecture that still has them is refused with the reason. Keys as in
     :meth:`Architecture.flat` (``attention_dropout``, ``layer1.norm``)."""
-    from search_spaces.operators import ATTENTION, MPNN
+    from graphnas.search_spaces.operators import ATTENTION, MPNN
 
     fixes: list[tuple[str, Any, Any, str]] = []
     layers, last = arch.layers, len(arch.layers) - 1

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from search_spaces.architecture import Architecture, LayerArch, residual_name
-from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
-from search_spaces.operators.attention import takes_kv
-from search_spaces.operators.pyg import explain_utils, gnn
-from search_spaces.sparsity import EdgeSparsifier, Gates, WeightSparsifier
+from graphnas.search_spaces.architecture import Architecture, LayerArch, residual_name
+from graphnas.search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+from graphnas.search_spaces.operators.attention import takes_kv
+from graphnas.search_spaces.operators.pyg import explain_utils, gnn
+from graphnas.search_spaces.sparsity import EdgeSparsifier, Gates, WeightSparsifier
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Optional
 
-from search_spaces.architecture import Architecture
-from search_spaces.param_key import ParamKey
-from search_spaces.registry import Registry
+from graphnas.search_spaces.architecture import Architecture
+from graphnas.search_spaces.param_key import ParamKey
+from graphnas.search_spaces.registry import Registry
 
 
 @dataclass(frozen=True)

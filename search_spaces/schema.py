@@ -25,9 +25,9 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, model_validator)
 
-from search_spaces.architecture import (EdgeMethod, FeatureNorm, Head, HeadMerge, JumpingKnowledge, LayerForm,
+from graphnas.search_spaces.architecture import (EdgeMethod, FeatureNorm, Head, HeadMerge, JumpingKnowledge, LayerForm,
                                        LRSchedule, Optimizer, Residual, residual_name)
-from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING
+from graphnas.search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING
 
 
 class SpaceError(ValueError):
@@ -371,7 +371,7 @@ def check_values(spec: SpaceSpec) -> list[tuple[str, str]]:
             if section != "layers" and choice.tied is not None:
                 problems.append((f"{path}.tied", "only per-layer choices can be tied"))
     if spec.canonical is not None:
-        from search_spaces.canonical import CANONICAL
+        from graphnas.search_spaces.canonical import CANONICAL
 
         if spec.canonical not in CANONICAL:
             problems.append(("canonical", f"expected one of: {', '.join(CANONICAL.names())}, got {spec.canonical!r}"))

@@ -14,11 +14,11 @@ import yaml
 
 from types import SimpleNamespace
 
-from search_spaces.architecture import (Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys, residual_name,
+from graphnas.search_spaces.architecture import (Architecture, LayerArch, Sparsity, canonical_fixes, moot_keys, residual_name,
                                        unused_choices)
-from search_spaces.canonical import CANONICAL, canonical_id
-from search_spaces.param_key import ParamKey, layer_key
-from search_spaces.schema import (GLOBAL_FIELDS, DuplicateKeyError, load_yaml, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
+from graphnas.search_spaces.canonical import CANONICAL, canonical_id
+from graphnas.search_spaces.param_key import ParamKey, layer_key
+from graphnas.search_spaces.schema import (GLOBAL_FIELDS, DuplicateKeyError, load_yaml, LAYER_FIELDS, SPARSITY_FIELDS, Fixed, FloatRange, SpaceError, SpaceSpec,
                                   optuna_key, parse_spec)
 
 PRESET_DIR = "presets"
@@ -31,9 +31,10 @@ class _Picker(Protocol):
 class SearchSpace:
     """A validated space. ``source`` names the file (or preset) it came from."""
 
-    def __init__(self, spec: SpaceSpec, source: str = "<memory>") -> None:
+    def __init__(self, spec: SpaceSpec, source: str = "<memory>", raw: Optional[dict] = None) -> None:
         self.spec = spec
         self.source = source
+        self.raw = raw  # the dict a space made in memory was given (from_dict): to_yaml writes it back
         self._canonical_size: Optional[int] = None
 
     # --- construction -----------------------------------------------------------------
@@ -55,14 +56,20 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "<memory>") -> "SearchSpace":
-        return cls(parse_spec(raw, source), source)
+        return cls(parse_spec(raw, source), source, raw=raw)
+
+    def to_yaml(self) -> str:
+        """The space as a YAML file that loads back to it: the dict it was made from, else its
+        validated spec."""
+        raw = self.raw if self.raw is not None else self.spec.model_dump(mode="json", by_alias=True)
+        return yaml.safe_dump(raw, sort_keys=False)
 
     @classmethod
     def preset(cls, name: str) -> "SearchSpace":
         names = preset_names()
         if name not in names:
             raise SpaceError(name, [("", f"unknown preset; presets: {', '.join(names)}")])
-        text = resources.files("search_spaces").joinpath(PRESET_DIR, f"{name}.yaml").read_text()
+        text = resources.files("graphnas.search_spaces").joinpath(PRESET_DIR, f"{name}.yaml").read_text()
         try:
             raw = load_yaml(text)
         except DuplicateKeyError as err:
@@ -75,6 +82,24 @@ class SearchSpace:
         if str(name_or_path) in preset_names():
             return cls.preset(str(name_or_path))
         return cls.from_yaml(name_or_path)
+
+    # --- neighbourhoods (search_spaces.neighbours) --------------------------------------
+    def complete(self, params: dict[str, Any], rng: np.random.Generator) -> tuple[dict[str, Any], str]:
+        """``params`` completed with random draws for the choices they lack (only those the
+        space asks), and the canonical id of the architecture they build."""
+        from graphnas.search_spaces.neighbours import draw
+
+        trial, arch_id = draw(self, params, rng)
+        return trial.params, arch_id
+
+    def neighbours(self, params: dict[str, Any], rng: np.random.Generator,
+                   seen: set[str] | frozenset[str] = frozenset(), complete=None) -> Iterator[dict[str, Any]]:
+        """The architectures one choice away from ``params`` whose canonical ids are not in
+        ``seen``, in a random order (naszilla's ``get_nbhd``); ``complete``: how a parameter
+        set is completed (default: :func:`search_spaces.neighbours.draw` with ``rng``)."""
+        from graphnas.search_spaces.neighbours import draw, neighbours
+
+        return neighbours(params, rng, seen, complete or (lambda p: draw(self, p, rng)))
 
     @property
     def name(self) -> str:
@@ -196,7 +221,7 @@ class SearchSpace:
 
     def feature_norms(self) -> set[str]:
         """Feature normalisations the space can choose: precomputed once per dataset."""
-        from search_spaces.builder import precomputed_feature_norms
+        from graphnas.search_spaces.builder import precomputed_feature_norms
 
         return precomputed_feature_norms(self.spec.global_.feature_norm.values())
 
@@ -260,7 +285,7 @@ def _apply_canonical(values: dict[str, Any], layers: list[dict[str, Any]]) -> No
 def _moot_dimensions(layers: tuple[LayerArch, ...]) -> list[str]:
     """Sparsity dimensions that remove nothing from these layers: heads without a layer whose
     attention form prunes heads and has more than one; layers in a one-layer stack."""
-    from search_spaces.operators.attention import head_prunable_forms
+    from graphnas.search_spaces.operators.attention import head_prunable_forms
 
     moot, prunable = [], head_prunable_forms()
     if not any(layer.attention in prunable and layer.heads > 1 for layer in layers):
@@ -295,5 +320,5 @@ def _preset_hint(name: str) -> str:
 
 
 def preset_names() -> list[str]:
-    folder = resources.files("search_spaces").joinpath(PRESET_DIR)
+    folder = resources.files("graphnas.search_spaces").joinpath(PRESET_DIR)
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))

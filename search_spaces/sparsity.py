@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from search_spaces.operators.pyg import explain_utils, gnn, utils
+from graphnas.search_spaces.operators.pyg import explain_utils, gnn, utils
 
 INIT_LOGIT = 3.0  # sigmoid(3) = 0.95: every part starts almost fully on
 

@@ -1,7 +1,9 @@
 """Shared fixtures: the real datasets beside the checkout, a per-session cache, small graphs."""
 from __future__ import annotations
 
+import importlib.abc
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,23 @@ import torch
 from torch_geometric.data import Batch, Data
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+class _FormerNames(importlib.abc.MetaPathFinder):
+    """The packages import as graphnas.nas, graphnas.results, ... only. pytest puts the
+    repository's root on sys.path (tests/ is a package), where the folders would also import
+    under their bare names, as second copies of every module; an installed graphnas has no
+    such names, so the tests refuse them too."""
+
+    FORMER = ("nas", "search_spaces", "evaluators", "results", "cli")
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.FORMER:
+            raise ModuleNotFoundError(f"No module named {name!r} (graphnas.{name} is the import name)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _FormerNames())
 SHARED_DATASETS = Path(os.environ.get("GRAPHNAS_TEST_DATA", REPO.parent / "shared" / "datasets"))
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from graphnas.cli import app
 
 runner = CliRunner()
 
@@ -226,7 +226,7 @@ def _one_line_exit_2(result) -> str:
 
 
 def test_errors_before_work_are_one_line_and_exit_2(tmp_path, monkeypatch):
-    from search_spaces.zoo import zoo_entry
+    from graphnas.search_spaces.zoo import zoo_entry
 
     gcnn = tmp_path / "gcnn.json"
     gcnn.write_text(zoo_entry("zoo:gcn").architecture.to_json().replace('"gcn"', '"gcnn"', 1))
@@ -305,7 +305,7 @@ def test_verbose_logs_the_engine_and_quiet_default_does_not(tmp_path):
     assert "new search of nas_bench_graph" in loud.output and "trial 2 COMPLETE 0." in loud.output
     runner.invoke(app, ["spaces", "--json"])  # a later command in this process: back to warnings only
     import logging
-    assert logging.getLogger("nas").level == logging.WARNING
+    assert logging.getLogger("graphnas").level == logging.WARNING
 
 
 @pytest.mark.slow  # a full search or several: over 2 s on 2 cores
@@ -343,8 +343,8 @@ def test_a_bad_config_file_is_one_line_naming_the_setting(tmp_path):
 
 
 def test_search_help_says_the_defaults_of_the_settings_models():
-    from cli import MODEL_DEFAULTS, _model_default
-    from evaluators import TrainConfig
+    from graphnas.cli import MODEL_DEFAULTS, _model_default
+    from graphnas.evaluators import TrainConfig
 
     text = " ".join(runner.invoke(app, ["search", "--help"], terminal_width=200).output.split())
     for option, (section, field) in MODEL_DEFAULTS.items():
@@ -378,7 +378,7 @@ def test_train_o_refuses_an_earlier_output_and_replaces_it_whole_with_overwrite(
 
 
 def test_train_o_interrupted_leaves_the_earlier_output_as_it_was(tmp_path, cache_dir, monkeypatch):
-    import results.retrain
+    import graphnas.results.retrain as retrain_module
 
     out = tmp_path / "model"
     earlier = _earlier_output(out)
@@ -390,8 +390,8 @@ def test_train_o_interrupted_leaves_the_earlier_output_as_it_was(tmp_path, cache
         trained.append(1)
         return train_model(*args, **kwargs)
 
-    train_model = results.retrain.train_model
-    monkeypatch.setattr(results.retrain, "train_model", interrupted_after_one_seed)
+    train_model = retrain_module.train_model
+    monkeypatch.setattr(retrain_module, "train_model", interrupted_after_one_seed)
     result = runner.invoke(app, ["train", "zoo:gcn", "--dataset", "synthetic", "--seeds", "2", "--epochs", "2",
                                  "--cache-dir", str(cache_dir), "-o", str(out), "--overwrite"])
     assert result.exit_code == 130 and trained

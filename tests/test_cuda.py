@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch_geometric import seed_everything
 
-from evaluators import TrainConfig, evaluate, flops_of, load_dataset
-from search_spaces import Architecture, SearchSpace, build_model, model_inputs
+from graphnas.evaluators import TrainConfig, evaluate, flops_of, load_dataset
+from graphnas.search_spaces import Architecture, SearchSpace, build_model, model_inputs
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -66,9 +66,9 @@ def test_flops_counted_on_cuda_equal_the_cpu_count(synthetic, mpnn, attention):
 
 
 def test_darts_supernet_steps_on_cuda(synthetic):
-    from nas.architect import AlphaSearch, bilevel_batches
-    from nas.darts import DartsConfig
-    from nas.supernet import Supernet
+    from graphnas.nas.architect import AlphaSearch, bilevel_batches
+    from graphnas.nas.darts import DartsConfig
+    from graphnas.nas.supernet import Supernet
 
     seed_everything(0)
     space = SearchSpace.from_dict({

@@ -9,11 +9,11 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from evaluators.datasets import auto_feature_norm, load_dataset
-from evaluators.training import TrainConfig, train_model
-from nas.knowledge import MAX_DISTANCE, Fingerprint, replay_count, transfer_for
-from search_spaces.zoo import zoo_entry
+from graphnas.cli import app
+from graphnas.evaluators.datasets import auto_feature_norm, load_dataset
+from graphnas.evaluators.training import TrainConfig, train_model
+from graphnas.nas.knowledge import MAX_DISTANCE, Fingerprint, replay_count, transfer_for
+from graphnas.search_spaces.zoo import zoo_entry
 
 runner = CliRunner()
 
@@ -84,7 +84,7 @@ def test_random_proposes_random_trials_beside_a_filled_store_and_the_banner_name
 
 @pytest.mark.slow
 def test_train_keeps_the_exports_epochs_and_compare_warns_of_other_settings(tmp_path, monkeypatch):
-    import results.retrain
+    import graphnas.results.retrain as retrain_module
 
     runs = {}
     for name, epochs in (("short", "7"), ("long", "9")):
@@ -96,13 +96,13 @@ def test_train_keeps_the_exports_epochs_and_compare_warns_of_other_settings(tmp_
     assert runner.invoke(app, ["export", str(runs["short"]), "-o", str(export)]).exit_code == 0
 
     seen = []
-    real = results.retrain.retrain
+    real = retrain_module.retrain
 
     def spy(arch, bundle, config, *args, **kwargs):
         seen.append((config.epochs, config.patience))
         return real(arch, bundle, config, *args, **kwargs)
 
-    monkeypatch.setattr(results.retrain, "retrain", spy)
+    monkeypatch.setattr(retrain_module, "retrain", spy)
     assert runner.invoke(app, ["train", str(export), "--seeds", "1"]).exit_code == 0
     assert runner.invoke(app, ["train", str(export), "--seeds", "1", "--epochs", "3"]).exit_code == 0
     assert [e for e, _ in seen] == [7, 3]  # the export's own epochs, unless an option overrides them
@@ -126,6 +126,6 @@ def test_a_logged_search_prints_a_line_per_trial_and_help_groups_its_options(tmp
 
 
 def test_train_prints_counts_whole():
-    from cli import _figure
+    from graphnas.cli import _figure
 
     assert _figure("flops", 501439080.0) == "501,439,080" and _figure("test_metric", 0.82) == "0.8200"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-from nas.noise import KNOWN_NOISE, known_noise_silenced
+from graphnas.nas.noise import KNOWN_NOISE, known_noise_silenced
 
 
 def test_known_noise_is_silenced_and_a_real_warning_is_not():
@@ -18,7 +18,7 @@ def test_known_noise_is_silenced_and_a_real_warning_is_not():
 
 
 def test_debug_logging_shows_the_noise_too():
-    logger = logging.getLogger("nas")
+    logger = logging.getLogger("graphnas")
     before = logger.level
     logger.setLevel(logging.DEBUG)
     try:

@@ -19,7 +19,7 @@ import json, sys
 for name in ("nas_bench_graph", "ray", "onnx", "onnxscript", "onnxruntime", "rdkit", "psycopg"):
     sys.modules[name] = None  # import raises ModuleNotFoundError, as without the extra
 import contextlib, io
-import cli
+from graphnas import cli
 
 for args in json.loads(sys.argv[1]):
     sys.argv = ["graphnas", *args]

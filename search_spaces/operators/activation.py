@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from search_spaces.operators.base import ACTIVATION
+from graphnas.search_spaces.operators.base import ACTIVATION
 
 ACTIVATION.register("relu", "ReLU")(nn.ReLU)
 ACTIVATION.register("elu", "ELU (alpha 1), GAT's activation")(nn.ELU)

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from search_spaces.registry import Registry
+from graphnas.search_spaces.registry import Registry
 
 
 @dataclass(frozen=True)

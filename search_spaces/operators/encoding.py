@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from search_spaces.operators.base import ENCODING
-from search_spaces.operators.pyg import data as pyg_data, transforms, utils
-from search_spaces.operators.random_walk import return_probabilities
+from graphnas.search_spaces.operators.base import ENCODING
+from graphnas.search_spaces.operators.pyg import data as pyg_data, transforms, utils
+from graphnas.search_spaces.operators.random_walk import return_probabilities
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data

@@ -18,8 +18,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from search_spaces.operators.base import MPNN, OpContext
-from search_spaces.operators.pyg import gnn
+from graphnas.search_spaces.operators.base import MPNN, OpContext
+from graphnas.search_spaces.operators.pyg import gnn
 
 
 class _Conv(nn.Module):
@@ -184,7 +184,7 @@ def appnp(ctx: OpContext) -> nn.Module:
 @MPNN.register("dagnn", "A linear map, then 10 hops of GCN propagation mixed per node by learned retention "
                "scores (DAGNN, Liu et al. 2020)", sparse_adjacency="out")
 def dagnn(ctx: OpContext) -> nn.Module:
-    from search_spaces.operators.propagation import AdaptivePropagation  # subclasses PyG's MessagePassing
+    from graphnas.search_spaces.operators.propagation import AdaptivePropagation  # subclasses PyG's MessagePassing
 
     return _Conv(_LinearThenPropagate(ctx, AdaptivePropagation(ctx.channels)))
 
@@ -226,7 +226,7 @@ def skip(ctx: OpContext) -> nn.Module:
 @MPNN.register("gat_sep", "GAT-sep: GAT-style attention whose aggregate is concatenated with the node's own "
                "representation, then a feed-forward module (Platonov et al. 2023)", heads=True)
 def gat_sep(ctx: OpContext) -> nn.Module:
-    from search_spaces.operators.platonov import gat_sep as build
+    from graphnas.search_spaces.operators.platonov import gat_sep as build
 
     return _Conv(build(ctx.in_width, ctx.channels, ctx.heads, ctx.concat, ctx.hidden_dropout))
 
@@ -234,7 +234,7 @@ def gat_sep(ctx: OpContext) -> nn.Module:
 @MPNN.register("gt_sep", "GT-sep: transformer attention over graph edges, concatenated with the node's own "
                "representation, then a linear map (Platonov et al. 2023)", heads=True)
 def gt_sep(ctx: OpContext) -> nn.Module:
-    from search_spaces.operators.platonov import gt_sep as build
+    from graphnas.search_spaces.operators.platonov import gt_sep as build
 
     return _Conv(build(ctx.in_width, ctx.channels, ctx.heads, ctx.concat))
 
@@ -242,6 +242,6 @@ def gt_sep(ctx: OpContext) -> nn.Module:
 @MPNN.register("feedforward", "Feed-forward module on each node, Linear -> dropout -> GELU -> Linear, no message "
                "passing (the FFN of Platonov et al. 2023's GT layers)", sparse_adjacency="none")
 def feedforward(ctx: OpContext) -> nn.Module:
-    from search_spaces.operators.platonov import FeedForward
+    from graphnas.search_spaces.operators.platonov import FeedForward
 
     return _Conv(FeedForward(ctx.in_width, ctx.channels, ctx.channels, ctx.hidden_dropout))

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Optional
 
 from torch import Tensor, nn
-from search_spaces.operators.base import NORM, POOLING
-from search_spaces.operators.pyg import gnn
+from graphnas.search_spaces.operators.base import NORM, POOLING
+from graphnas.search_spaces.operators.pyg import gnn
 
 
 class _Norm(nn.Module):

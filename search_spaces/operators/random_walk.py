@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from search_spaces.operators.pyg import utils
+from graphnas.search_spaces.operators.pyg import utils
 
 EXACT_MAX_NODES = 20_000
 PROBES = 256

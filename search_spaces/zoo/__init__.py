@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from search_spaces.architecture import Architecture
-from search_spaces.schema import DuplicateKeyError, load_yaml
+from graphnas.search_spaces.architecture import Architecture
+from graphnas.search_spaces.schema import DuplicateKeyError, load_yaml
 
 PREFIX = "zoo:"
 
@@ -117,7 +117,7 @@ def is_zoo_ref(text: Any) -> bool:
 
 
 def zoo_names() -> list[str]:
-    folder = resources.files("search_spaces").joinpath("zoo")
+    folder = resources.files("graphnas.search_spaces").joinpath("zoo")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -128,7 +128,7 @@ def zoo_entry(name: str) -> ZooEntry:
     if name not in zoo_names():
         raise ZooError(f"unknown zoo entry {name!r}; the zoo has: {', '.join(zoo_names())}")
     try:
-        raw = load_yaml(resources.files("search_spaces").joinpath("zoo", f"{name}.yaml").read_text())
+        raw = load_yaml(resources.files("graphnas.search_spaces").joinpath("zoo", f"{name}.yaml").read_text())
     except DuplicateKeyError as err:
         raise ZooError(f"zoo/{name}.yaml: {err}") from None
     arch = raw.get("architecture", {})

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
-from evaluators import load_dataset
-from evaluators.datasets import dataset_slug
-from nas import SearchConfig
+from graphnas.evaluators import load_dataset
+from graphnas.evaluators.datasets import dataset_slug
+from graphnas.nas import SearchConfig
 
 
 def test_slugs_of_names_classes_and_paths(tmp_path):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from evaluators import DatasetError, TrainConfig, load_dataset
-from evaluators.splits import check_folds, fold_splits
+from graphnas.evaluators import DatasetError, TrainConfig, load_dataset
+from graphnas.evaluators.splits import check_folds, fold_splits
 
 
 def _node(n: int = 12, **changes) -> Data:
@@ -89,7 +89,7 @@ def test_more_folds_than_graphs_of_the_smallest_class(tmp_path):
 
 
 def test_folds_are_checked_when_the_search_prepares(tmp_path):
-    from nas import Search, SearchConfig
+    from graphnas.nas import Search, SearchConfig
 
     graphs = _graphs(40)
     for g in graphs[:3]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shutil
 
-from evaluators import load_dataset
-from evaluators.external import _folder_name
+from graphnas.evaluators import load_dataset
+from graphnas.evaluators.external import _folder_name
 
 TU = "torch_geometric.datasets.TUDataset"
 

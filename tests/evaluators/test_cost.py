@@ -6,8 +6,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from torch_geometric.data import Batch
 
-from evaluators.cost import flops_of, latency_ms, measure_cost, params_of
-from search_spaces.operators import ATTENTION, MPNN, OpContext
+from graphnas.evaluators.cost import flops_of, latency_ms, measure_cost, params_of
+from graphnas.search_spaces.operators import ATTENTION, MPNN, OpContext
 
 C = 16
 
@@ -48,7 +48,7 @@ def test_gat_flops_include_the_softmax_reductions(small_graph):
 
 
 def test_max_pooling_counts_its_reduction(graph_batch):
-    from search_spaces.operators import POOLING
+    from graphnas.search_spaces.operators import POOLING
 
     class Pool(torch.nn.Module):
         def forward(self, x, batch):

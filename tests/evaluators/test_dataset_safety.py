@@ -10,9 +10,9 @@ import torch
 from torch_geometric.data import Data
 from typer.testing import CliRunner
 
-from cli import app
-from evaluators import DatasetError, load_dataset
-from evaluators.external import check_dataset_origin
+from graphnas.cli import app
+from graphnas.evaluators import DatasetError, load_dataset
+from graphnas.evaluators.external import check_dataset_origin
 
 runner = CliRunner()
 

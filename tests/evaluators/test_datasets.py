@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluators.datasets import DatasetError, contextual_sbm, load_dataset
+from graphnas.evaluators.datasets import DatasetError, contextual_sbm, load_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def test_missing_raw_files_name_the_path(shared_datasets, cache_dir):
 
 
 def test_encodings_are_cached_on_disk(cache_dir, monkeypatch):
-    from search_spaces.operators import ENCODING
+    from graphnas.search_spaces.operators import ENCODING
 
     bundle = load_dataset("synthetic", cache_dir=cache_dir, encodings={"rwse": 6, "degree": 4})
     assert bundle.data.rwse.shape == (600, 6) and bundle.data.degree_enc.shape == (600, 4)
@@ -95,7 +95,7 @@ def test_triangles_counts_triangles(cache_dir):
 
 
 def test_graphs_without_node_features_get_one_hot_degree_and_say_so(shared_datasets, cache_dir):
-    from evaluators.datasets import MAX_ONE_HOT_DEGREE
+    from graphnas.evaluators.datasets import MAX_ONE_HOT_DEGREE
 
     imdb = load_dataset("imdb-binary", shared_datasets, cache_dir)
     g = imdb.graphs[0]

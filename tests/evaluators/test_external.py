@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from evaluators import DatasetError, load_dataset
+from graphnas.evaluators import DatasetError, load_dataset
 
 
 def _graphs(n: int, seed: int = 0) -> list[Data]:

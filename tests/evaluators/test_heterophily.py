@@ -8,9 +8,9 @@ import torch
 from torch_geometric.utils import is_undirected
 from typer.testing import CliRunner
 
-from cli import app
-from evaluators import DatasetError, load_dataset
-from evaluators.datasets import DATASETS, over_splits
+from graphnas.cli import app
+from graphnas.evaluators import DatasetError, load_dataset
+from graphnas.evaluators.datasets import DATASETS, over_splits
 
 # name: nodes, edges stored once, features, classes, split 0 train/val/test (the README's table)
 TABLE = {
@@ -74,7 +74,7 @@ def test_train_reports_the_mean_over_splits(shared_datasets, tmp_path):
 
 
 def test_a_search_trains_on_its_split_setting(shared_datasets, tmp_path):
-    from nas import Search, SearchConfig
+    from graphnas.nas import Search, SearchConfig
 
     arrays = np.load(shared_datasets / "heterophily" / "cornell.npz")
     config = SearchConfig(dataset="cornell", data_root=str(shared_datasets), cache_dir=str(tmp_path), knowledge="none",

@@ -10,10 +10,10 @@ import torch
 
 pytest.importorskip("rdkit", reason="molecular datasets need the optional extra graphnas[chem]")
 
-from evaluators import TrainConfig, evaluate, get_metric, load_dataset  # noqa: E402
-from evaluators.splits import scaffold_split  # noqa: E402
-from evaluators.training import task_loss  # noqa: E402
-from search_spaces import Architecture, LayerArch  # noqa: E402
+from graphnas.evaluators import TrainConfig, evaluate, get_metric, load_dataset  # noqa: E402
+from graphnas.evaluators.splits import scaffold_split  # noqa: E402
+from graphnas.evaluators.training import task_loss  # noqa: E402
+from graphnas.search_spaces import Architecture, LayerArch  # noqa: E402
 
 
 def test_scaffold_split_keeps_each_scaffold_in_one_part():

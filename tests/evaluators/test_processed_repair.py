@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from evaluators import DatasetError, load_dataset
-from evaluators.datasets import repairing
+from graphnas.evaluators import DatasetError, load_dataset
+from graphnas.evaluators.datasets import repairing
 
 
 def _truncate_processed(cache):

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-import evaluators.sampling as sampling
-from evaluators import TrainConfig, evaluate, load_dataset
-from evaluators.datasets import DatasetBundle
-from evaluators.splits import Splits
-from search_spaces import Architecture, DataInfo
+import graphnas.evaluators.sampling as sampling
+from graphnas.evaluators import TrainConfig, evaluate, load_dataset
+from graphnas.evaluators.datasets import DatasetBundle
+from graphnas.evaluators.splits import Splits
+from graphnas.search_spaces import Architecture, DataInfo
 
 
 def arch(mpnn: str = "sage", attention: str = "none", layers: int = 2, hidden: int = 32) -> Architecture:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import Data
 
-from evaluators.datasets import DATA_SOURCES, DataSource, Loaded, load_dataset
-from evaluators.splits import from_masks, holdout_splits, random_splits, stratified_splits
+from graphnas.evaluators.datasets import DATA_SOURCES, DataSource, Loaded, load_dataset
+from graphnas.evaluators.splits import from_masks, holdout_splits, random_splits, stratified_splits
 
 
 def _partition(splits, n):

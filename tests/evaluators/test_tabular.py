@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from nas_bench_graph import light_read
 
-from evaluators.result import TrialResult
-from evaluators.tabular import NasBenchGraph, TabularError
-from nas import Search, SearchConfig
-from search_spaces import Architecture, LayerArch, SearchSpace
-from search_spaces.canonical import CANONICAL
+from graphnas.evaluators.result import TrialResult
+from graphnas.evaluators.tabular import NasBenchGraph, TabularError
+from graphnas.nas import Search, SearchConfig
+from graphnas.search_spaces import Architecture, LayerArch, SearchSpace
+from graphnas.search_spaces.canonical import CANONICAL
 
 
 def cell(links, ops) -> Architecture:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from evaluators import DatasetError, load_dataset
-from evaluators.datasets import TaskInference, infer_task, resolve_task
-from nas import Search, SearchConfig
+from graphnas.evaluators import DatasetError, load_dataset
+from graphnas.evaluators.datasets import TaskInference, infer_task, resolve_task
+from graphnas.nas import Search, SearchConfig
 
 
 def _node_graph(n: int = 30, float_labels: bool = False) -> Data:
@@ -84,7 +84,8 @@ def test_wrong_or_unknown_tasks_are_one_line(tmp_path, cache_dir):
 
 def test_registered_and_table_names_need_no_load():
     assert resolve_task("mutag") == TaskInference("graph_classification", "declared by dataset mutag")
-    assert resolve_task("triangles") is None and resolve_task("photo") is None  # no declared task; a table's name
+    assert resolve_task("triangles") == TaskInference("graph_regression", "declared by dataset triangles")
+    assert resolve_task("photo") is None  # a table's name
 
 
 def test_a_dataset_name_in_the_wrong_case_suggests_the_registered_one(cache_dir):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluators import TrainConfig, TrainingDiverged, TrialPruned, evaluate, load_dataset
-from search_spaces import Architecture
+from graphnas.evaluators import TrainConfig, TrainingDiverged, TrialPruned, evaluate, load_dataset
+from graphnas.search_spaces import Architecture
 
 
 def arch(mpnn: str, layers: int = 2, **kw) -> Architecture:
@@ -59,7 +59,7 @@ def test_report_can_stop_a_trial(synthetic):
 
 
 def test_device_auto_is_cpu_here():
-    from evaluators import resolve_device
+    from graphnas.evaluators import resolve_device
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected and resolve_device("cpu").type == "cpu"
@@ -78,7 +78,7 @@ def test_graph_classification_trains_in_mini_batches(shared_datasets, cache_dir)
 
 
 def test_metrics_on_hand_made_predictions():
-    from evaluators import get_metric
+    from graphnas.evaluators import get_metric
 
     assert get_metric("mae")(torch.tensor([[1.0], [3.0]]), torch.tensor([2.0, 2.0])) == 1.0
     logits = torch.tensor([[0.0, 2.0], [0.0, -1.0], [0.0, 1.0], [0.0, -2.0]])  # scores 2, -1, 1, -2
@@ -111,7 +111,7 @@ def test_peak_memory_is_measured_per_trial(synthetic):
     # tests stays resident in the allocator and may serve the block without raising RSS.
     code = """
 import time, torch
-from evaluators.memory import PeakMemory
+from graphnas.evaluators.memory import PeakMemory
 with PeakMemory(torch.device("cpu")) as peak:
     before = peak._peak
     block = torch.ones(64 * 2**20 // 4)  # 64 MiB held while the sampler looks
@@ -132,8 +132,8 @@ print((peak.mib * 2**20 - before) / 2**20)
 
 @pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_k_fold_cross_validation_averages_over_folds(shared_datasets, cache_dir):
-    from evaluators.splits import fold_splits
-    from evaluators.training import cross_validate
+    from graphnas.evaluators.splits import fold_splits
+    from graphnas.evaluators.training import cross_validate
 
     mutag = load_dataset("mutag", shared_datasets, cache_dir)
     folds = fold_splits(mutag, 3)
@@ -159,8 +159,8 @@ def test_evaluating_a_graph_task_draws_no_training_random_numbers(cache_dir):
     """The graph task's loaders have their own generators: scoring validation (or test)
     leaves torch's global generator as it was, so evaluation order cannot change what a
     seeded training computes, and test is scored only when asked for."""
-    from evaluators.training import _GraphTask
-    from search_spaces import build_model
+    from graphnas.evaluators.training import _GraphTask
+    from graphnas.search_spaces import build_model
 
     bundle = load_dataset("triangles", cache_dir=cache_dir)
     architecture = arch("gin", layers=1)

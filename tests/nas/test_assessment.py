@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from evaluators import TrainConfig, evaluate, load_dataset
-from nas import SearchConfig
-from nas.assessment import ASSESSMENT_FILE, assess
-from nas.search import Search
-from search_spaces import Architecture
+from graphnas.evaluators import TrainConfig, evaluate, load_dataset
+from graphnas.nas import SearchConfig
+from graphnas.nas.assessment import ASSESSMENT_FILE, assess
+from graphnas.nas.search import Search
+from graphnas.search_spaces import Architecture
 
 
 def config(tmp_path, shared_datasets, cache_dir, **kw) -> SearchConfig:

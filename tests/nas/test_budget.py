@@ -8,10 +8,10 @@ import torch
 from torch_geometric.data import Data
 from typer.testing import CliRunner
 
-from cli import app
-from evaluators.estimate import CostEstimate, TrialBudget, estimate_cost
-from evaluators.result import RESULT_ATTR
-from search_spaces import Architecture, LayerArch
+from graphnas.cli import app
+from graphnas.evaluators.estimate import CostEstimate, TrialBudget, estimate_cost
+from graphnas.evaluators.result import RESULT_ATTR
+from graphnas.search_spaces import Architecture, LayerArch
 
 runner = CliRunner()
 
@@ -29,7 +29,7 @@ def _arch(attention: str, layers: int = 2, width: int = 32) -> Architecture:
 
 
 def test_the_estimate_grows_with_the_graph_as_each_form_does(tmp_path):
-    from evaluators.datasets import load_dataset
+    from graphnas.evaluators.datasets import load_dataset
 
     small, large = tmp_path / "small.pt", tmp_path / "large.pt"
     _graph(small, 500)
@@ -96,7 +96,7 @@ def test_timeout_bounds_the_whole_search_confirmation_included(tmp_path):
 
 
 def test_a_reference_design_trains_to_the_end_under_successive_halving(tmp_path, monkeypatch):
-    from nas import pruners
+    from graphnas.nas import pruners
 
     class Always:  # a rule that would stop every trial at its first report
         def __init__(self, maximize: bool) -> None:

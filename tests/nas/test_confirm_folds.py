@@ -9,11 +9,11 @@ import pytest
 import torch
 from optuna.distributions import CategoricalDistribution
 
-from evaluators import TrainConfig
-from nas import Search, SearchConfig
-from nas.refine import neighbour_params
-from results.store import CONFIRM_ATTR, NEIGHBOUR_ATTR
-from search_spaces import SearchSpace
+from graphnas.evaluators import TrainConfig
+from graphnas.nas import Search, SearchConfig
+from graphnas.nas.refine import neighbour_params
+from graphnas.results.store import CONFIRM_ATTR, NEIGHBOUR_ATTR
+from graphnas.search_spaces import SearchSpace
 
 FAST = TrainConfig(epochs=3, patience=3, latency_repeats=1)
 
@@ -25,8 +25,8 @@ def _config(tmp_path, cache_dir, data_root, **kw) -> SearchConfig:
 
 
 def test_confirmation_folds_partition_the_selection_graphs_and_keep_test(shared_datasets, cache_dir):
-    from evaluators.datasets import load_dataset
-    from evaluators.splits import confirmation_folds
+    from graphnas.evaluators.datasets import load_dataset
+    from graphnas.evaluators.splits import confirmation_folds
 
     bundle = load_dataset("mutag", str(shared_datasets), cache_dir)
     folds = confirmation_folds(bundle, 5)

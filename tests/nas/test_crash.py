@@ -174,8 +174,8 @@ class _Killed(BaseException):
 def test_a_search_killed_while_drawing_a_proposal_resumes_as_if_uninterrupted(tmp_path, cache_dir, monkeypatch):
     # The subprocess tests above kill between trials or mid-training; this one kills inside
     # trial 2's proposal, after its first parameter is stored and before the sampler is saved.
-    from evaluators import TrainConfig
-    from nas import Search, SearchConfig
+    from graphnas.evaluators import TrainConfig
+    from graphnas.nas import Search, SearchConfig
 
     def config(name: str) -> SearchConfig:
         return SearchConfig(space="tiny", run_dir=str(tmp_path / name), cache_dir=str(cache_dir), trials=4, strategy="tpe",
@@ -212,13 +212,14 @@ def test_a_kill_between_a_trials_end_and_the_next_proposal_loses_none_of_its_fig
     it as it was and runs the rest of the budget."""
     from dataclasses import fields
 
-    from evaluators import TrainConfig
-    from evaluators.result import TrialResult
-    from nas import Search, SearchConfig
+    from graphnas.evaluators import TrainConfig
+    from graphnas.evaluators.result import TrialResult
+    from graphnas.nas import Search, SearchConfig
+    from graphnas.nas.runner import TrialRunner
 
     config = SearchConfig(space="tiny", run_dir=str(tmp_path / "r"), cache_dir=str(cache_dir), trials=3,
                           strategy="random", train=TrainConfig(epochs=5, patience=5, latency_repeats=1))
-    reserve, asked = Search._reserve_trial, []
+    reserve, asked = TrialRunner.reserve_trial, []
 
     def killed_before_the_second_proposal(self, study):
         asked.append(1)
@@ -226,10 +227,10 @@ def test_a_kill_between_a_trials_end_and_the_next_proposal_loses_none_of_its_fig
             raise _Killed
         return reserve(self, study)
 
-    monkeypatch.setattr(Search, "_reserve_trial", killed_before_the_second_proposal)
+    monkeypatch.setattr(TrialRunner, "reserve_trial", killed_before_the_second_proposal)
     with pytest.raises(_Killed):
         Search(config).run()
-    monkeypatch.setattr(Search, "_reserve_trial", reserve)
+    monkeypatch.setattr(TrialRunner, "reserve_trial", reserve)
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path / 'r' / 'study.db'}")
     (first,) = study.trials
     assert first.state.name == "COMPLETE"

@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch_geometric import seed_everything
 
-from evaluators import TrainConfig, load_dataset
-from nas import Search, SearchConfig
-from nas.strategies import STRATEGIES
-from nas.architect import AlphaSearch, bilevel_batches
-from nas.darts import DartsConfig, narrow
-from nas.supernet import MixedOp, Supernet
-from search_spaces import SearchSpace
-from search_spaces.builder import model_inputs
+from graphnas.evaluators import TrainConfig, load_dataset
+from graphnas.nas import Search, SearchConfig
+from graphnas.nas.strategies import STRATEGIES
+from graphnas.nas.architect import AlphaSearch, bilevel_batches
+from graphnas.nas.darts import DartsConfig, narrow
+from graphnas.nas.supernet import MixedOp, Supernet
+from graphnas.search_spaces import SearchSpace
+from graphnas.search_spaces.builder import model_inputs
 
 CPU = torch.device("cpu")
 FAST = TrainConfig(epochs=20, patience=10, latency_repeats=1)
@@ -254,7 +254,7 @@ def test_darts_plus_tpe_narrows_then_searches_from_the_derived_architecture(tmp_
     assert len(study.trials) == 4 and study.trials[0].user_attrs["strategy"] == "darts"
     first = json.loads((s.run_dir / "darts.json").read_text())["0.0"]["derived_arch_id"]
     assert study.trials[0].user_attrs["arch_id"] == first
-    from search_spaces import Architecture
+    from graphnas.search_spaces import Architecture
     assert all(narrowed.contains(Architecture.from_json(t.user_attrs["arch_json"])) for t in study.trials)
 
 
@@ -264,7 +264,7 @@ def test_every_differentiable_strategy_keeps_the_strategy_contract(strategy, tmp
     """The contract the black-box strategies keep (tests/nas/test_strategies.py), for those
     with a run of their own: members of the space only, the same trials given the same seed,
     and a resumed finished run that queries nothing again."""
-    from search_spaces import Architecture
+    from graphnas.search_spaces import Architecture
 
     def run(name, resume=False):
         config = SearchConfig(space="tiny", run_dir=str(tmp_path / name), cache_dir=str(cache_dir),
@@ -291,7 +291,7 @@ def test_differentiable_strategies_refuse_several_workers(tmp_path):
 def test_supernet_over_the_node_space_mixes_a_raw_feature_layer_and_a_classifier_layer(synthetic):
     """The published shapes in DARTS: the first layer's candidates read the raw features,
     the last layer's candidates output the classes (no projection, no head)."""
-    from search_spaces.builder import ClassifierLayer
+    from graphnas.search_spaces.builder import ClassifierLayer
 
     seed_everything(0)
     node = SearchSpace.from_dict({"name": "n", "global": {"hidden_dim": 16, "num_layers": 2, "dropout": 0.5,
@@ -331,7 +331,7 @@ def test_a_candidate_is_built_as_the_derived_model_builds_it(synthetic):
     gat = layer.local.ops[layer.local.names.index("gat")]
     assert gat.conv.dropout == 0.6
     derived = sp.build(lambda name, choice: {"layer0.mpnn": "gat", "mpnn": "gat"}.get(name, choice.values()[0]))
-    from search_spaces import build_model
+    from graphnas.search_spaces import build_model
     assert build_model(derived, synthetic.info).body.layers[0].local.conv.dropout == 0.6
     assert set(layer.attention.names) == {"none", "full"} and layer.kv_source is None
 
@@ -354,8 +354,8 @@ def _rings(count: int = 120, n: int = 12) -> list:
 
 @pytest.mark.parametrize("mode", ["darts", "gdas"])
 def test_on_a_graph_task_the_supernet_discretises_to_the_one_candidate_that_can_answer(mode, tmp_path):
-    from evaluators.datasets import _graph_bundle
-    from evaluators.splits import stratified_splits
+    from graphnas.evaluators.datasets import _graph_bundle
+    from graphnas.evaluators.splits import stratified_splits
 
     graphs = _rings()
     bundle = _graph_bundle("rings", graphs, stratified_splits(torch.cat([g.y for g in graphs]), seed=0))

@@ -12,17 +12,17 @@ from torch_geometric.data import Data
 from typer.testing import CliRunner
 
 import nas_bench_graph
-from cli import app
-from evaluators.datasets import DatasetBundle
-from evaluators.splits import Splits
-from evaluators.training import TrainConfig
-from nas import Search, SearchConfig
-from nas.knowledge import (KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint, KnowledgeEntry, KnowledgeStore,
+from graphnas.cli import app
+from graphnas.evaluators.datasets import DatasetBundle
+from graphnas.evaluators.splits import Splits
+from graphnas.evaluators.training import TrainConfig
+from graphnas.nas import Search, SearchConfig
+from graphnas.nas.knowledge import (KNOWLEDGE_ATTR, NAS_BENCH_GRAPH_FINGERPRINTS, Fingerprint, KnowledgeEntry, KnowledgeStore,
                            KnownTrial, Origin, Transfer, _clustering, benchmark_entries, rank_sources, register_run,
                            transfer_for)
-from nas.strategies import STRATEGIES, PredictorSearch
-from search_spaces import SearchSpace
-from search_spaces.builder import DataInfo
+from graphnas.nas.strategies import STRATEGIES, PredictorSearch
+from graphnas.search_spaces import SearchSpace
+from graphnas.search_spaces.builder import DataInfo
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 FAST = TrainConfig(epochs=3, patience=3, latency_repeats=1)
@@ -67,8 +67,8 @@ def test_sources_rank_by_distance_and_other_tasks_are_left_out():
 
 
 def test_shipped_fingerprints_of_cora_and_citeseer_match_the_data(shared_datasets, cache_dir):
-    from evaluators.datasets import load_dataset
-    from nas.knowledge import _clustering as clustering
+    from graphnas.evaluators.datasets import load_dataset
+    from graphnas.nas.knowledge import _clustering as clustering
 
     for name in ("cora", "citeseer"):
         data = load_dataset(name, shared_datasets, cache_dir).data
@@ -81,7 +81,7 @@ def test_shipped_fingerprints_of_cora_and_citeseer_match_the_data(shared_dataset
 
 # --- the store --------------------------------------------------------------------------------
 def entry(name: str, fp: Fingerprint, trials: list[tuple[dict, float]], space: SearchSpace) -> KnowledgeEntry:
-    from nas.knowledge import space_digest
+    from graphnas.nas.knowledge import space_digest
 
     known = [KnownTrial(p, space.canonical_id(space.suggest(optuna.trial.FixedTrial(p))), v) for p, v in trials]
     return KnowledgeEntry(name, "toy", space.name, space_digest(space), fp, f"/runs/{name}", "accuracy", known)
@@ -92,7 +92,7 @@ def cell(links: str, *ops: str) -> dict:
 
 
 def distributions(space: SearchSpace, e: KnowledgeEntry) -> dict:
-    from nas.strategies import _DrawTrial
+    from graphnas.nas.strategies import _DrawTrial
     import numpy as np
 
     out = {}
@@ -188,9 +188,9 @@ def test_predictor_with_a_transfer_adds_each_source_as_an_input(bench_space, pub
     predictor = PredictorSearch(bench_space, 0, 1, transfer=transfer)
     params = [t.params for t in transfer.initial_proposals(12)]
     for p in params:
-        predictor._add_columns(p)
+        predictor._encoding.add(p, predictor._distributions(p))
     x = predictor._encode(params)
-    assert x.shape == (12, len(predictor._columns) + 3)
+    assert x.shape == (12, len(predictor._encoding.columns) + 3)
     assert x[0, -3:].max() > 0.99  # the first proposal is the top of the prior
 
 

@@ -54,7 +54,7 @@ def postgres():  # one server for the module's tests
 
 
 def test_two_machines_share_one_postgresql_study(postgres, tmp_path, cache_dir):
-    from results.store import RunStore
+    from graphnas.results.store import RunStore
 
     def search(machine: str) -> subprocess.Popen:
         return subprocess.Popen(

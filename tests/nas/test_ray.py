@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from evaluators import TrainConfig
-from nas import Search, SearchConfig
+from graphnas.evaluators import TrainConfig
+from graphnas.nas import Search, SearchConfig
 
 pytestmark = pytest.mark.slow  # subprocesses, clusters or servers: seconds to a minute each
 
@@ -69,7 +69,7 @@ def test_ray_backend_refuses_what_it_cannot_run(tmp_path):
 
 
 def test_every_backend_declares_its_capabilities_and_ray_alone_prunes_multi_objective_searches():
-    from nas.backends import BACKENDS
+    from graphnas.nas.backends import BACKENDS
 
     for entry in BACKENDS:
         assert {"differentiable", "tabular", "parallel"} <= set(entry.capabilities), entry.name

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from results.store import RunStore
+from graphnas.results.store import RunStore
 
 pytestmark = pytest.mark.slow  # subprocesses, clusters or servers: seconds to a minute each
 

@@ -8,9 +8,9 @@ pytest.importorskip("ray", reason="Ray Tune is the optional extra graphnas[ray]"
 
 from ray.tune.search import Searcher  # noqa: E402
 
-from results.objectives import parse_objectives  # noqa: E402
-from nas.ray_backend import StudySearcher  # noqa: E402
-from search_spaces import Architecture, SearchSpace  # noqa: E402
+from graphnas.results.objectives import parse_objectives  # noqa: E402
+from graphnas.nas.ray_backend import StudySearcher  # noqa: E402
+from graphnas.search_spaces import Architecture, SearchSpace  # noqa: E402
 
 
 def test_the_searcher_asks_the_study_and_tells_completed_failed_and_stopped_trials(tmp_path):

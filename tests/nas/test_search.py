@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from evaluators import TrainConfig, TrialResult
-from nas import Search, SearchConfig
-from nas.search import count_finished
-from search_spaces import Architecture, SearchSpace
+from graphnas.evaluators import TrainConfig, TrialResult
+from graphnas.nas import Search, SearchConfig
+from graphnas.nas.search import count_finished
+from graphnas.search_spaces import Architecture, SearchSpace
 
 FAST = TrainConfig(epochs=15, patience=10, latency_repeats=1)
 
@@ -157,7 +157,7 @@ def test_two_workers_cannot_both_take_the_last_slot(tmp_path):
 
     study.ask = slow_ask
     got = []
-    threads = [threading.Thread(target=lambda: got.append(search._reserve_trial(study))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: got.append(search.runner.reserve_trial(study))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -202,7 +202,7 @@ def test_pruning_needs_a_single_objective(tmp_path):
 def test_metric_median_rule_prunes_below_the_median_of_finished_curves():
     import optuna
 
-    from nas.pruners import CURVE_ATTR, MetricMedianRule
+    from graphnas.nas.pruners import CURVE_ATTR, MetricMedianRule
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     for top in (0.5, 0.6, 0.7, 0.8, 0.9):  # finished trials whose curves rise to `top` by epoch 10
@@ -225,7 +225,7 @@ def test_metric_median_rule_prunes_below_the_median_of_finished_curves():
 
 
 def test_hyperband_and_multi_objective_pruner_rules(tmp_path):
-    from nas.pruners import PRUNERS
+    from graphnas.nas.pruners import PRUNERS
 
     assert type(PRUNERS.get("hyperband")()).__name__ == "HyperbandPruner"
     with pytest.raises(ValueError, match="pruned by the median or successive-halving rule on the metric objective"):
@@ -242,7 +242,7 @@ def test_hyperband_and_multi_objective_pruner_rules(tmp_path):
 def test_metric_halving_rule_keeps_the_top_third_at_each_rung():
     import optuna
 
-    from nas.pruners import CURVE_ATTR, MetricHalvingRule
+    from graphnas.nas.pruners import CURVE_ATTR, MetricHalvingRule
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     rule = MetricHalvingRule(maximize=True, min_epochs=10, reduction_factor=3)
@@ -262,7 +262,7 @@ def test_metric_halving_rule_keeps_the_top_third_at_each_rung():
 
 @pytest.mark.slow
 def test_confirmation_retrains_the_top_trials_and_selects_on_their_mean(tmp_path, cache_dir):
-    from results.store import CONFIRM_ATTR
+    from graphnas.results.store import CONFIRM_ATTR
 
     search, study = run(tmp_path, cache_dir, trials=5, confirm=2, confirm_seeds=2)
     records = study.user_attrs[CONFIRM_ATTR]
@@ -319,7 +319,7 @@ def test_trial_timeout_stops_a_slow_trial_and_records_it_failed(tmp_path, cache_
 def test_a_moved_or_copied_run_directory_uses_its_own_database(tmp_path, cache_dir):
     import shutil
 
-    from results.store import RunStore
+    from graphnas.results.store import RunStore
 
     search, _ = run(tmp_path, cache_dir, name="base", trials=2)
     assert "{run_dir}" in yaml.safe_load((tmp_path / "base" / "config.yaml").read_text())["storage"]
@@ -342,7 +342,7 @@ def test_resume_refuses_a_space_file_that_changed(tmp_path, cache_dir):
 
 
 def test_a_trial_records_its_figures_in_one_attribute(tmp_path, cache_dir):
-    from evaluators.result import RESULT_ATTR
+    from graphnas.evaluators.result import RESULT_ATTR
 
     _, study = run(tmp_path, cache_dir, trials=1, references=[])
     attrs = study.trials[0].user_attrs
@@ -363,7 +363,7 @@ def test_each_trial_gets_one_thread_unless_told_and_the_run_records_it(tmp_path,
     assert Search(SearchConfig(**base, run_dir=str(tmp_path / "given"), threads=3), claim=False).config.threads == 3
     search = Search(SearchConfig(**base, run_dir=str(tmp_path / "one"), threads=4))
     before, seen = torch.get_num_threads(), []
-    from evaluators.tabular import NasBenchGraph
+    from graphnas.evaluators.tabular import NasBenchGraph
 
     evaluate = NasBenchGraph.evaluate
     monkeypatch.setattr(NasBenchGraph, "evaluate",

@@ -12,9 +12,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.strategies import STRATEGIES, LocalSearch, RegularizedEvolution
-from results.store import RunStore
-from search_spaces import SearchSpace
+from graphnas.nas.strategies import STRATEGIES, LocalSearch, RegularizedEvolution
+from graphnas.results.store import RunStore
+from graphnas.search_spaces import SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 SPACES = ("tiny", "nas_bench_graph")
@@ -136,8 +136,8 @@ def test_evolution_mutates_one_choice_of_a_tournament_winner():
 
 
 def test_a_search_refuses_several_objectives_for_a_single_objective_strategy(tmp_path, monkeypatch):
-    from nas import Search, SearchConfig
-    from search_spaces.registry import Entry
+    from graphnas.nas import Search, SearchConfig
+    from graphnas.search_spaces.registry import Entry
 
     entry = STRATEGIES.entry("tpe")  # every shipped strategy takes several: declare one that does not
     monkeypatch.setitem(STRATEGIES._entries, "one", Entry("one", entry.factory, "one objective",
@@ -182,7 +182,7 @@ def test_two_objective_predictor_spends_shares_of_its_proposals_on_each_extreme(
 def test_hypervolume_improvement_is_exact_against_moocore():
     import moocore
 
-    from nas.strategies import _hvi_2d, _nondominated
+    from graphnas.nas.strategies import _hvi_2d, _nondominated
 
     rng = np.random.default_rng(0)
     scores = rng.random((12, 2))
@@ -213,8 +213,8 @@ def test_the_predictor_encodes_a_categorical_choice_that_holds_none():
     the marker of a float column (the default search failed with KeyError 'input_dropout')."""
     import optuna
 
-    from nas.strategies import PredictorSearch
-    from search_spaces import SearchSpace
+    from graphnas.nas.strategies import PredictorSearch
+    from graphnas.search_spaces import SearchSpace
 
     space = SearchSpace.from_dict({"name": "n", "global": {"hidden_dim": [8, 16], "dropout": {"low": 0.0, "high": 0.5},
                                                            "input_dropout": [None, 0.0]}, "layers": {"mpnn": "gcn"}})

@@ -5,7 +5,7 @@ import warnings
 import optuna
 import pytest
 
-from nas.tpe import IncrementalTPESampler
+from graphnas.nas.tpe import IncrementalTPESampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

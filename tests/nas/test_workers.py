@@ -150,7 +150,7 @@ def test_ctrl_c_to_a_workers_search_prints_one_line_and_exits_130(tmp_path, cach
 def _hold_worker_lock(run_dir: Path, held) -> None:
     """A worker process, as far as the run directory can tell (the entry point of real
     workers, without their search)."""
-    from nas.backends import become_worker
+    from graphnas.nas.backends import become_worker
 
     lock = become_worker(run_dir)  # noqa: F841
     held.set()
@@ -158,8 +158,8 @@ def _hold_worker_lock(run_dir: Path, held) -> None:
 
 
 def test_a_resume_beside_a_live_worker_is_refused_in_one_line(tmp_path, cache_dir):
-    from cli import app
-    from nas.backends import refuse_live_workers
+    from graphnas.cli import app
+    from graphnas.nas.backends import refuse_live_workers
 
     run_dir = tmp_path / "run"
     runner = CliRunner()

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators import TrainConfig, load_dataset
-from nas import Search, SearchConfig
-from results import ExportError, export_record, load_model, read_export, write_export
-from results.export import export_program
-from results.retrain import check_compatible, retrain
-from search_spaces import Architecture, DataInfo, LayerArch, SearchSpace, build_model, model_inputs, preset_names
+from graphnas.evaluators import TrainConfig, load_dataset
+from graphnas.nas import Search, SearchConfig
+from graphnas.results import ExportError, export_record, load_model, read_export, write_export
+from graphnas.results.export import export_program
+from graphnas.results.retrain import check_compatible, retrain
+from graphnas.search_spaces import Architecture, DataInfo, LayerArch, SearchSpace, build_model, model_inputs, preset_names
 from tests.search_spaces.test_builder import with_encodings
 
 INFO = DataInfo(task="node_classification", num_features=16, num_outputs=3, edge_dim=4, deg=(0, 4, 6, 3))

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
-from results.export import explain
-from search_spaces import Architecture, DataInfo, SearchSpace, build_model, preset_names
+from graphnas.results.export import explain
+from graphnas.search_spaces import Architecture, DataInfo, SearchSpace, build_model, preset_names
 
 NODE_PRESETS = {"tiny", "node", "nas_bench_graph"}
 # What the rebuild below covers: PyG's own operators and graphnas' thin wrappers of them.
@@ -245,7 +245,7 @@ def test_choices_that_do_not_apply_are_left_out_and_the_id_stays():
 @pytest.mark.parametrize("name,dataset", [("luo_gcn", "squirrel_filtered"), ("luo_gat", "chameleon_filtered")])
 def test_the_classic_layer_form_with_a_linear_skip_rebuilds_from_the_export(name, dataset):
     """Issue 42: conv_norm_act layers, their linear skips and BatchNorm, read from the export."""
-    from search_spaces.zoo import zoo_entry
+    from graphnas.search_spaces.zoo import zoo_entry
 
     torch.manual_seed(0)
     arch = zoo_entry(name).architecture_for(dataset).model_copy(update={"hidden_dim": 16})

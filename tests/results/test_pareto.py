@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from results import ParetoFront, front_objectives, parse_objectives
+from graphnas.results import ParetoFront, front_objectives, parse_objectives
 
 
 def frame() -> pd.DataFrame:
@@ -49,7 +49,7 @@ def test_empty_frame():
 def test_the_hypervolume_history_is_each_prefix_s_hypervolume(maximize):
     """Computed only where a trial joins the front (issue 18: 28 s at 10,000 trials before),
     it must equal the hypervolume of every prefix of the completed trials."""
-    from results import analysis
+    from graphnas.results import analysis
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"trial": range(200), "state": ["COMPLETE"] * 200, "val_metric": rng.random(200),

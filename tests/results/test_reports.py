@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from evaluators import TrainConfig
-from nas import Search, SearchConfig
-from results import analysis
-from results.html import CompareError, LoadedRun, compare_runs, write_compare
+from graphnas.cli import app
+from graphnas.evaluators import TrainConfig
+from graphnas.nas import Search, SearchConfig
+from graphnas.results import analysis
+from graphnas.results.html import CompareError, LoadedRun, compare_runs, write_compare
 
 runner = CliRunner()
 FAST = TrainConfig(epochs=10, patience=5, latency_repeats=1)
@@ -165,9 +165,9 @@ def test_reference_trials_are_drawn_and_compared(tmp_path, cache_dir, two_runs):
 def test_a_trial_without_an_architecture_keeps_widths_integer_and_labels_name_the_encoding():
     import optuna
 
-    from results.report import arch_label
-    from results.store import RunStore
-    from search_spaces.zoo import zoo_entry
+    from graphnas.results.report import arch_label
+    from graphnas.results.store import RunStore
+    from graphnas.search_spaces.zoo import zoo_entry
 
     arch = zoo_entry("zoo:gcn").architecture.model_copy(update={"encoding": "lappe", "encoding_dim": 4})
     study = optuna.create_study()
@@ -183,7 +183,7 @@ def test_a_trial_without_an_architecture_keeps_widths_integer_and_labels_name_th
 
 @pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_run_without_flops_is_reported_against_its_own_cost(tmp_path):
-    from nas import Search, SearchConfig
+    from graphnas.nas import Search, SearchConfig
 
     run_dir = tmp_path / "table"
     Search(SearchConfig(space="nas_bench_graph", evaluator="nas-bench-graph", dataset="cora", trials=12,
@@ -196,7 +196,7 @@ def test_a_run_without_flops_is_reported_against_its_own_cost(tmp_path):
 
 
 def test_compare_at_80_columns_prints_a_column_per_run(two_runs):
-    from cli import console
+    from graphnas.cli import console
 
     width = console.width
     console.width = 80  # a terminal of 80 columns
@@ -214,7 +214,7 @@ def test_a_large_run_scores_importance_by_ped_anova_and_says_so():
     Optuna's PED-ANOVA, and its chart title names the measure."""
     import optuna
 
-    from results import analysis
+    from graphnas.results import analysis
 
     def objective(t):  # the best (largest) values need x above 0.9; n decides only the worst ones
         x, n = t.suggest_float("x", 0, 1), t.suggest_int("n", 0, 3)

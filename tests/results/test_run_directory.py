@@ -13,8 +13,8 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from results.store import RunStore
+from graphnas.cli import app
+from graphnas.results.store import RunStore
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

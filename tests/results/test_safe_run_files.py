@@ -14,10 +14,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli import app
-from results import signing
-from results.export import ExportError, load_model
-from results.store import RunDirectoryError, RunStore
+from graphnas.cli import app
+from graphnas.results import signing
+from graphnas.results.export import ExportError, load_model
+from graphnas.results.store import RunDirectoryError, RunStore
 
 runner = CliRunner()
 
@@ -154,7 +154,7 @@ def test_a_queued_reference_trial_survives_a_stop_of_the_engine(tmp_path, monkey
 # --- 9. a failed start blocks nothing ----------------------------------------------------
 
 def test_a_start_that_fails_after_writing_its_config_leaves_nothing_that_blocks(tmp_path, monkeypatch):
-    from nas.search import Search
+    from graphnas.nas.search import Search
 
     def broken(self, *args):
         raise ValueError("the knowledge store went away (test)")

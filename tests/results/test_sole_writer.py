@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from results.sole_writer import SoleWriterStorage
-from results.store import open_storage
+from graphnas.results.sole_writer import SoleWriterStorage
+from graphnas.results.store import open_storage
 
 
 def _same(a: optuna.trial.FrozenTrial, b: optuna.trial.FrozenTrial) -> None:
@@ -80,7 +80,7 @@ def test_a_trial_handed_out_earlier_does_not_change_under_its_holder(tmp_path):
 
 
 def test_a_search_with_one_local_worker_writes_alone_and_with_workers_does_not(tmp_path):
-    from nas import Search, SearchConfig
+    from graphnas.nas import Search, SearchConfig
 
     alone = Search(SearchConfig(dataset="synthetic", trials=1, run_dir=str(tmp_path / "a")))
     shared = Search(SearchConfig(dataset="synthetic", trials=1, workers=2, run_dir=str(tmp_path / "b")))
@@ -94,7 +94,7 @@ def test_a_search_with_one_local_worker_writes_alone_and_with_workers_does_not(t
 
 @pytest.mark.parametrize("url", ["journal", "postgresql://user@host/db"])
 def test_only_a_run_directorys_sqlite_is_written_alone(tmp_path, url):
-    from results.store import RunStore
+    from graphnas.results.store import RunStore
 
     store = RunStore(tmp_path, f"journal:///{tmp_path}/journal.log" if url == "journal" else url)
     if url == "journal":

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch_geometric.utils import coalesce
 
-from search_spaces import DataInfo, build_model
-from search_spaces.adjacency import MIN_SPARSE_WIDTH, aggregation_widths, sparse_adjacency, uses_sparse_adjacency
-from search_spaces.operators import MPNN, OpContext
-from search_spaces.zoo import zoo_entry
+from graphnas.search_spaces import DataInfo, build_model
+from graphnas.search_spaces.adjacency import MIN_SPARSE_WIDTH, aggregation_widths, sparse_adjacency, uses_sparse_adjacency
+from graphnas.search_spaces.operators import MPNN, OpContext
+from graphnas.search_spaces.zoo import zoo_entry
 
 SPARSE = MPNN.with_capability("sparse_adjacency")
 
@@ -93,8 +93,8 @@ def test_a_narrow_aggregation_keeps_edge_index():
 
 
 def test_full_graph_training_uses_adj_t_and_learns_the_same(monkeypatch, cache_dir):
-    from evaluators import training
-    from evaluators.datasets import load_dataset
+    from graphnas.evaluators import training
+    from graphnas.evaluators.datasets import load_dataset
 
     bundle = load_dataset("synthetic", cache_dir=cache_dir)
     assert not bundle.info.graph_level
@@ -117,7 +117,7 @@ def test_full_graph_training_uses_adj_t_and_learns_the_same(monkeypatch, cache_d
 def test_the_adjacency_is_built_once_per_dataset(cache_dir):
     from dataclasses import replace
 
-    from evaluators.datasets import load_dataset
+    from graphnas.evaluators.datasets import load_dataset
 
     bundle = load_dataset("synthetic", cache_dir=cache_dir)
     first = bundle.sparse_adjacency()
@@ -127,7 +127,7 @@ def test_the_adjacency_is_built_once_per_dataset(cache_dir):
 
 
 def _propagating_model(channels: int = 8):
-    from search_spaces import Architecture
+    from graphnas.search_spaces import Architecture
 
     arch = Architecture(space="test", hidden_dim=MIN_SPARSE_WIDTH, num_layers=3, dropout=0.0, lr=0.01,
                         weight_decay=0.0, layers=tuple({"mpnn": m, "attention": "none", "norm": "none"}
@@ -141,8 +141,8 @@ def test_cached_normalisation_normalises_once_and_computes_the_same(monkeypatch,
     import torch_geometric.nn.conv.appnp as appnp
     import torch_geometric.nn.conv.gcn_conv as gcn_conv
 
-    import search_spaces.operators.propagation as propagation
-    from search_spaces.adjacency import cached_normalisation
+    import graphnas.search_spaces.operators.propagation as propagation
+    from graphnas.search_spaces.adjacency import cached_normalisation
 
     x, edge_index = directed_graph()
     graph = edge_index if layout == "edge_index" else sparse_adjacency(edge_index, x.size(0))
@@ -168,9 +168,9 @@ def test_cached_normalisation_normalises_once_and_computes_the_same(monkeypatch,
 def test_full_batch_training_normalises_once_per_trial_except_with_edge_masks(monkeypatch, cache_dir):
     import torch_geometric.nn.conv.gcn_conv as gcn_conv
 
-    from evaluators import training
-    from evaluators.datasets import load_dataset
-    from search_spaces import Architecture
+    from graphnas.evaluators import training
+    from graphnas.evaluators.datasets import load_dataset
+    from graphnas.search_spaces import Architecture
 
     bundle = load_dataset("synthetic", cache_dir=cache_dir)
     calls = []

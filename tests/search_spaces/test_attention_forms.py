@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluators.cost import flops_of
-from search_spaces.operators import ATTENTION, OpContext
-from search_spaces.operators.attention.flow import flow_scores
+from graphnas.evaluators.cost import flops_of
+from graphnas.search_spaces.operators import ATTENTION, OpContext
+from graphnas.search_spaces.operators.attention.flow import flow_scores
 
 B, H, L, D = 1, 2, 9, 4
 C = H * D
@@ -117,7 +117,7 @@ def test_topm_keeps_exactly_m_keys_of_its_graph(m):
 
 
 def test_topm_chunks_queries(monkeypatch):
-    import search_spaces.operators.attention.topm as topm
+    import graphnas.search_spaces.operators.attention.topm as topm
 
     q, k, v = qkv(9)
     op = ATTENTION.get("topm")(OpContext(channels=C, heads=H, top_m=3))
@@ -127,7 +127,7 @@ def test_topm_chunks_queries(monkeypatch):
 
 
 def test_kv_from_mpnn_takes_keys_and_values_from_the_mpnn(small_graph):
-    from search_spaces import Architecture, DataInfo, LayerArch, build_model
+    from graphnas.search_spaces import Architecture, DataInfo, LayerArch, build_model
 
     op = ATTENTION.get("kv_from_mpnn")(OpContext(channels=16, heads=2)).eval()
     x, ei = small_graph.x, small_graph.edge_index
@@ -170,7 +170,7 @@ def test_flops_formula_per_form(name, body):
 
 
 def test_every_attention_form_declares_its_cost_at_registration():
-    from search_spaces.operators.attention import COSTS, forms_costing, head_prunable_forms, quadratic_forms
+    from graphnas.search_spaces.operators.attention import COSTS, forms_costing, head_prunable_forms, quadratic_forms
 
     for entry in ATTENTION:
         assert entry.capabilities.get("cost") in COSTS, f"{entry.name} declares no cost= (one of {COSTS})"

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from search_spaces import Architecture, DataInfo, SearchSpace, build_model, model_inputs, preset_names
-from search_spaces.builder import Cell
+from graphnas.search_spaces import Architecture, DataInfo, SearchSpace, build_model, model_inputs, preset_names
+from graphnas.search_spaces.builder import Cell
 
 
 def with_encodings(data, k: int = 16):
-    from search_spaces.operators import ENCODING
+    from graphnas.search_spaces.operators import ENCODING
 
     data = data.clone()
     for name in ("lap_pe", "rwse", "degree"):
@@ -66,7 +66,7 @@ def test_a_layer_receives_its_built_operators_and_old_states_still_load(small_gr
     """A stack layer is built from the operators its builder hands it (``GPSLayer(channels,
     local, attention, kv_source)``); a state saved when the attention and its norm were the
     layer's own ``attn`` and ``attn_norm`` loads into today's ``attention.attn``/``.norm``."""
-    from search_spaces.builder import AttentionBranch, GPSLayer, KVSource, OperatorBuilder
+    from graphnas.search_spaces.builder import AttentionBranch, GPSLayer, KVSource, OperatorBuilder
 
     arch = Architecture(space="s", hidden_dim=8, num_layers=2, dropout=0.0, lr=0.1, weight_decay=0,
                         layers=({"mpnn": "gcn", "attention": "kv_from_mpnn", "kv_source": "mpnn"},

@@ -10,11 +10,11 @@ import torch
 from pydantic import ValidationError
 from torch_geometric import nn as gnn
 
-from evaluators.cost import measure_cost
-from evaluators.training import LR_SCHEDULES, OPTIMIZERS, _optimizer
-from search_spaces import Architecture, DataInfo, SearchSpace, SpaceError, build_model
-from search_spaces.architecture import canonical_fixes
-from search_spaces.zoo import zoo_entry
+from graphnas.evaluators.cost import measure_cost
+from graphnas.evaluators.training import LR_SCHEDULES, OPTIMIZERS, _optimizer
+from graphnas.search_spaces import Architecture, DataInfo, SearchSpace, SpaceError, build_model
+from graphnas.search_spaces.architecture import canonical_fixes
+from graphnas.search_spaces.zoo import zoo_entry
 
 INFO = DataInfo("node_classification", num_features=20, num_outputs=3)
 BASE = dict(space="s", hidden_dim=16, num_layers=2, dropout=0.5, lr=0.01, weight_decay=5e-4, residual=False)
@@ -130,9 +130,9 @@ def test_heads_concatenated_or_averaged():
 
 
 def test_row_normalised_features_are_read_from_the_precomputed_copy(cache_dir):
-    from evaluators import load_dataset
-    from evaluators.datasets import DatasetError
-    from search_spaces import model_inputs
+    from graphnas.evaluators import load_dataset
+    from graphnas.evaluators.datasets import DatasetError
+    from graphnas.search_spaces import model_inputs
 
     bundle = load_dataset("synthetic", cache_dir=cache_dir, feature_norms={"row"})
     x_row = bundle.data.x_row
@@ -142,7 +142,7 @@ def test_row_normalised_features_are_read_from_the_precomputed_copy(cache_dir):
     assert any((cache_dir / "features").iterdir())  # cached once per dataset
     from dataclasses import replace
 
-    from evaluators.datasets import add_feature_norms
+    from graphnas.evaluators.datasets import add_feature_norms
     with pytest.raises(DatasetError, match="integer \\(embedded\\) node features: feature_norm row"):
         add_feature_norms(replace(bundle, info=replace(bundle.info, x_cardinalities=(3,))), {"row"}, None)
     with pytest.raises(SpaceError, match="global.feature_norm: expected one of: none, row, auto, got 'l2'"):
@@ -210,7 +210,7 @@ def test_zoo_gat_through_the_node_space_is_the_zoo_model():
 
 
 def test_param_keys_parse_and_spell_every_form():
-    from search_spaces.param_key import ParamKey, layer_key
+    from graphnas.search_spaces.param_key import ParamKey, layer_key
 
     for name, key in (("layer2.mpnn", ParamKey("mpnn", layer=2)), ("hidden_dim", ParamKey("hidden_dim")),
                       ("sparsity.edge_keep", ParamKey("edge_keep", sparsity=True)), ("layer10.heads", ParamKey("heads", 10))):

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from torch_geometric import nn as gnn
 
-from search_spaces import Architecture, DataInfo, SearchSpace, build_model
-from search_spaces.builder import precomputed_feature_norms, resolve_feature_norm
-from search_spaces.schema import SpaceError
-from search_spaces.zoo import zoo_entries, zoo_entry
+from graphnas.search_spaces import Architecture, DataInfo, SearchSpace, build_model
+from graphnas.search_spaces.builder import precomputed_feature_norms, resolve_feature_norm
+from graphnas.search_spaces.schema import SpaceError
+from graphnas.search_spaces.zoo import zoo_entries, zoo_entry
 
 CHAMELEON = DataInfo("node_classification", num_features=2325, num_outputs=5)
 SQUIRREL = DataInfo("node_classification", num_features=2089, num_outputs=5)
@@ -167,8 +167,8 @@ def test_a_duplicated_key_in_a_space_is_refused_with_both_lines(tmp_path):
 
 
 def test_a_duplicated_key_in_a_zoo_file_is_refused(monkeypatch):
-    from search_spaces import zoo
-    from search_spaces.schema import DuplicateKeyError, load_yaml
+    from graphnas.search_spaces import zoo
+    from graphnas.search_spaces.schema import DuplicateKeyError, load_yaml
 
     with pytest.raises(DuplicateKeyError, match="duplicate key 'dropout' at lines 2 and 3"):
         load_yaml("architecture:\n  dropout: 0.5\n  dropout: 0.6\n")

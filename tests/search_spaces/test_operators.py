@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
-from search_spaces.registry import Registry, UnknownNameError
-from evaluators.metrics import METRICS
+from graphnas.search_spaces.operators import ACTIVATION, ATTENTION, ENCODING, MPNN, NORM, POOLING, OpContext
+from graphnas.search_spaces.registry import Registry, UnknownNameError
+from graphnas.evaluators.metrics import METRICS
 
 C, EDGE_DIM = 16, 4
 OPERATORS = [("mpnn", n) for n in MPNN.names()] + [("attention", n) for n in ATTENTION.names()]
@@ -22,8 +22,8 @@ def make(kind: str, name: str, edge_dim=EDGE_DIM):
 def test_every_name_a_preset_or_zoo_design_uses_is_registered_with_its_capabilities_declared():
     """Derived from the registries and the presets, not a hand-written list of names: a new
     operator needs no edit here, and one a preset names but nobody registered fails."""
-    from search_spaces import SearchSpace, preset_names
-    from search_spaces.zoo import zoo_entries
+    from graphnas.search_spaces import SearchSpace, preset_names
+    from graphnas.search_spaces.zoo import zoo_entries
 
     registries = {"mpnn": MPNN, "attention": ATTENTION, "encoding": ENCODING, "norm": NORM, "pooling": POOLING,
                   "activation": ACTIVATION}

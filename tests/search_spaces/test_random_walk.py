@@ -7,8 +7,8 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import AddRandomWalkPE
 from torch_geometric.utils import to_undirected
 
-from search_spaces.operators import ENCODING
-from search_spaces.operators.random_walk import return_probabilities
+from graphnas.search_spaces.operators import ENCODING
+from graphnas.search_spaces.operators.random_walk import return_probabilities
 
 
 def graph(n: int, m: int, seed: int = 0) -> torch.Tensor:

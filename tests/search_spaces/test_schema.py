@@ -5,7 +5,7 @@ import numpy as np
 import optuna
 import pytest
 
-from search_spaces import Architecture, SearchSpace, SpaceError, preset_names
+from graphnas.search_spaces import Architecture, SearchSpace, SpaceError, preset_names
 
 
 def write(tmp_path, text: str):
@@ -26,7 +26,7 @@ def error_of(tmp_path, text: str) -> str:
 def test_unknown_operator_names_path_and_registered_names(tmp_path):
     msg = error_of(tmp_path, "name: s\nlayers:\n  mpnn: [gcn, gat, sage, gcnn]\n")
     assert "layers.mpnn[3]" in msg and "'gcnn'" in msg
-    from search_spaces.operators import MPNN
+    from graphnas.search_spaces.operators import MPNN
 
     assert f"expected one of: {', '.join(MPNN.names())}, got 'gcnn'" in msg and "gatedgcn, gatv2, gcn" in msg
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch_geometric.explain.algorithm.utils import clear_masks
 
-from evaluators.cost import flops_of, params_of
-from search_spaces import Architecture, DataInfo, SearchSpace, SpaceError, build_model
-from search_spaces.architecture import Sparsity
-from search_spaces.sparsity import keep_count, prunable_weight_stats, teddy_scores
+from graphnas.evaluators.cost import flops_of, params_of
+from graphnas.search_spaces import Architecture, DataInfo, SearchSpace, SpaceError, build_model
+from graphnas.search_spaces.architecture import Sparsity
+from graphnas.search_spaces.sparsity import keep_count, prunable_weight_stats, teddy_scores
 from tests.conftest import random_graph
 
 C = 32
@@ -206,8 +206,8 @@ def test_weight_flops_count_non_zeros_only(graph):
 
 @pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_training_learns_masks_then_reports_the_pruned_model(cache_dir):
-    from evaluators import TrainConfig, load_dataset
-    from evaluators.training import train_model
+    from graphnas.evaluators import TrainConfig, load_dataset
+    from graphnas.evaluators.training import train_model
 
     data = load_dataset("synthetic", cache_dir=cache_dir)
     config = TrainConfig(epochs=30, patience=30, device="cpu", mask_epochs=10, latency_repeats=1)
@@ -224,9 +224,9 @@ def test_training_learns_masks_then_reports_the_pruned_model(cache_dir):
 
 @pytest.mark.slow  # a full search or several: over 2 s on 2 cores
 def test_a_trained_sparse_model_reloads_and_exports(tmp_path, cache_dir):
-    from evaluators import TrainConfig, load_dataset
-    from evaluators.training import train_model
-    from results.export import export_program
+    from graphnas.evaluators import TrainConfig, load_dataset
+    from graphnas.evaluators.training import train_model
+    from graphnas.results.export import export_program
 
     data = load_dataset("synthetic", cache_dir=cache_dir)
     a = arch(Sparsity(edges=0.3, heads=0.5, layers=0.5, weights=0.5), attention="full", layers=2)
@@ -244,7 +244,7 @@ def test_a_trained_sparse_model_reloads_and_exports(tmp_path, cache_dir):
 
 
 def test_search_refuses_learned_edges_on_graph_level_data(tmp_path, shared_datasets):
-    from nas import Search, SearchConfig
+    from graphnas.nas import Search, SearchConfig
 
     space = tmp_path / "s.yaml"
     space.write_text("name: s\nsparsity:\n  edges: [0.0, 0.5]\n  edge_method: [learned, teddy]\n")
@@ -256,7 +256,7 @@ def test_search_refuses_learned_edges_on_graph_level_data(tmp_path, shared_datas
 
 
 def test_gates_keep_the_parts_the_loss_depends_on():
-    from search_spaces.sparsity import Gates
+    from graphnas.search_spaces.sparsity import Gates
 
     gates = Gates(4, target=0.5)
     for _ in range(3):  # the loss leans on parts 1 and 3; the penalty pushes all alike

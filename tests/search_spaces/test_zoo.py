@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch_geometric import nn as gnn
 
-from search_spaces import DataInfo, SearchSpace, build_model
-from search_spaces.zoo import ZooError, zoo_entries, zoo_entry, zoo_names
+from graphnas.search_spaces import DataInfo, SearchSpace, build_model
+from graphnas.search_spaces.zoo import ZooError, zoo_entries, zoo_entry, zoo_names
 
 CORA = DataInfo("node_classification", num_features=1433, num_outputs=7)
 CITESEER = DataInfo("node_classification", num_features=3703, num_outputs=6)
@@ -152,8 +152,8 @@ def test_graph_space_holds_gin():
 
 
 def test_an_entry_takes_the_settings_its_source_publishes_per_dataset(tmp_path):
-    from nas import Search, SearchConfig
-    from search_spaces.zoo import ZooEntry
+    from graphnas.nas import Search, SearchConfig
+    from graphnas.search_spaces.zoo import ZooEntry
 
     dagnn = zoo_entry("dagnn")
     citeseer = dagnn.architecture_for("CiteSeer")

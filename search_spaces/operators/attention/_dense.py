@@ -5,9 +5,9 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from search_spaces.operators.base import OpContext
-from search_spaces.sparsity import Gates, head_rows, slice_linear
-from search_spaces.operators.pyg import utils
+from graphnas.search_spaces.operators.base import OpContext
+from graphnas.search_spaces.sparsity import Gates, head_rows, slice_linear
+from graphnas.search_spaces.operators.pyg import utils
 
 
 def head_width(ctx: OpContext) -> int:

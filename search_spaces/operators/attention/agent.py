@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from search_spaces.operators.attention._dense import DenseAttention
-from search_spaces.operators.base import ATTENTION, OpContext
+from graphnas.search_spaces.operators.attention._dense import DenseAttention
+from graphnas.search_spaces.operators.base import ATTENTION, OpContext
 
 NUM_AGENTS = 8
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from search_spaces.operators.attention._dense import DenseAttention
-from search_spaces.operators.base import ATTENTION
+from graphnas.search_spaces.operators.attention._dense import DenseAttention
+from graphnas.search_spaces.operators.base import ATTENTION
 
 EPS = 1e-6
 

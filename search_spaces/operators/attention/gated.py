@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from search_spaces.operators.attention._dense import DenseAttention
-from search_spaces.sparsity import head_rows, slice_linear
-from search_spaces.operators.base import ATTENTION, OpContext
-from search_spaces.operators.pyg import utils
+from graphnas.search_spaces.operators.attention._dense import DenseAttention
+from graphnas.search_spaces.sparsity import head_rows, slice_linear
+from graphnas.search_spaces.operators.base import ATTENTION, OpContext
+from graphnas.search_spaces.operators.pyg import utils
 
 
 class GatedAttention(DenseAttention):

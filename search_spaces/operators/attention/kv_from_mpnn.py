@@ -6,9 +6,9 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from search_spaces.operators.attention._dense import head_width
-from search_spaces.operators.base import ATTENTION, OpContext
-from search_spaces.operators.pyg import gnn
+from graphnas.search_spaces.operators.attention._dense import head_width
+from graphnas.search_spaces.operators.base import ATTENTION, OpContext
+from graphnas.search_spaces.operators.pyg import gnn
 
 
 class KVFromMPNNAttention(nn.Module):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from search_spaces.operators.attention._dense import DenseAttention
-from search_spaces.operators.base import ATTENTION
-from search_spaces.operators.pyg import performer
+from graphnas.search_spaces.operators.attention._dense import DenseAttention
+from graphnas.search_spaces.operators.base import ATTENTION
+from graphnas.search_spaces.operators.pyg import performer
 
 
 class LinearAttention(DenseAttention):

@@ -2,10 +2,10 @@
 transformer of Dwivedi & Bresson 2021), via PyG's TransformerConv."""
 from __future__ import annotations
 
-from search_spaces.operators.attention._dense import head_width
-from search_spaces.operators.base import ATTENTION, OpContext
-from search_spaces.operators.mpnn import _Conv
-from search_spaces.operators.pyg import gnn
+from graphnas.search_spaces.operators.attention._dense import head_width
+from graphnas.search_spaces.operators.base import ATTENTION, OpContext
+from graphnas.search_spaces.operators.mpnn import _Conv
+from graphnas.search_spaces.operators.pyg import gnn
 
 
 class MaskedAttention(_Conv):  # an MPNN wrapper's call: conv(x, edge_index[, edge_attr])

@@ -5,7 +5,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from search_spaces.operators.base import ATTENTION, OpContext
+from graphnas.search_spaces.operators.base import ATTENTION, OpContext
 
 
 class NoAttention(nn.Module):

@@ -5,9 +5,9 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from search_spaces.operators.attention._dense import head_width
-from search_spaces.operators.base import ATTENTION, OpContext
-from search_spaces.operators.pyg import gnn, performer, utils
+from graphnas.search_spaces.operators.attention._dense import head_width
+from graphnas.search_spaces.operators.base import ATTENTION, OpContext
+from graphnas.search_spaces.operators.pyg import gnn, performer, utils
 
 
 class PerformerAttention(nn.Module):

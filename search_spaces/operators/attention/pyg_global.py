@@ -7,9 +7,9 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from search_spaces.operators.attention._dense import head_width
-from search_spaces.operators.base import ATTENTION, OpContext
-from search_spaces.operators.pyg import attention
+from graphnas.search_spaces.operators.attention._dense import head_width
+from graphnas.search_spaces.operators.base import ATTENTION, OpContext
+from graphnas.search_spaces.operators.pyg import attention
 
 
 class _PerGraph(nn.Module):

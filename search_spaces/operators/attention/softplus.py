@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from search_spaces.operators.attention._dense import DenseAttention
-from search_spaces.operators.base import ATTENTION
+from graphnas.search_spaces.operators.attention._dense import DenseAttention
+from graphnas.search_spaces.operators.base import ATTENTION
 
 
 class SoftplusAttention(DenseAttention):

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from search_spaces.operators.attention._dense import DenseAttention
-from search_spaces.operators.base import ATTENTION, OpContext
+from graphnas.search_spaces.operators.attention._dense import DenseAttention
+from graphnas.search_spaces.operators.base import ATTENTION, OpContext
 
 CHUNK = 1024  # queries per chunk: peak memory B x H x CHUNK x L instead of B x H x L x L
 
