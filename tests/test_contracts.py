@@ -169,6 +169,13 @@ SLOW_TO_PROCESS = {"hiv", "bbbp", "bace", "tox21", "clintox", "sider", "esol", "
 @pytest.mark.slow  # processes every dataset of ../shared/datasets once
 @pytest.mark.parametrize("name", [n for n in DATASETS.names() if n not in EMBEDDED and n not in SLOW_TO_PROCESS])
 def test_shared_dataset_contract(name, shared_datasets, cache_dir):
-    bundle = load_dataset(name, shared_datasets, cache_dir=cache_dir)
+    from graphnas.evaluators.datasets import DatasetError
+
+    try:
+        bundle = load_dataset(name, shared_datasets, cache_dir=cache_dir)
+    except DatasetError as err:  # a dataset the shared folder does not hold (nothing is downloaded)
+        if "not found" not in str(err):
+            raise
+        pytest.skip(str(err).split(";")[0])
     assert bundle.info.task == DATASETS.entry(name).capabilities["task"]
     assert len(bundle.splits.train) and len(bundle.splits.val) and len(bundle.splits.test)
