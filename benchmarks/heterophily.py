@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -187,7 +186,6 @@ def extend(entry: dict, arch: str, dataset: str, out: Path, splits: int, data_ro
 def same_model(export: str, design_out: Path) -> bool:
     """True when the search's export is the model a hand design's run trained (the same arch id once
     the space it came from is set aside): the search picked that design's reference trial."""
-    sys.path.insert(0, str(ROOT))
     from graphnas.search_spaces.architecture import Architecture  # noqa: PLC0415
     arch_file = design_out / "split0" / "arch.json"
     if not arch_file.exists():
@@ -197,14 +195,12 @@ def same_model(export: str, design_out: Path) -> bool:
 
 
 def protocol(name: str) -> tuple[int, int]:
-    sys.path.insert(0, str(ROOT))
     from graphnas.search_spaces.zoo import zoo_entry  # noqa: PLC0415
     p = zoo_entry(name).protocol
     return p.epochs, p.patience
 
 
 def published() -> dict:
-    sys.path.insert(0, str(ROOT))
     from graphnas.search_spaces.zoo import zoo_entry  # noqa: PLC0415
     pub = {}
     for name in CHEAP + PLATONOV:
