@@ -33,7 +33,7 @@ from graphnas.nas.confirmation import Confirmation
 from graphnas.nas.plan import Plan, settled
 from graphnas.nas.knowledge_link import KnowledgeLink
 from graphnas.nas.strategies import STRATEGIES
-from graphnas.nas import differentiable as _differentiable  # noqa: F401  (registers darts, gdas, darts+tpe)
+from graphnas.nas.differentiable import SupernetRunner  # (and registers darts, gdas, darts+tpe)
 from graphnas.results.objectives import Objective, parse_objectives
 from graphnas.results.store import RunStore
 from graphnas.search_spaces import SearchSpace
@@ -164,7 +164,7 @@ class Search:
         self.references = self.plan.references()
         self._prepared: Optional[Evaluator] = None
         self.deadline = math.inf  # run() sets it from --timeout
-        # the trial loop's port, for the backends and the differentiable strategies
+        # the trial loop's port, for the backends and the differentiable runner
         self.runner = TrialRunner(config, self.space, self.store, self.run_dir, self.backend.sole_writer(), self.trains)
         self.link = KnowledgeLink(config, self.strategy, self.evaluator_entry, self.run_dir)
         # the driving process holds the run directory until its run ends; its workers do not
@@ -226,10 +226,10 @@ class Search:
         if evaluator.info is not None:  # a tabular evaluator builds no model
             study.set_user_attr("data_info", asdict(evaluator.info))
         try:
-            if self.differentiable:  # its own run: one supernet in this process (Backend.check)
-                self.strategy.factory(self.space, cfg.seed, len(objectives)).run(self, study, evaluator, objectives,
-                                                                                observer)
-            else:
+            if self.differentiable:  # a runner of its own: supernets in this process (Backend.check)
+                SupernetRunner(self.strategy.factory, cfg, self.space, self.store, self.runner,
+                               self.narrow_space).run(study, evaluator, objectives, observer)
+            if not self.differentiable or self.strategy.factory.then:  # a black box, or a second phase
                 self.backend.run(self, study, evaluator, objectives, observer)
             Confirmation(self.config, self.store, self.runner).run(study, evaluator, objectives, observer)
         finally:

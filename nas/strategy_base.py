@@ -7,8 +7,9 @@ Lifecycle (in the style of Optuna's ``BaseSampler``):
 1. **Registration** in :data:`STRATEGIES` declares what a strategy can do: ``multi_objective``
    (it uses every objective, not just the first), ``parallel`` (safe with several workers on
    one study), ``distinct`` (it never proposes a canonical architecture the study already
-   holds, so no query is spent on a repeat), ``differentiable`` (it trains a supernet and has a
-   ``run`` of its own: :mod:`nas.differentiable`).
+   holds, so no query is spent on a repeat). An entry declared ``differentiable`` is no
+   strategy: a supernet search with a runner of its own (:mod:`nas.differentiable`), which
+   names the strategy of its study's sampler.
 2. **Construction**, once per process: ``STRATEGIES.get(name)(space, seed, n_objectives)``.
 3. **sampler()** gives the sampler of the study. A resumed single-process run restores the
    sampler it pickled after each proposal, so the search goes on as if never stopped.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import optuna
 
@@ -59,10 +60,12 @@ class Strategy(ABC):
         return config.trials
 
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy", capabilities={
+# a Strategy class, or for ``differentiable`` a nas.differentiable.SupernetSearch: both are called
+# with (space, seed, n_objectives, transfer) for the study's strategy, and answer space_of and budget
+STRATEGIES: Registry[Any] = Registry("strategy", capabilities={
     "multi_objective": "proposes for several objectives", "parallel": "safe with several workers sharing the study",
     "distinct": "never proposes an architecture the study already holds",
-    "differentiable": "trains a supernet and has its own run (nas.differentiable)",
+    "differentiable": "a supernet search with a runner of its own, not a proposal strategy (nas.differentiable)",
     # random is the baseline and must stay random: an Optuna user expects RandomSampler's
     # proposals to depend on its seed alone, never on what other jobs left in the store
     "transfers": "starts from the knowledge store: the closest earlier searches' best come first, a share of the "

@@ -283,6 +283,23 @@ def test_every_differentiable_strategy_keeps_the_strategy_contract(strategy, tmp
     assert run("a", resume=True)[1] == first  # a finished run resumed queries nothing again
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES.with_capability("differentiable"))
+def test_a_differentiable_entry_is_a_runner_not_a_proposal_strategy(strategy):
+    """Issue 44: darts, gdas and darts+tpe register a SupernetSearch, run by SupernetRunner;
+    the study's sampler is that of a real strategy: the second phase's (TPE), or random, which
+    only replays the queued derived architectures."""
+    from graphnas.nas.differentiable import SupernetSearch
+    from graphnas.nas.strategy_base import Strategy
+
+    entry = STRATEGIES.get(strategy)
+    assert isinstance(entry, SupernetSearch) and not isinstance(entry, Strategy)
+    study_strategy = entry(SearchSpace.preset("tiny"), 0, 2)
+    assert isinstance(study_strategy, Strategy)
+    assert type(study_strategy).__name__ == ("TPE" if entry.then else "Random")
+    config = SearchConfig(strategy=strategy, trials=7, darts=DartsConfig(cost_weights=[0.0, 0.1, 0.3]))
+    assert config.budget == (7 if entry.then else 3)
+
+
 def test_differentiable_strategies_refuse_several_workers(tmp_path):
     with pytest.raises(ValueError, match="one process"):
         Search(SearchConfig(run_dir=str(tmp_path / "w"), strategy="gdas", workers=2))
