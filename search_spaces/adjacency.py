@@ -10,8 +10,8 @@ declare ``sparse_adjacency`` at registration (``MPNN.with_capability("sparse_adj
 The matrix is built once per graph by :func:`sparse_adjacency` (torch.sparse CSR through PyG's
 ``to_torch_csr_tensor``); :func:`uses_sparse_adjacency` says whether an architecture may be given
 it: every layer's operator accepts it, nothing reads the edges one by one (edge features,
-attention branches, learned edge masks), and every aggregation is wide enough for the sparse
-product to be the faster (:data:`MIN_SPARSE_WIDTH`).
+attention branches, learned edge masks), and the model's aggregations are wide enough for the
+sparse product to be the faster (:data:`MIN_SPARSE_WIDTH`, :data:`WIDE_TO_NARROW`).
 """
 from __future__ import annotations
 
@@ -33,9 +33,16 @@ if TYPE_CHECKING:
 # edge_index time / adj_t time: at width 5 the sparse product loses (GCN 0.50x, SAGE 0.47x, APPNP
 # 0.37x on 890 nodes; 0.73-0.94x on 10k), at 16-32 it depends on the graph (0.55-1.10x on 890
 # nodes, 1.07-2.24x on 10k), at 64 it wins on both (DAGNN 2.1x, APPNP 2.6-3.2x) and at 512 by
-# more (GCN 5.8x, SAGE 1.9x on 890 nodes). A classifier layer aggregating at the class count
-# would make the whole model slower, so such a model keeps edge_index.
+# more (GCN 5.8x, SAGE 1.9x on 890 nodes).
 MIN_SPARSE_WIDTH = 64
+# A model has one form of the graph for all its layers, so a narrow layer (a classifier layer
+# aggregating at the class count) takes the product too. Aggregation time grows with the width
+# on either path, a narrow layer loses at most 2x on the product (the 0.37x-0.50x above: it
+# costs at most one extra edge_index time) and a wide one gains at least 2x (saves at least
+# half its edge_index time), so the product wins when the wide layers' widths add up to at
+# least twice the narrow ones'. A 128-wide GCN with a 5-class GCN classifier: 4.3x faster per
+# epoch on 10k nodes (benchmarks/scale.py); zoo:gcn (16 and 5) and zoo:dagnn (5) stay on edge_index.
+WIDE_TO_NARROW = 2
 
 
 def aggregation_widths(arch: Architecture, info: DataInfo) -> list[int]:
@@ -59,13 +66,16 @@ def aggregation_widths(arch: Architecture, info: DataInfo) -> list[int]:
 def uses_sparse_adjacency(arch: Architecture, info: DataInfo) -> bool:
     """Is ``GraphModel(arch)`` given ``adj_t`` as its ``edge_index``? Every layer's operator must
     accept it (those read no edge features, so the model embeds none), no attention branch or
-    learned edge mask may read the edges one by one, and every aggregation must be at least
-    :data:`MIN_SPARSE_WIDTH` wide, where the sparse product is the faster."""
+    learned edge mask may read the edges one by one, and the aggregations at least
+    :data:`MIN_SPARSE_WIDTH` wide, where the sparse product is the faster, must outweigh the
+    narrower ones (:data:`WIDE_TO_NARROW`)."""
     if arch.sparsity_targets.edges > 0:  # learned edge masks score the edges one by one
         return False
     if not all(MPNN.entry(layer.mpnn).can("sparse_adjacency") and layer.attention == "none" for layer in arch.layers):
         return False
-    return min(aggregation_widths(arch, info), default=0) >= MIN_SPARSE_WIDTH
+    widths = aggregation_widths(arch, info)
+    wide = sum(w for w in widths if w >= MIN_SPARSE_WIDTH)
+    return wide > 0 and wide >= WIDE_TO_NARROW * sum(w for w in widths if w < MIN_SPARSE_WIDTH)
 
 
 def sparse_adjacency(edge_index: Tensor, num_nodes: int) -> Optional[Tensor]:

@@ -92,6 +92,18 @@ def test_a_narrow_aggregation_keeps_edge_index():
     assert not uses_sparse_adjacency(wide, INFO)
 
 
+def test_a_wide_model_with_a_narrow_classifier_layer_takes_the_sparse_product():
+    """A 128-wide GCN whose last GCN layer aggregates at the 5 classes: the wide layer's gain
+    outweighs the narrow one's loss (4.3x per epoch on 10k nodes, benchmarks/scale.py)."""
+    gcn = zoo_entry("gcn").architecture.model_copy(update={"hidden_dim": 128})
+    assert aggregation_widths(gcn, INFO) == [128, 5]
+    assert uses_sparse_adjacency(gcn, INFO)
+    four_narrow = gcn.model_copy(update={"hidden_dim": 64, "num_layers": 2})
+    assert uses_sparse_adjacency(four_narrow, INFO)  # [64, 5]
+    many = DataInfo("node_classification", num_features=100, num_outputs=40)
+    assert not uses_sparse_adjacency(four_narrow, many)  # [64, 40]: 64 < 2 x 40
+
+
 def test_full_graph_training_uses_adj_t_and_learns_the_same(monkeypatch, cache_dir):
     from graphnas.evaluators import training
     from graphnas.evaluators.datasets import load_dataset
