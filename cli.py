@@ -22,6 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from graphnas.settings_help import about
+
 # typer vendors its own click: its usage errors are not click's, and only BadParameter is public
 _UsageError = typer.BadParameter.__bases__[0]
 
@@ -172,96 +174,56 @@ def _fail(message: str) -> None:
 
 @app.command(cls=_GroupedOptions, epilog=SEARCH_EXAMPLES)
 def search(
-    space: Optional[str] = typer.Option(None, help="Preset name or path to a space YAML file [default: the "
-                                        "dataset task's space: node for node classification, graph for graph "
-                                        "classification, else tiny (graphnas spaces)]."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name, a .pt file of Data objects, or a dataset class "
-                                          "by dotted path."),
+    space: Optional[str] = typer.Option(None, help=about("space")),
+    dataset: Optional[str] = typer.Option(None, help=about("dataset")),
     dataset_arg: Optional[list[str]] = typer.Option(None, help="KEY=VALUE keyword argument of a dataset class "
                                                     "(repeatable), e.g. --dataset-arg name=MUTAG."),
-    task: Optional[str] = typer.Option(None, help="The task of a .pt file or dataset class: node_classification | "
-                                       "graph_classification | graph_regression | graph_multilabel [default: "
-                                       "inferred: one Data is a node task, a list a graph task; integer labels "
-                                       "classification, float ones regression]."),
-    strategy: Optional[str] = typer.Option(None, help="auto | tpe | random | nsga2 | evolution | local | predictor "
-                                           "(black-box), darts | gdas | darts+tpe (differentiable) [default: auto: "
-                                           "the predictor, from the knowledge store]."),
-    objectives: Optional[str] = typer.Option(None, help="Comma list of metric, flops, params, latency."),
-    trials: Optional[int] = typer.Option(None, min=1, help="Trial budget, counting finished trials of a resumed run."),
-    timeout: Optional[float] = typer.Option(None, help="Wall-clock budget of the whole search in seconds, confirmation "
-                                            "included: a trial running at the deadline stops at its epoch's end, and "
-                                            "a candidate estimated not to fit the time left is not trained."),
-    trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial that trains longer than this many seconds "
-                                                  "(all its folds) at the end of its epoch; it is recorded as "
-                                                  "failed and the search goes on."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Maximum training epochs per trial."),
-    patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience in epochs."),
-    folds: Optional[int] = typer.Option(None, min=1, help="Graph datasets: stratified k-fold cross-validation, "
-                                        "the trial's figures are means over folds (1: one split)."),
-    split: Optional[int] = typer.Option(None, min=0, help="Which of the dataset's fixed splits to train on (the "
-                                        "heterophily graphs have 10) [default: 0]."),
-    sample_above_nodes: Optional[int] = typer.Option(None, min=1, help="Node tasks: graphs with more nodes train on "
-                                                     "NeighborLoader mini-batches."),
-    fanouts: Optional[str] = typer.Option(None, help="Sampled training: comma list of in-neighbours per hop, -1 = all; "
-                                          "the last repeats for deeper models."),
-    node_batch_size: Optional[int] = typer.Option(None, min=1, help="Sampled training: seed nodes per mini-batch."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the sampler and of every training run."),
-    metric: Optional[str] = typer.Option(None, help="Override the dataset's metric (accuracy, macro_f1, roc_auc, average_precision, mae)."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N."),
-    run_dir: Optional[Path] = typer.Option(None, help="Run directory [default: runs/<space>-<dataset>-<time>]."),
-    storage: Optional[str] = typer.Option(None, help="Optuna storage URL [default: sqlite:///<run-dir>/study.db]."),
+    task: Optional[str] = typer.Option(None, help=about("task")),
+    strategy: Optional[str] = typer.Option(None, help=about("strategy")),
+    objectives: Optional[str] = typer.Option(None, help=about("objectives")),
+    trials: Optional[int] = typer.Option(None, min=1, help=about("trials")),
+    timeout: Optional[float] = typer.Option(None, help=about("timeout")),
+    trial_timeout: Optional[float] = typer.Option(None, help=about("train.trial_timeout")),
+    epochs: Optional[int] = typer.Option(None, min=1, help=about("train.epochs")),
+    patience: Optional[int] = typer.Option(None, min=1, help=about("train.patience")),
+    folds: Optional[int] = typer.Option(None, min=1, help=about("train.folds")),
+    split: Optional[int] = typer.Option(None, min=0, help=about("train.split")),
+    sample_above_nodes: Optional[int] = typer.Option(None, min=1, help=about("train.sample_above_nodes")),
+    fanouts: Optional[str] = typer.Option(None, help=about("train.fanouts")),
+    node_batch_size: Optional[int] = typer.Option(None, min=1, help=about("train.node_batch_size")),
+    seed: Optional[int] = typer.Option(None, help=about("seed")),
+    metric: Optional[str] = typer.Option(None, help=about("train.metric")),
+    device: Optional[str] = typer.Option(None, help=about("train.device")),
+    run_dir: Optional[Path] = typer.Option(None, help=about("run_dir")),
+    storage: Optional[str] = typer.Option(None, help=about("storage")),
     resume: bool = typer.Option(False, help="Continue the run in --run-dir from its storage."),
-    backend: Optional[str] = typer.Option(None, help="local | ray: run trials as Ray Tune trials "
-                                          "(pip install 'graphnas[ray]')."),
-    address: Optional[str] = typer.Option(None, help="--backend ray: join this cluster (auto | ray://HOST:PORT) "
-                                          "[default: start a local Ray sized to the machine]."),
-    cpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: CPUs per trial."),
-    gpus_per_trial: Optional[float] = typer.Option(None, help="--backend ray: GPUs per trial, fractions allowed."),
-    evaluator: Optional[str] = typer.Option(None, help="train (train every candidate) | nas-bench-graph (answer "
-                                            "from NAS-Bench-Graph's tables; --space nas_bench_graph)."),
-    pruner: Optional[str] = typer.Option(None, help="auto | none | median | asha | hyperband: stop hopeless trials "
-                                         "early (multi-objective searches: median or asha, on the metric) [default: "
-                                         "auto: asha, successive halving at epochs 10, 30, 90, when candidates train "
-                                         "30 epochs or more; else none]."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes sharing the study "
-                                          "(a journal-file storage unless --storage names PostgreSQL/MySQL)."),
-    threads: Optional[int] = typer.Option(None, min=1, help="Torch threads per trial, recorded in config.yaml so "
-                                          "that a resumed run computes the same numbers [default: 1, which beside "
-                                          "another process beat every core's thread many times over "
-                                          "(benchmarks/threads.py); --workers N uses more cores]."),
-    data_root: Optional[Path] = typer.Option(None, help="Dataset root (PyG layout) [default: $GRAPHNAS_DATA or the cache]."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings [default: $GRAPHNAS_CACHE or ~/.cache/graphnas]."),
-    cost_weights: Optional[str] = typer.Option(None, help="darts/gdas: comma list of FLOPs penalty weights "
-                                               "lambda, one search each."),
-    darts_epochs: Optional[int] = typer.Option(None, min=1, help="darts/gdas: supernet epochs."),
-    alpha_lr: Optional[float] = typer.Option(None, help="darts/gdas: Adam lr of the architecture parameters."),
+    backend: Optional[str] = typer.Option(None, help=about("backend")),
+    address: Optional[str] = typer.Option(None, help=about("ray_address")),
+    cpus_per_trial: Optional[float] = typer.Option(None, help=about("cpus_per_trial")),
+    gpus_per_trial: Optional[float] = typer.Option(None, help=about("gpus_per_trial")),
+    evaluator: Optional[str] = typer.Option(None, help=about("evaluator")),
+    pruner: Optional[str] = typer.Option(None, help=about("pruner")),
+    workers: Optional[int] = typer.Option(None, min=1, help=about("workers")),
+    threads: Optional[int] = typer.Option(None, min=1, help=about("threads")),
+    data_root: Optional[Path] = typer.Option(None, help=about("data_root")),
+    cache_dir: Optional[Path] = typer.Option(None, help=about("cache_dir")),
+    cost_weights: Optional[str] = typer.Option(None, help=about("darts.cost_weights")),
+    darts_epochs: Optional[int] = typer.Option(None, min=1, help=about("darts.epochs")),
+    alpha_lr: Optional[float] = typer.Option(None, help=about("darts.alpha_lr")),
     second_order: Optional[bool] = typer.Option(None, "--second-order/--first-order",
-                                                help="darts: unrolled (second-order) architecture gradient [default: first-order]."),
-    top_k: Optional[int] = typer.Option(None, help="darts+tpe: candidates kept per operator choice."),
+                                                help=about("darts.second_order")),
+    top_k: Optional[int] = typer.Option(None, help=about("darts.top_k")),
     keep_none: Optional[bool] = typer.Option(None, "--keep-none/--skip-none",
-                                             help="darts/gdas: may the argmax pick 'none' without a FLOPs penalty [default: skip, as DARTS; kept when lambda > 0]."),
+                                             help=about("darts.keep_none")),
     fix: Optional[list[str]] = typer.Option(None, help="darts/gdas: fix a choice DARTS does not search, "
                                             "FIELD=VALUE or layerI.FIELD=VALUE (repeatable) "
                                             "[default: first category, middle of a range]."),
-    reference: Optional[str] = typer.Option(None, help="Comma list of zoo designs run first as trials tagged "
-                                            "reference (zoo:gat,zoo:gcn), or none [default: the zoo entries of "
-                                            "the dataset's task that the space holds]."),
-    confirm: Optional[int] = typer.Option(None, min=0, help="After the budget, train the top K trials by validation "
-                                          "with 2 more seeds; the best architecture is the one of best mean "
-                                          "validation [default: 3 for 20 trials or more, else 0]."),
-    confirm_folds: Optional[int] = typer.Option(None, min=0, help="Graph tasks: confirm the top trials on K "
-                                                "stratified folds of the training and validation graphs instead of "
-                                                "on more seeds (test stays held out) [default: 0, seeds]."),
-    confirm_neighbours: Optional[int] = typer.Option(None, min=0, help="Add up to M unseen one-choice neighbours "
-                                                     "of the best trial to the confirmed trials, those whose choice "
-                                                     "did best across the search first [default: 0]."),
-    protocol: Optional[str] = typer.Option(None, help="With --folds K: xu (every trial is a K-fold CV, Xu et al.) | "
-                                           "errica (a search inside every outer fold, its best retrained 3 times "
-                                           "and tested on the fold: Errica et al.'s fair protocol)."),
-    knowledge: Optional[str] = typer.Option(None, help="Knowledge store of earlier searches (an Optuna storage "
-                                            "URL): a new search starts from the closest ones, a finished one is "
-                                            "added; none turns transfer off [default: $GRAPHNAS_KNOWLEDGE or "
-                                            "sqlite:///~/.cache/graphnas/knowledge.db]."),
+    reference: Optional[str] = typer.Option(None, help=about("references")),
+    confirm: Optional[int] = typer.Option(None, min=0, help=about("confirm")),
+    confirm_folds: Optional[int] = typer.Option(None, min=0, help=about("confirm_folds")),
+    confirm_neighbours: Optional[int] = typer.Option(None, min=0, help=about("confirm_neighbours")),
+    protocol: Optional[str] = typer.Option(None, help=about("protocol")),
+    knowledge: Optional[str] = typer.Option(None, help=about("knowledge")),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no table."),
     allow_dataset_class: bool = typer.Option(False, "--allow-dataset-class", help="Trust a dataset class by dotted "
                                              "path named in --config or in a resumed run's config.yaml (it imports "

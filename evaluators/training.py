@@ -29,6 +29,7 @@ from graphnas.evaluators.metrics import get_metric
 from graphnas.evaluators.result import TrialResult
 from graphnas.search_spaces import Architecture, DataInfo, build_model, model_inputs
 from graphnas.search_spaces.adjacency import cached_normalisation, uses_sparse_adjacency
+from graphnas.settings_help import about
 
 Report = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial?
 
@@ -50,29 +51,30 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(default=200, ge=1)
-    patience: int = Field(default=50, ge=1)
+    epochs: int = Field(default=200, ge=1, description=about("train.epochs"))
+    patience: int = Field(default=50, ge=1, description=about("train.patience"))
     seed: int = 0
-    device: str = "auto"
+    device: str = Field(default="auto", description=about("train.device"))
     amp: bool = True  # bf16 autocast, used on CUDA only
-    metric: Optional[str] = None  # None: the dataset's own
+    metric: Optional[str] = Field(default=None, description=about("train.metric"))  # None: the dataset's own
     latency_repeats: int = Field(default=5, ge=1)
     batch_size: int = Field(default=32, ge=1)  # graphs per mini-batch (graph tasks)
-    folds: int = Field(default=1, ge=1)  # > 1: stratified k-fold cross-validation (graph tasks, TU convention)
+    # > 1: stratified k-fold cross-validation (graph tasks, TU convention)
+    folds: int = Field(default=1, ge=1, description=about("train.folds"))
     # With folds > 1: train and score this fold only (its training part, its own validation
     # part, its test part); the searches inside each fold of Errica et al.'s protocol use it.
     fold: Optional[int] = Field(default=None, ge=0)
     # Which of a dataset's fixed splits to train on (the heterophily graphs have 10; others one)
-    split: int = Field(default=0, ge=0)
+    split: int = Field(default=0, ge=0, description=about("train.split"))
     # Seconds a trial may train (all its folds together); past it, it stops at the end of
     # the epoch it is in and fails with TrialTimeout. None: no limit.
-    trial_timeout: Optional[float] = Field(default=None, gt=0)
+    trial_timeout: Optional[float] = Field(default=None, gt=0, description=about("train.trial_timeout"))
     # Node tasks on graphs with more nodes than this train on NeighborLoader mini-batches
     # of `node_batch_size` seed nodes, sampling fanouts[i] in-neighbours at hop i (the last
     # fan-out repeats for deeper models); validation and test use the same sampling.
-    sample_above_nodes: int = Field(default=100_000, ge=1)
-    fanouts: tuple[int, ...] = Field(default=(10, 10), min_length=1)
-    node_batch_size: int = Field(default=1024, ge=1)
+    sample_above_nodes: int = Field(default=100_000, ge=1, description=about("train.sample_above_nodes"))
+    fanouts: tuple[int, ...] = Field(default=(10, 10), min_length=1, description=about("train.fanouts"))
+    node_batch_size: int = Field(default=1024, ge=1, description=about("train.node_batch_size"))
     # Architectures with sparsity: soft masks are learned for min(mask_epochs, epochs // 2)
     # epochs (Adam at mask_lr, the penalty weighted by sparsity_penalty), then made hard;
     # the pruned model trains on, and only its epochs are selected from and reported.

@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from graphnas.settings_help import settings_section
+
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
@@ -130,6 +132,10 @@ def search(data: DataLike, space: Any = "auto", *, trials: int = 20, strategy: s
     if graphs is not None:
         update["dataset"] = str(_save_graphs(graphs, where / DATA_FILE))
     return run_search(config.model_copy(update=update), progress=progress)
+
+
+# the settings' texts are the CLI's (graphnas.settings_help): --help and these docstrings share one source
+search.__doc__ += "\n    Settings:\n\n" + settings_section(("", "train.", "darts."))
 
 
 def run_search(config, resume: bool = False, progress: bool = True) -> "SearchResult":
@@ -278,6 +284,7 @@ def _train_one(arch: "Architecture", bundle, train_config) -> "nn.Module":
 
 
 # --- train and load -----------------------------------------------------------------------
+
 def train(arch: Any, data: DataLike, seeds: int = 5, *, cache_dir: Optional[str | Path] = None,
           data_root: Optional[str | Path] = None, task: Optional[str] = None, **train_settings: Any) -> "RetrainReport":
     """Train ``arch`` from scratch with ``seeds`` seeds on ``data``: per-seed results and their
@@ -308,6 +315,8 @@ def train(arch: Any, data: DataLike, seeds: int = 5, *, cache_dir: Optional[str 
     with known_noise_silenced():
         report, _ = retrain(arch, bundle, config, seeds)
     return report
+
+train.__doc__ += "\n\n    Settings:\n\n" + settings_section(("train.",))
 
 
 def _memory_file(data: Any, cache: Path) -> Path:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from graphnas.search_spaces import SearchSpace
 from graphnas.search_spaces.param_key import ParamKey, layer_key
 from graphnas.search_spaces.schema import Categorical, FloatRange, IntRange
+from graphnas.settings_help import about
 
 if TYPE_CHECKING:
     from graphnas.nas.supernet import Supernet
@@ -40,18 +41,21 @@ class DartsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(default=100, ge=1)
+    epochs: int = Field(default=100, ge=1, description=about("darts.epochs"))
     # Adam with DARTS' betas and weight decay. DARTS' lr 3e-4 assumes ~20k steps; a
     # full-batch node task takes one step per epoch, hence a larger default.
-    alpha_lr: float = Field(default=3e-2, gt=0)
+    alpha_lr: float = Field(default=3e-2, gt=0, description=about("darts.alpha_lr"))
     alpha_weight_decay: float = Field(default=1e-3, ge=0)
     arch_fraction: float = Field(default=0.4, gt=0, lt=1)  # share of training data for the alpha step
-    second_order: bool = False
-    cost_weights: tuple[float, ...] = (0.0,)  # one search per lambda
+    second_order: bool = Field(default=False, description=about("darts.second_order"))
+    # one search per lambda
+    cost_weights: tuple[float, ...] = Field(default=(0.0,), description=about("darts.cost_weights"))
     tau_max: float = Field(default=10.0, gt=0)  # GDAS temperature, annealed linearly to tau_min
     tau_min: float = Field(default=0.1, gt=0)
-    top_k: int = Field(default=2, ge=1)  # darts+tpe: candidates kept per operator choice
-    keep_none: bool = False  # let the argmax pick ``none`` even without a FLOPs penalty
+    # darts+tpe: candidates kept per operator choice
+    top_k: int = Field(default=2, ge=1, description=about("darts.top_k"))
+    # let the argmax pick ``none`` even without a FLOPs penalty
+    keep_none: bool = Field(default=False, description=about("darts.keep_none"))
     fix: dict[str, Any] = Field(default_factory=dict)  # field or layer{i}.field -> value
 
     def keeps_none(self, cost_weight: float) -> bool:

@@ -37,6 +37,7 @@ from graphnas.nas.differentiable import SupernetRunner  # (and registers darts, 
 from graphnas.results.objectives import Objective, parse_objectives
 from graphnas.results.store import RunStore
 from graphnas.search_spaces import SearchSpace
+from graphnas.settings_help import about
 
 
 
@@ -48,56 +49,62 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    space: Optional[str] = None  # None: the default space of the dataset's task (evaluators.datasets.default_space)
-    dataset: str = "synthetic"  # registered name, .pt file, or dotted path of a dataset class
+    # None: the default space of the dataset's task (evaluators.datasets.default_space)
+    space: Optional[str] = Field(default=None, description=about("space"))
+    # registered name, .pt file, or dotted path of a dataset class
+    dataset: str = Field(default="synthetic", description=about("dataset"))
     dataset_args: dict = Field(default_factory=dict)  # keyword arguments of a dataset class
     # None: what a registered dataset declared, else what a file's or class's data shows (one
     # Data: node task; a list: graph task; integer labels: classification), recorded here
-    task: Optional[str] = None
-    strategy: str = "auto"  # the predictor, from the knowledge store (nas.strategies.Auto)
-    objectives: str = "metric,flops"
-    trials: int = Field(default=20, ge=1)
-    timeout: Optional[float] = Field(default=None, gt=0)
-    seed: int = 0
-    run_dir: Optional[str] = None
-    storage: Optional[str] = None
+    task: Optional[str] = Field(default=None, description=about("task"))
+    # the predictor, from the knowledge store (nas.strategies.Auto)
+    strategy: str = Field(default="auto", description=about("strategy"))
+    objectives: str = Field(default="metric,flops", description=about("objectives"))
+    trials: int = Field(default=20, ge=1, description=about("trials"))
+    timeout: Optional[float] = Field(default=None, gt=0, description=about("timeout"))
+    seed: int = Field(default=0, description=about("seed"))
+    run_dir: Optional[str] = Field(default=None, description=about("run_dir"))
+    storage: Optional[str] = Field(default=None, description=about("storage"))
     study_name: Optional[str] = None  # None: the run directory's name
-    data_root: Optional[str] = None
-    cache_dir: Optional[str] = None
-    workers: int = Field(default=1, ge=1)  # local processes sharing the study
+    data_root: Optional[str] = Field(default=None, description=about("data_root"))
+    cache_dir: Optional[str] = Field(default=None, description=about("cache_dir"))
+    workers: int = Field(default=1, ge=1, description=about("workers"))  # local processes sharing the study
     # torch threads of each trial; None: 1 (benchmarks/threads.py: beside another process a
     # trial with every core's thread ran many times slower than with one; alone it gained
     # little; --workers N uses more cores). Part of the numbers: a run keeps it.
-    threads: Optional[int] = Field(default=None, ge=1)
+    threads: Optional[int] = Field(default=None, ge=1, description=about("threads"))
     # early stopping of hopeless trials (see nas.pruners for multi-objective searches); auto:
     # successive halving over epochs when candidates train (multi-fidelity), else none
-    pruner: str = "auto"
-    evaluator: str = "train"  # evaluators.evaluator.EVALUATORS: train each candidate, or a table (nas-bench-graph)
-    backend: str = "local"  # nas.backends.BACKENDS: this process and its workers, or Ray Tune
-    ray_address: Optional[str] = None  # None: start a local Ray; "auto" or ray://HOST:PORT: join a cluster
+    pruner: str = Field(default="auto", description=about("pruner"))
+    # evaluators.evaluator.EVALUATORS: train each candidate, or a table (nas-bench-graph)
+    evaluator: str = Field(default="train", description=about("evaluator"))
+    # nas.backends.BACKENDS: this process and its workers, or Ray Tune
+    backend: str = Field(default="local", description=about("backend"))
+    # None: start a local Ray; "auto" or ray://HOST:PORT: join a cluster
+    ray_address: Optional[str] = Field(default=None, description=about("ray_address"))
     ray_cpus: Optional[int] = Field(default=None, ge=1)  # CPUs of a local Ray instance (None: all)
-    cpus_per_trial: float = Field(default=1.0, gt=0)
-    gpus_per_trial: float = Field(default=0.0, ge=0)
+    cpus_per_trial: float = Field(default=1.0, gt=0, description=about("cpus_per_trial"))
+    gpus_per_trial: float = Field(default=0.0, ge=0, description=about("gpus_per_trial"))
     # Zoo designs run first as trials tagged ``reference`` (each must be in the space);
     # None: every zoo entry of the dataset's task that the space holds.
-    references: Optional[list[str]] = None
+    references: Optional[list[str]] = Field(default=None, description=about("references"))
     # With train.folds > 1: xu, every trial is a k-fold cross-validation (Xu et al. 2019); errica,
     # a separate search inside every outer fold (Errica et al. 2020; nas.assessment.assess).
-    protocol: Literal["xu", "errica"] = "xu"
+    protocol: Literal["xu", "errica"] = Field(default="xu", description=about("protocol"))
     # After the budget, the top `confirm` trials by validation (distinct architectures) train
     # again with `confirm_seeds` more seeds, and the best architecture is the one of best mean
     # validation over its seeds. None: 3 for budgets of at least 20 trials, else 0.
-    confirm: Optional[int] = Field(default=None, ge=0)
+    confirm: Optional[int] = Field(default=None, ge=0, description=about("confirm"))
     confirm_seeds: int = Field(default=2, ge=1)
     # Graph tasks searched on a holdout split: confirm on K folds of the graphs the search
     # selects with (evaluators.splits.confirmation_folds) instead of on more seeds; and add
     # up to `confirm_neighbours` unseen one-choice neighbours of the best trial to the
     # finalists (nas.refine). 0: neither.
-    confirm_folds: int = Field(default=0, ge=0)
-    confirm_neighbours: int = Field(default=0, ge=0)
+    confirm_folds: int = Field(default=0, ge=0, description=about("confirm_folds"))
+    confirm_neighbours: int = Field(default=0, ge=0, description=about("confirm_neighbours"))
     # The knowledge store (an Optuna storage URL) a new search starts from, and where a finished
     # one is registered; None: the default store ($GRAPHNAS_KNOWLEDGE or the cache); "none": off.
-    knowledge: Optional[str] = None
+    knowledge: Optional[str] = Field(default=None, description=about("knowledge"))
     train: TrainConfig = Field(default_factory=TrainConfig)
     darts: DartsConfig = Field(default_factory=DartsConfig)  # strategies darts, gdas, darts+tpe
 
