@@ -37,7 +37,7 @@ DEFAULT = "auto+knowledge"  # the engine's default strategy, with the knowledge 
 
 def run_one(job: tuple[str, str, int, bool]) -> dict:
     """One search; returns the per-query validation/test/latency sequence."""
-    from graphnas.evaluators.tabular import NasBenchGraph
+    from graphnas.evaluators.nas_bench_graph import NasBenchGraph
     from graphnas.search_spaces import SearchSpace
 
     dataset, strategy, seed, multi = job
@@ -82,7 +82,7 @@ def new_study(strategy: str, space, dataset: str, seed: int, directions: list[st
 def proposal_time(strategy: str, trials: int = 1000, dataset: str = "cora") -> float:
     """Milliseconds per proposal (ask + the space's suggest) over the last 100 of ``trials``
     proposals of one single-objective search, answered by the table."""
-    from graphnas.evaluators.tabular import NasBenchGraph
+    from graphnas.evaluators.nas_bench_graph import NasBenchGraph
     from graphnas.search_spaces import SearchSpace
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -104,7 +104,7 @@ def proposal_time(strategy: str, trials: int = 1000, dataset: str = "cora") -> f
 
 
 def true_front_hv(dataset: str) -> tuple[float, tuple[float, float]]:
-    from graphnas.evaluators.tabular import NasBenchGraph
+    from graphnas.evaluators.nas_bench_graph import NasBenchGraph
 
     frame = NasBenchGraph(dataset).frame()
     ref = (float(frame["val_metric"].min()), float(frame["latency_ms"].max()))
@@ -122,17 +122,17 @@ def _partial_tables(datasets: list[str]) -> str:
     """'the NAME table holds N of the space's M cells' for each table that lacks cells of the
     space (NAS-Bench-Graph trained proteins with fewer operators: 2,021 cells), before any
     search starts."""
-    from graphnas.evaluators.tabular import NasBenchGraph
-    from graphnas.nas.knowledge import _cells
+    from graphnas.evaluators.nas_bench_graph import NasBenchGraph
+    from graphnas.evaluators.nas_bench_graph import _first_labellings
     from graphnas.search_spaces import SearchSpace
 
-    cells = len(_cells(SearchSpace.preset("nas_bench_graph")))
+    cells = len(_first_labellings(SearchSpace.preset("nas_bench_graph")))
     sizes = {d: len(NasBenchGraph(d).table) for d in datasets}
     return "; ".join(f"the {d} table holds {n:,} of the space's {cells:,} cells" for d, n in sizes.items() if n < cells)
 
 
 def summarise(results: list[dict], datasets: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from graphnas.evaluators.tabular import NasBenchGraph
+    from graphnas.evaluators.nas_bench_graph import NasBenchGraph
 
     best_val = {d: float(NasBenchGraph(d).frame()["val_metric"].max()) for d in datasets}
     fronts = {d: true_front_hv(d) for d in datasets}

@@ -113,14 +113,15 @@ def _problem(dataset: str):
     """The validation accuracy in points of the cells of ``dataset``'s table, their
     encodings, the sources' pooled prior of each (the knowledge's mean rank score), and
     each one's topology (``links``)."""
-    from graphnas.nas.knowledge import NAS_BENCH_GRAPH_FINGERPRINTS, Origin, _cells, transfer_for
+    from graphnas.evaluators.nas_bench_graph import _first_labellings
+    from graphnas.nas.knowledge import NAS_BENCH_GRAPH_FINGERPRINTS, Origin, transfer_for
     from graphnas.nas.strategies import PredictorSearch
     from nas_bench_graph import light_read
     from graphnas.search_spaces import SearchSpace
 
     space = SearchSpace.preset("nas_bench_graph")
     table = light_read(dataset)
-    known = [(params, table[h]["valid_perf"]) for h, (params, _) in _cells(space).items() if h in table]
+    known = [(params, table[h]["valid_perf"]) for h, (params, _) in _first_labellings(space).items() if h in table]
     cells, y = [params for params, _ in known], 100 * np.array([value for _, value in known])
     transfer = transfer_for(NAS_BENCH_GRAPH_FINGERPRINTS[dataset], Origin(None, space, dataset))
     plain, informed = PredictorSearch(space, 0, 1), PredictorSearch(space, 0, 1, transfer=transfer)
@@ -137,9 +138,9 @@ def _problem(dataset: str):
 @functools.cache
 def _tokens() -> list[str]:
     """The path tokens: the input, the space's operators but skip (not on a path), the output."""
-    from graphnas.search_spaces.canonical import NAS_BENCH_GRAPH_OPS
+    from graphnas.evaluators.nas_bench_graph import OPS
 
-    return ["in"] + [o for o in NAS_BENCH_GRAPH_OPS if o != "skip"] + ["out"]
+    return ["in"] + [o for o in OPS if o != "skip"] + ["out"]
 
 
 def _path_features(params: dict) -> np.ndarray:

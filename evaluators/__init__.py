@@ -10,7 +10,7 @@ from graphnas.evaluators import external as _external  # noqa: F401  (registers 
 from graphnas.evaluators import molecules as _molecules  # noqa: F401  (registers the molecular datasets)
 from graphnas.evaluators import heterophily as _heterophily  # noqa: F401  (registers the heterophily graphs)
 from graphnas.evaluators.evaluator import EVALUATORS, Evaluator, TrainingEvaluator
-from graphnas.evaluators import tabular as _tabular  # noqa: F401  (registers nas-bench-graph)
+from graphnas.evaluators import nas_bench_graph as _nas_bench_graph  # noqa: F401  (registers nas-bench-graph)
 from graphnas.evaluators.metrics import METRICS, Metric, get_metric
 from graphnas.evaluators.result import TrialResult
 from graphnas.evaluators.training import (TrainConfig, TrainedModel, TrainingDiverged, TrialPruned, TrialTimeout, evaluate,

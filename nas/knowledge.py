@@ -18,7 +18,7 @@ twice), and a strategy with a surrogate takes the sources' scores as a prior
 ``knowledge``), so that a resumed run uses the same ones.
 
 For the ``nas_bench_graph`` presets the package ships knowledge built from the benchmark's
-own tables (:func:`benchmark_entries`): a benchmark search on dataset X transfers from the
+own tables (:func:`benchmark_entries`, from :mod:`evaluators.nas_bench_graph`): a benchmark search on dataset X transfers from the
 other datasets and never reads X's table.
 
 This is written here because no installable package does it: DesiGNN's knowledge base is a
@@ -41,9 +41,9 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from graphnas.evaluators import nas_bench_graph
 from graphnas.evaluators.evaluator import EVALUATORS
 from graphnas.search_spaces import SearchSpace
-from graphnas.search_spaces.param_key import layer_key
 
 log = logging.getLogger(__name__)
 
@@ -365,77 +365,18 @@ def register_run(store: KnowledgeStore, run_dir: str | Path) -> str:
     return store.add(entry, distributions)
 
 
-# --- knowledge shipped for NAS-Bench-Graph ------------------------------------------------------
-# The benchmark's datasets as the benchmark paper (Qin et al. 2022, Table 1) and PyG give them:
-# nodes, directed edges, features, classes. Homophily: the edge label homophily of the whole
-# graph as published (Cora and CiteSeer recomputed here: 0.810, 0.736); clustering: the mean
-# local clustering coefficient as published (Cora 0.241 and CiteSeer 0.141 recomputed here).
-# ogbn-proteins has 112 binary tasks and no node features: its classes and homophily stay open.
-NAS_BENCH_GRAPH_FINGERPRINTS = {
-    "cora": Fingerprint("node_classification", 2708, 10556, 1433, 7, homophily=0.81, clustering=0.241),
-    "citeseer": Fingerprint("node_classification", 3327, 9104, 3703, 6, homophily=0.736, clustering=0.141),
-    "pubmed": Fingerprint("node_classification", 19717, 88648, 500, 3, homophily=0.80, clustering=0.060),
-    "cs": Fingerprint("node_classification", 18333, 163788, 6805, 15, homophily=0.81, clustering=0.343),
-    "physics": Fingerprint("node_classification", 34493, 495924, 8415, 5, homophily=0.93, clustering=0.377),
-    "photo": Fingerprint("node_classification", 7650, 238162, 745, 8, homophily=0.83, clustering=0.404),
-    "computers": Fingerprint("node_classification", 13752, 491722, 767, 10, homophily=0.78, clustering=0.344),
-    "arxiv": Fingerprint("node_classification", 169343, 2332486, 128, 40, homophily=0.655, clustering=0.226),
-    "proteins": Fingerprint("node_classification", 132534, 79122504, 8, 112, clustering=0.280),
-}
+# --- knowledge shipped for NAS-Bench-Graph (evaluators.nas_bench_graph) -------------------------
+NAS_BENCH_GRAPH_FINGERPRINTS = {name: Fingerprint(**figures) for name, figures in nas_bench_graph.PUBLISHED_FIGURES.items()}
 
 
 def benchmark_entries(space: SearchSpace, exclude: str) -> list[KnowledgeEntry]:
     """One entry per NAS-Bench-Graph dataset other than ``exclude``, every architecture of
     its table that is in ``space`` as a trial. ``exclude``'s table is never read."""
-    from nas_bench_graph import light_read
-
-    cells = _cells(space)
-    out = []
-    for dataset, fingerprint in NAS_BENCH_GRAPH_FINGERPRINTS.items():
-        if dataset == exclude:
-            continue
-        table = light_read(dataset)
-        trials = [KnownTrial(params, key, float(table[h]["valid_perf"])) for h, (params, key) in cells.items()
-                  if h in table]
-        out.append(KnowledgeEntry(name=f"nas-bench-graph/{dataset}", dataset=dataset, space=space.name,
-                                  space_digest=space_digest(space), fingerprint=fingerprint,
-                                  source="NAS-Bench-Graph tables (Qin et al. 2022)",
-                                  metric="roc_auc" if dataset == "proteins" else "accuracy", trials=trials))
-    return out
-
-
-def _cells(space: SearchSpace) -> dict[int, tuple[dict[str, Any], str]]:
-    """The benchmark hash of every cell of a NAS-Bench-Graph space -> the parameters of its
-    first labelling and its canonical id (from the benchmark's ``valid_hash`` directly: 0.5 s
-    for 59,049 labellings, where building each architecture takes a minute)."""
-    digest = space_digest(space)
-    if digest not in _CELLS:  # a memo: a benchmark run transfers from eight tables of one space
-        _CELLS[digest] = _enumerate_cells(space)
-    return _CELLS[digest]
-
-
-_CELLS: dict[str, dict[int, tuple[dict[str, Any], str]]] = {}
-
-
-def _enumerate_cells(space: SearchSpace) -> dict[int, tuple[dict[str, Any], str]]:
-    from nas_bench_graph import Arch
-
-    from graphnas.search_spaces.canonical import NAS_BENCH_GRAPH_OPS
-
-    glob, layers = space.spec.global_, space.spec.layers
-    links, ops = glob.links.values(), layers.mpnn.values()
-    sample = space.build(lambda name, choice: choice.values()[0])
-    suffix = space.canonical_id(sample).rsplit(":", 1)[-1]  # the digest of the choices a cell does not cover
-    out: dict[int, tuple[dict[str, Any], str]] = {}
-    for link in links:
-        for combo in itertools.product(ops, repeat=4):
-            if set(combo) == {"skip"}:
-                continue
-            h = Arch(list(link), [NAS_BENCH_GRAPH_OPS[o] for o in combo]).valid_hash()
-            if h not in out:
-                params = {"links": "-".join(map(str, link)), **{layer_key(i, "mpnn"): o for i, o in enumerate(combo)}}
-                out[h] = (params, f"{space.spec.canonical}:{h}:{suffix}")
-    return out
+    return [KnowledgeEntry(name=f"nas-bench-graph/{t.dataset}", dataset=t.dataset, space=space.name,
+                           space_digest=space_digest(space), fingerprint=NAS_BENCH_GRAPH_FINGERPRINTS[t.dataset],
+                           source="NAS-Bench-Graph tables (Qin et al. 2022)", metric=t.metric,
+                           trials=[KnownTrial(params, key, value) for params, key, value in t.cells])
+            for t in nas_bench_graph.tables(space, exclude)]
 
 
 # --- transfer -------------------------------------------------------------------------------------

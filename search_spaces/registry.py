@@ -2,11 +2,14 @@
 
 A registry maps a name to a factory plus a one-line description. Registries are
 filled by explicit imports in :mod:`search_spaces.operators`; registering a name
-twice or asking for an unknown name is an error that lists the valid names.
+twice or asking for an unknown name is an error that lists the valid names. A name may also be
+declared with the module that registers it (:meth:`Registry.provided_by`), imported when the
+name is first needed.
 """
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Generic, Iterator, Mapping, Optional, TypeVar
@@ -44,6 +47,18 @@ class Registry(Generic[T]):
         self.capabilities = MappingProxyType(dict(capabilities)) if capabilities is not None else None
         self.required = required
         self._entries: dict[str, Entry[T]] = {}
+        self._providers: dict[str, str] = {}  # name -> the module that registers it on import
+
+    def provided_by(self, name: str, module: str) -> None:
+        """Declare that importing ``module`` registers ``name``: for a plug-in kept with what it
+        plugs into most (NAS-Bench-Graph's canonical form lives with its table evaluator), whose
+        import by the registry's own package would invert the packages' order. The module is
+        imported when the name is first looked up or the registry is listed."""
+        self._providers[name] = module
+
+    def _provide(self, name: Optional[str] = None) -> None:
+        for pending in [n for n in self._providers if n not in self._entries and (name is None or n == name)]:
+            importlib.import_module(self._providers.pop(pending))
 
     def register(self, name: str, description: str, **capabilities: Any) -> Callable[[T], T]:
         """Decorator: ``@MPNN.register("gcn", "Kipf & Welling graph convolution")``;
@@ -72,6 +87,8 @@ class Registry(Generic[T]):
         return self.entry(name).factory
 
     def entry(self, name: str) -> Entry[T]:
+        if name in self._providers:
+            self._provide(name)
         try:
             return self._entries[name]
         except KeyError:
@@ -88,13 +105,14 @@ class Registry(Generic[T]):
         return [e.name for e in self if not e.can(capability)]
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted({*self._entries, *self._providers})
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self._providers
 
     def __iter__(self) -> Iterator[Entry[T]]:
+        self._provide()
         return iter(self._entries[n] for n in self.names())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.names())

@@ -7,7 +7,7 @@ import pytest
 from nas_bench_graph import light_read
 
 from graphnas.evaluators.result import TrialResult
-from graphnas.evaluators.tabular import NasBenchGraph, TabularError
+from graphnas.evaluators.nas_bench_graph import NasBenchGraph, TabularError
 from graphnas.nas import Search, SearchConfig
 from graphnas.search_spaces import Architecture, LayerArch, SearchSpace
 from graphnas.search_spaces.canonical import CANONICAL

@@ -363,7 +363,7 @@ def test_each_trial_gets_one_thread_unless_told_and_the_run_records_it(tmp_path,
     assert Search(SearchConfig(**base, run_dir=str(tmp_path / "given"), threads=3), claim=False).config.threads == 3
     search = Search(SearchConfig(**base, run_dir=str(tmp_path / "one"), threads=4))
     before, seen = torch.get_num_threads(), []
-    from graphnas.evaluators.tabular import NasBenchGraph
+    from graphnas.evaluators.nas_bench_graph import NasBenchGraph
 
     evaluate = NasBenchGraph.evaluate
     monkeypatch.setattr(NasBenchGraph, "evaluate",
