@@ -544,52 +544,21 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, help="Cache for processed data and encodings."),
 ) -> None:
     """Retrain an architecture from scratch over several seeds; report mean and std."""
-    from graphnas.evaluators import DatasetError, TrainConfig, load_dataset
-    from graphnas.evaluators.training import check_device
-    from graphnas.results.export import ExportError, read_export
-    from graphnas.evaluators.datasets import over_splits
-    from graphnas.results.retrain import RetrainReport, check_compatible, check_output_dir, retrain, staged_output
-    from graphnas.search_spaces.zoo import zoo_entry
+    from graphnas.api import train as train_design
+    from graphnas.evaluators import DatasetError
+    from graphnas.results.export import ExportError
 
-    if fmt not in (None, "pt2", "onnx"):
-        _fail(f"--format must be pt2 or onnx, got {fmt!r}")
-    if fmt and output is None:
-        _fail("--format needs -o DIR to write the exported model into")
+    given = {k: v for k, v in {"epochs": epochs, "patience": patience, "folds": folds}.items() if v is not None}
     try:
-        if output is not None:  # before any work: an earlier output is not mixed with the new one
-            check_output_dir(output, overwrite)
-        check_device(device)
-        arch, info, record = read_export(arch_file)
-        from graphnas.results.export import export_recipe
-
-        name = dataset or record.get("dataset")
-        if not name:
-            _fail(f"{arch_file} does not say which dataset it was found on: pass --dataset")
-        if record.get("zoo"):  # the design as its source publishes it for this dataset
-            arch = zoo_entry(record["zoo"]).architecture_for(name)
-        bundle = load_dataset(name, data_root, cache_dir, encodings={arch.encoding: arch.encoding_dim},
-                              feature_norms={arch.feature_norm})
-        check_compatible(arch, info, bundle)
-        given = {k: v for k, v in {"epochs": epochs, "patience": patience, "folds": folds}.items() if v is not None}
-        # the export's own training recipe (its run's epochs, patience, folds), then a zoo
-        # protocol, then what the command line overrides
-        config = TrainConfig(seed=seed, device=device, **{**export_recipe(record), **record.get("protocol", {}), **given})
-        if splits > 1 and config.folds > 1:
-            _fail(f"--splits {splits} and folds {config.folds}: figures over fixed splits or over folds, not both")
-        bundles = over_splits(bundle, splits, split)
-        from graphnas.nas.noise import known_noise_silenced
-
-        # one retrain per split, its files in split<K>/ when several; all of them in place at once
-        with known_noise_silenced(), staged_output(output, overwrite) as out:
-            runs = [retrain(arch, b, config, seeds, out / f"split{split + k}" if out and splits > 1 else out, fmt)
-                    for k, b in enumerate(bundles)]
-        report, note = RetrainReport([r for done, _ in runs for r in done.results]), runs[0][1]
+        report = train_design(str(arch_file), dataset, seeds, splits=splits, output=output, overwrite=overwrite,
+                              fmt=fmt, data_root=data_root, cache_dir=cache_dir, seed=seed, device=device, split=split,
+                              **given)
     except (ExportError, DatasetError, ValueError) as err:
         _fail(str(err))
         return
-    over = f"{seeds} seeds" + (f" x {config.folds} folds" if config.folds > 1 else "") + \
+    over = f"{seeds} seeds" + (f" x {report.folds} folds" if report.folds > 1 else "") + \
         (f" x {splits} splits" if splits > 1 else "")
-    table = Table(title=f"{record.get('zoo') or arch.arch_id} on {name}, {over} (mean ± std)")
+    table = Table(title=f"{report.design} on {report.dataset}, {over} (mean ± std)")
     for col in ("figure", "mean", "std"):
         table.add_column(col, justify="left" if col == "figure" else "right")
     for field in ("val_metric", "test_metric", "flops", "params", "latency_ms", "train_time_s"):
@@ -598,7 +567,7 @@ def train(
     console.print(table)
     if output is not None:
         console.print(f"weights seed*.pt, figures.json and arch.json in {output}"
-                      + (f"; model.{fmt}: {note}" if fmt else ""))
+                      + (f"; model.{fmt}: {report.note}" if fmt else ""))
 
 
 @app.command()

@@ -285,36 +285,61 @@ def _train_one(arch: "Architecture", bundle, train_config) -> "nn.Module":
 
 # --- train and load -----------------------------------------------------------------------
 
-def train(arch: Any, data: DataLike, seeds: int = 5, *, cache_dir: Optional[str | Path] = None,
-          data_root: Optional[str | Path] = None, task: Optional[str] = None, **train_settings: Any) -> "RetrainReport":
+def train(arch: Any, data: Optional[DataLike] = None, seeds: int = 5, *, splits: int = 1,
+          output: Optional[str | Path] = None, overwrite: bool = False, fmt: Optional[str] = None,
+          cache_dir: Optional[str | Path] = None, data_root: Optional[str | Path] = None, task: Optional[str] = None,
+          **train_settings: Any) -> "RetrainReport":
     """Train ``arch`` from scratch with ``seeds`` seeds on ``data``: per-seed results and their
-    mean and standard deviation (``report.stat("test_metric")``), as ``graphnas train``.
+    mean and standard deviation (``report.stat("test_metric")``). ``graphnas train`` is this.
 
     ``arch``: an ``Architecture``, an export or architecture file, or "zoo:NAME" (the design as
-    published for the dataset where the entry says). ``train_settings``: ``TrainConfig`` fields
-    (``epochs``, ``patience``, ``device``, ``seed``: the first seed, ...)."""
-    from graphnas.evaluators.datasets import default_cache_dir, load_dataset
-    from graphnas.evaluators.training import TrainConfig
+    published for the dataset where the entry says). ``data``: as :func:`search` takes it;
+    ``None``: the dataset the export was found on. ``splits``: train on that many fixed splits
+    from ``split`` on (the heterophily graphs have 10). ``output``: a directory for the weights
+    and figures, written whole (refused if it holds files, unless ``overwrite``); ``fmt``: also
+    export the first seed's model there (pt2 | onnx). ``train_settings``: ``TrainConfig``
+    fields (``epochs``, ``patience``, ``device``, ``seed``: the first seed, ...), over the
+    export's own recipe and a zoo entry's protocol."""
+    from graphnas.evaluators.datasets import default_cache_dir, load_dataset, over_splits
+    from graphnas.evaluators.training import TrainConfig, check_device
     from graphnas.nas.noise import known_noise_silenced
     from graphnas.results.export import export_recipe, read_export
-    from graphnas.results.retrain import check_compatible, retrain
+    from graphnas.results.retrain import RetrainReport, check_compatible, check_output_dir, retrain, staged_output
     from graphnas.search_spaces import Architecture
     from graphnas.search_spaces.zoo import zoo_entry
 
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    name = str(_memory_file(data, cache)) if _is_in_memory(data) else str(data)
-    info, record = None, {}
+    if fmt not in (None, "pt2", "onnx"):
+        raise ValueError(f"--format must be pt2 or onnx, got {fmt!r}")
+    if fmt and output is None:
+        raise ValueError("--format needs -o DIR to write the exported model into")
+    output = None if output is None else Path(output)
+    if output is not None:  # before any work: an earlier output is not mixed with the new one
+        check_output_dir(output, overwrite)
+    check_device(train_settings.get("device", "auto"))
+    info, record, source = None, {}, arch
     if not isinstance(arch, Architecture):
         arch, info, record = read_export(arch)
-        if record.get("zoo"):
-            arch = zoo_entry(record["zoo"]).architecture_for(name)
+    if data is None and not record.get("dataset"):
+        raise ValueError(f"{source if isinstance(source, (str, Path)) else 'the architecture'} does not say which "
+                         "dataset it was found on: pass --dataset")
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    name = record["dataset"] if data is None else str(_memory_file(data, cache)) if _is_in_memory(data) else str(data)
+    if record.get("zoo"):  # the design as its source publishes it for this dataset
+        arch = zoo_entry(record["zoo"]).architecture_for(name)
     bundle = load_dataset(name, data_root, cache, encodings={arch.encoding: arch.encoding_dim},
                           feature_norms={arch.feature_norm}, task=task)
     check_compatible(arch, info, bundle)
     config = TrainConfig(**{**export_recipe(record), **record.get("protocol", {}), **train_settings})
-    with known_noise_silenced():
-        report, _ = retrain(arch, bundle, config, seeds)
-    return report
+    if splits > 1 and config.folds > 1:
+        raise ValueError(f"--splits {splits} and folds {config.folds}: figures over fixed splits or over folds, not both")
+    bundles = over_splits(bundle, splits, config.split)
+    # one retrain per split, its files in split<K>/ when several; all of them in place at once
+    with known_noise_silenced(), staged_output(output, overwrite) as out:
+        runs = [retrain(arch, b, config, seeds, out / f"split{config.split + k}" if out and splits > 1 else out, fmt)
+                for k, b in enumerate(bundles)]
+    return RetrainReport([r for done, _ in runs for r in done.results], design=record.get("zoo") or arch.arch_id,
+                         dataset=name, splits=splits, folds=config.folds, note=runs[0][1])
+
 
 train.__doc__ += "\n\n    Settings:\n\n" + settings_section(("train.",))
 

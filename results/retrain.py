@@ -21,9 +21,16 @@ from graphnas.search_spaces import Architecture, DataInfo, model_inputs
 
 @dataclass
 class RetrainReport:
-    """Per-seed results and their mean and (sample) standard deviation."""
+    """Per-seed results and their mean and (sample) standard deviation; what was trained
+    (``design``: a zoo name or the architecture's id), on what (``dataset``, ``splits`` fixed
+    splits, ``folds`` folds) and, with an exported model, the exporter's ``note``."""
 
     results: list[TrialResult]
+    design: str = ""
+    dataset: str = ""
+    splits: int = 1
+    folds: int = 1
+    note: Optional[str] = None
 
     def stat(self, field: str) -> tuple[float, float]:
         values = [getattr(r, field) for r in self.results]
