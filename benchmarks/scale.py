@@ -188,8 +188,14 @@ def plain_epochs(name: str, graph_path: Path, epochs: int, sampled: bool, fanout
                 (model(data.x, graph)[data.val_mask].argmax(-1) == data.y[data.val_mask]).float().mean().item()
             times.append(time.perf_counter() - start)
         return times[1:]
+    # PyG's own sampling step needs pyg-lib or torch-sparse, which have no wheel for torch 2.13 on
+    # this project's index: then both sides sample with the step graphnas supplies in plain torch
+    # (evaluators/sampling.py), in PyG's NeighborLoader
+    from graphnas.evaluators.sampling import neighbor_sampler
+
+    sampler = neighbor_sampler(data, fanouts)
     loaders = {split: NeighborLoader(data, num_neighbors=fanouts, batch_size=batch, input_nodes=getattr(data, f"{split}_mask"),
-                                     shuffle=split == "train") for split in ("train", "val")}
+                                     shuffle=split == "train", neighbor_sampler=sampler) for split in ("train", "val")}
     for _ in range(epochs + 1):
         start = time.perf_counter()
         model.train()
