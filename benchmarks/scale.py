@@ -129,8 +129,10 @@ def plain_model(name: str, features: int, classes: int, cached: bool = False):
         def __init__(self):
             super().__init__()
             self.inp, self.out = nn.Linear(features, HIDDEN), nn.Linear(HIDDEN, classes)
+            # heads of HIDDEN / 4 as graphnas's (PyG's PerformerAttention defaults to 64 per head)
             self.layers = nn.ModuleList(GPSConv(HIDDEN, GCNConv(HIDDEN, HIDDEN, cached=cached), heads=4, dropout=0.5,
-                                                attn_type="performer", norm="batch_norm") for _ in range(2))
+                                                attn_type="performer", attn_kwargs={"head_channels": HIDDEN // 4},
+                                                norm="batch_norm") for _ in range(2))
 
         def forward(self, x, graph):
             h = self.inp(x)
@@ -284,6 +286,30 @@ def write_rows(rows: list[dict], results: str) -> None:
     Path(results).write_text(json.dumps(rows, indent=1))
 
 
+def print_table(files: list[str]) -> None:
+    merged = {}
+    for f in files:
+        for row in json.loads(Path(f).read_text()):
+            merged[(row["operator"], row["nodes"])] = row
+    rows = sorted(merged.values(), key=lambda r: (list(ARCHS).index(r["operator"]), r["nodes"]))
+    print("| operator | nodes | edges | mode | graphnas s / epoch | plain PyG s / epoch | ratio | graphnas peak MiB | plain peak MiB |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        ours, plain = r["graphnas"], r["plain"]
+        if "error" in ours or "error" in plain:
+            print(f"| {r['operator']} | {r['nodes']:,} | {r['edges']:,} | {r['mode']} | failed: {ours.get('error') or plain.get('error')} |")
+            continue
+        print(f"| {r['operator']} | {r['nodes']:,} | {r['edges']:,} | {r['mode']} | {ours['epoch_s']:.3f} | "
+              f"{plain['epoch_s']:.3f} | {ours['epoch_s'] / plain['epoch_s']:.2f}x | {ours['peak_rss_mib']:,.0f} | "
+              f"{plain['peak_rss_mib']:,.0f} |")
+    for op in ARCHS:
+        done = [r for r in rows if r["operator"] == op and "epoch_s" in r["graphnas"] and "epoch_s" in r["plain"]]
+        if len(done) > 1:
+            ours, plain = ([(r["edges"], r[impl]["epoch_s"]) for r in done] for impl in ("graphnas", "plain"))
+            print(f"growth exponent of epoch time in edges, {op}: graphnas {slope(ours):.2f}, plain PyG "
+                  f"{slope(plain):.2f} (sizes {', '.join(f'{e:,}' for e, _ in ours)} edges)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="10k,100k,1M")
@@ -306,9 +332,13 @@ def main() -> None:
     p.add_argument("--operator", help=argparse.SUPPRESS)
     p.add_argument("--graph", help=argparse.SUPPRESS)
     p.add_argument("--nodes", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print the markdown table and growth exponents of "
+                   "saved results (a later file's row replaces an earlier one's for the same operator and size)")
     opts = p.parse_args()
     if opts.child:
         return child(opts)
+    if opts.table:
+        return print_table(opts.table)
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="graphnas-scale-"))
