@@ -32,6 +32,7 @@ def test_a_provided_name_is_listed_before_and_registered_by_its_module_on_first_
         registry.get("pluged")
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch: about 3 s
 def test_the_nas_bench_graph_form_is_found_by_a_process_that_imported_only_search_spaces():
     """search_spaces does not import evaluators; a space naming canonical: nas_bench_graph still
     validates, and its form is the benchmark module's."""
