@@ -20,7 +20,6 @@ Its space is the ``nas_bench_graph`` preset (``search_spaces/presets``), and its
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
@@ -217,7 +216,7 @@ _FIRST: dict[str, dict[int, tuple[dict[str, Any], str]]] = {}  # a memo: a run t
 def _first_labellings(space: SearchSpace) -> dict[int, tuple[dict[str, Any], str]]:
     """The benchmark hash of every cell of a NAS-Bench-Graph space -> the parameters of its
     first labelling and its canonical id."""
-    memo = json.dumps(space.spec.model_dump(mode="json", by_alias=True), sort_keys=True)
+    memo = space.digest()
     if memo not in _FIRST:
         sample = space.build(lambda name, choice: choice.values()[0])
         suffix = space.canonical_id(sample).rsplit(":", 1)[-1]  # the digest of the choices a cell does not cover

@@ -18,8 +18,8 @@ twice), and a strategy with a surrogate takes the sources' scores as a prior
 ``knowledge``), so that a resumed run uses the same ones.
 
 For the ``nas_bench_graph`` presets the package ships knowledge built from the benchmark's
-own tables (:func:`benchmark_entries`, from :mod:`evaluators.nas_bench_graph`): a benchmark search on dataset X transfers from the
-other datasets and never reads X's table.
+own tables (:func:`benchmark_entries`, from :mod:`evaluators.nas_bench_graph`): a benchmark
+search on dataset X transfers from the other datasets and never reads X's table.
 
 This is written here because no installable package does it: DesiGNN's knowledge base is a
 research script over NAS-Bench-Graph only, and Optuna, SMAC, HEBO and syne-tune have warm
@@ -27,9 +27,7 @@ starts only from trials of the same objective, not a store ranked by data simila
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import math
 import os
@@ -78,8 +76,7 @@ def default_url() -> str:
 
 def space_digest(space: SearchSpace) -> str:
     """Digest of a space's content: knowledge transfers between searches of one space."""
-    content = json.dumps(space.spec.model_dump(mode="json", by_alias=True), sort_keys=True)
-    return hashlib.sha256(content.encode()).hexdigest()[:12]
+    return space.digest()
 
 
 # --- fingerprints -------------------------------------------------------------------------------

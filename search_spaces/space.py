@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 
 import itertools
+import json
 import math
 from importlib import resources
 from pathlib import Path
@@ -165,6 +167,12 @@ class SearchSpace:
         moot = _moot_dimensions(arch.layers)  # 0 there whatever was chosen
         return all(getattr(self.spec.sparsity, f).contains(getattr(sparsity, f)) for f in SPARSITY_FIELDS
                    if (f != "edge_method" or sparsity.edges > 0) and f not in moot)
+
+    def digest(self) -> str:
+        """A digest of the space's content (its spec): equal for equal spaces, whatever their
+        file; knowledge transfers only between searches of one digest."""
+        content = json.dumps(self.spec.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()[:12]
 
     def canonical_id(self, arch: Architecture) -> str:
         """The id of what ``arch`` computes: isomorphic cells of a space with a canonical
